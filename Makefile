@@ -1,0 +1,32 @@
+# The two commands: `make run` (materialize everything on the built-in sample lake) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: setup run test dev lint sample clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	printf 'telemetry:\n  enabled: false\nnux:\n  enabled: false\n' > $@
+
+run: setup $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m stedi_assets.run
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+dev: setup $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev
+
+clean:
+	rm -rf sample_lake $(DAGSTER_HOME)

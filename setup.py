@@ -1,0 +1,23 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="stedi_assets",
+    version="0.1.0",
+    description="STEDI lakehouse: landing, trusted and curated zone tables as a Dagster asset graph over PySpark",
+    packages=find_packages(exclude=["stedi_assets_tests"]),
+    python_requires=">=3.11,<3.13",
+    install_requires=[
+        # dagster 1.13.N goes with its libraries 0.29.N; pyspark 4.3 warns about pandas 3.
+        "dagster==1.13.27",
+        "dagster-webserver==1.13.27",
+        "dagster-aws==0.29.27",
+        "dagster-pyspark==0.29.27",
+        "pyspark==4.3.0",
+        "pandera[pyspark]==0.35.0",
+        "pandas>=2.2,<3",
+        "pyarrow>=15",
+    ],
+    extras_require={
+        "dev": ["pytest==9.2.0", "ruff==0.17.6", "duckdb==2.0.1"],
+    },
+)

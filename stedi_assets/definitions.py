@@ -1,0 +1,49 @@
+"""The one Definitions object: assets by zone, contract checks, resources, executor."""
+
+from __future__ import annotations
+
+from dagster import Definitions, EnvVar, in_process_executor
+
+from stedi_assets import settings as settings_module
+from stedi_assets.assets.curated import customer_curated, machine_learning_curated
+from stedi_assets.assets.landing import landing_assets
+from stedi_assets.assets.trusted import accelerometer_trusted, customer_trusted, step_trainer_trusted
+from stedi_assets.checks import contract_checks
+from stedi_assets.resources.io_manager import LakeIOManager
+from stedi_assets.resources.lake import Lake
+from stedi_assets.resources.privacy import Privacy
+from stedi_assets.resources.spark import spark_resource
+
+ASSETS = [
+    *landing_assets,
+    customer_trusted,
+    accelerometer_trusted,
+    customer_curated,
+    step_trainer_trusted,
+    machine_learning_curated,
+]
+
+
+def build_resources(settings: settings_module.Settings) -> dict[str, object]:
+    spark = spark_resource(settings)
+    lake = Lake(root=settings.lake_root_or_sample, spark=spark, sample=settings.uses_sample_lake)
+    key = EnvVar("STEDI_PSEUDONYM_KEY") if settings.pseudonym_key else ""
+    return {
+        "spark": spark,
+        "lake": lake,
+        "io_manager": LakeIOManager(lake=lake),
+        "privacy": Privacy(consent_policy=settings.consent_policy, pseudonym_key=key),
+    }
+
+
+def build_definitions(settings: settings_module.Settings) -> Definitions:
+    # One process and one SparkSession per run: a process per asset would start a JVM per asset.
+    return Definitions(
+        assets=ASSETS,
+        asset_checks=contract_checks,
+        resources=build_resources(settings),
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions(settings_module.from_env())

@@ -1,0 +1,94 @@
+"""The lake: where each zone table lives under the root, and how it is read and written."""
+
+import logging
+from pathlib import Path
+
+from dagster import ConfigurableResource, InitResourceContext, ResourceDependency
+from dagster_pyspark import LazyPySparkResource
+from pydantic import PrivateAttr
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from stedi_assets.sample import generate
+from stedi_assets.tables import Zone, ZoneTable
+from stedi_assets.transforms.classify import kept
+from stedi_assets.transforms.landing import parse_landing, split_lines
+
+log = logging.getLogger(__name__)
+SAMPLE_CUSTOMERS = 1000
+SAMPLE_SEED = 7
+
+
+class LakeRootError(RuntimeError):
+    """The lake root is missing or unreadable."""
+
+
+class Lake(ConfigurableResource):
+    """Reads and writes zone tables under `root` (a local directory; the URI scheme decides the filesystem).
+
+    Within one run, a table written or parsed once is served from memory/Parquet instead of being
+    recomputed, and everything cached for the run is released when the run ends.
+    """
+
+    root: str
+    spark: ResourceDependency[LazyPySparkResource]
+    # True for the built-in sample lake: generated on first use when absent.
+    sample: bool = False
+    _frames: dict[str, DataFrame] = PrivateAttr(default_factory=dict)
+    _cached: list[DataFrame] = PrivateAttr(default_factory=list)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        if self.sample and not Path(self.root).exists():
+            log.info("generating the sample lake at %s", self.root)
+            generate(Path(self.root), customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED)
+        self.check_root()
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        for frame in self._cached:
+            frame.unpersist()
+        self._cached.clear()
+        self._frames.clear()
+
+    @property
+    def session(self) -> SparkSession:
+        return self.spark.spark_session
+
+    def check_root(self) -> None:
+        root = Path(self.root)
+        if not root.is_dir():
+            raise LakeRootError(f"lake root {self.root} does not exist or is not a directory (STEDI_LAKE_ROOT)")
+        missing = [
+            str(root / entity / "landing")
+            for entity in ("customer", "accelerometer", "step_trainer")
+            if not (root / entity / "landing").is_dir()
+        ]
+        if missing:
+            raise LakeRootError(f"lake root {self.root} has no landing folder {missing[0]}")
+
+    def uri(self, table: ZoneTable) -> str:
+        return f"{self.root}/{table.path}"
+
+    def cache(self, frame: DataFrame) -> DataFrame:
+        """Caches a frame for the rest of the run."""
+        self._cached.append(frame.cache())
+        return frame
+
+    def read_lines(self, table: ZoneTable) -> DataFrame:
+        """Every line of every landing file of a feed (files starting with _ or . are skipped, as in Hadoop)."""
+        files = self.session.read.text(self.uri(table), wholetext=True, recursiveFileLookup=True)
+        return split_lines(files.select(F.col("_metadata.file_path").alias("path"), F.col("value").alias("content")))
+
+    def read(self, table: ZoneTable) -> DataFrame:
+        """A table as a DataFrame: this run's copy if there is one; else parsed (landing) or read (Parquet)."""
+        if table.name in self._frames:
+            return self._frames[table.name]
+        if table.zone is Zone.LANDING:
+            return kept(parse_landing(self.read_lines(table), table)).select(*table.columns)
+        return self.session.read.schema(table.schema).parquet(self.uri(table))
+
+    def write(self, table: ZoneTable, frame: DataFrame) -> None:
+        """Writes a table (Parquet, replacing the previous version); landing data is never rewritten."""
+        if table.zone is not Zone.LANDING:
+            frame.select(*table.columns).write.mode("overwrite").parquet(self.uri(table))
+            frame = self.session.read.schema(table.schema).parquet(self.uri(table))
+        self._frames[table.name] = frame

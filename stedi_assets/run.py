@@ -1,0 +1,33 @@
+"""`make run`: materialize every asset and its checks in one run, then print what each asset did with its rows.
+
+python -m stedi_assets.run
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from dagster import DagsterInstance, materialize
+
+from stedi_assets.checks import contract_checks
+from stedi_assets.definitions import ASSETS, build_resources
+from stedi_assets.settings import from_env
+from stedi_assets.summary import summarize
+
+
+def main() -> int:
+    started = time.monotonic()
+    result = materialize(
+        [*ASSETS, *contract_checks],
+        resources=build_resources(from_env()),
+        instance=DagsterInstance.get(),
+        raise_on_error=False,
+    )
+    print(summarize(result))
+    print(f"run {result.run_id} {'succeeded' if result.success else 'FAILED'} in {time.monotonic() - started:.1f}s")
+    return 0 if result.success else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Configuration from the environment: every setting the project reads, in one place."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stedi_assets.transforms.readings import ConsentPolicy
+
+SAMPLE_LAKE = Path(__file__).resolve().parent.parent / "sample_lake"
+# Clearly not a secret: used only when STEDI_PSEUDONYM_KEY is unset, with a warning in the run log.
+DEVELOPMENT_PSEUDONYM_KEY = "stedi-development-key-not-for-production"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the project cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    lake_root: str = ""
+    consent_policy: ConsentPolicy = ConsentPolicy.SINCE
+    pseudonym_key: str = ""
+    spark_master: str = "local[*]"
+    spark_conf: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uses_sample_lake(self) -> bool:
+        return not self.lake_root
+
+    @property
+    def lake_root_or_sample(self) -> str:
+        return self.lake_root or str(SAMPLE_LAKE)
+
+
+def from_env(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ) if env is None else env
+    policy = env.get("STEDI_CONSENT_POLICY", ConsentPolicy.SINCE.value).strip().lower()
+    try:
+        consent_policy = ConsentPolicy(policy)
+    except ValueError:
+        choices = ", ".join(p.value for p in ConsentPolicy)
+        raise SettingsError(f"STEDI_CONSENT_POLICY={policy!r} is not one of: {choices}") from None
+    raw_conf = env.get("STEDI_SPARK_CONF", "").strip()
+    try:
+        spark_conf = {str(k): str(v) for k, v in json.loads(raw_conf).items()} if raw_conf else {}
+    except (json.JSONDecodeError, AttributeError):
+        raise SettingsError(f"STEDI_SPARK_CONF must be a JSON object of Spark settings, got {raw_conf!r}") from None
+    return Settings(
+        lake_root=env.get("STEDI_LAKE_ROOT", "").strip().rstrip("/"),
+        consent_policy=consent_policy,
+        pseudonym_key=env.get("STEDI_PSEUDONYM_KEY", ""),
+        spark_master=env.get("STEDI_SPARK_MASTER", "").strip() or "local[*]",
+        spark_conf=spark_conf,
+    )

@@ -1,0 +1,52 @@
+"""The classified-frame convention shared by the transforms."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+REASON = "reason"
+DETAIL = "detail"
+
+# Filter reasons: the row is dropped on purpose and counted. Quarantine reasons: it is kept aside for review.
+DUPLICATE = "duplicate"
+BLANK_LINE = "blank_line"
+SUPERSEDED = "superseded"
+NO_CONSENT = "no_consent"
+BEFORE_CONSENT = "before_consent"
+UNKNOWN_USER = "unknown_user"
+UNKNOWN_DEVICE = "unknown_device"
+OWNER_NOT_CURATED = "owner_not_curated"
+NO_ACCELEROMETER_READINGS = "no_accelerometer_readings"
+NO_ACCELEROMETER_MATCH = "no_accelerometer_match"
+NOT_JSON = "not_json"
+MISSING_FIELD = "missing_field"
+WRONG_TYPE = "wrong_type"
+INVALID_VALUE = "invalid_value"
+AMBIGUOUS_DEVICE_OWNER = "ambiguous_device_owner"
+
+QUARANTINE_REASONS = frozenset({NOT_JSON, MISSING_FIELD, WRONG_TYPE, INVALID_VALUE, AMBIGUOUS_DEVICE_OWNER})
+
+
+def first_reason(rules: Sequence[tuple[Column, str, Column | str | None]]) -> tuple[Column, Column]:
+    """(reason, detail) columns naming the first rule whose condition holds; null when none does."""
+    reason = detail = None
+    for condition, name, rule_detail in rules:
+        detail_col = F.lit(rule_detail) if rule_detail is None or isinstance(rule_detail, str) else rule_detail
+        reason = F.when(condition, F.lit(name)) if reason is None else reason.when(condition, F.lit(name))
+        detail = F.when(condition, detail_col) if detail is None else detail.when(condition, detail_col)
+    if reason is None:
+        return F.lit(None).cast("string"), F.lit(None).cast("string")
+    return reason, detail.cast("string")
+
+
+def duplicate_rank(data_columns: Sequence[str], order_columns: Sequence[str]) -> Column:
+    """1 for the first copy of each exact-duplicate group (by `order_columns`), 2.. for the later copies."""
+    window = Window.partitionBy(*data_columns).orderBy(*order_columns)
+    return F.row_number().over(window)
+
+
+def kept(classified: DataFrame) -> DataFrame:
+    return classified.where(F.col(REASON).isNull())
