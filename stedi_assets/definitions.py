@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from dagster import Definitions, EnvVar, in_process_executor
 
 from stedi_assets import settings as settings_module
@@ -27,7 +29,7 @@ ASSETS = [
 def build_resources(settings: settings_module.Settings) -> dict[str, object]:
     spark = spark_resource(settings)
     lake = Lake(root=settings.lake_root_or_sample, spark=spark, sample=settings.uses_sample_lake)
-    key = EnvVar("STEDI_PSEUDONYM_KEY") if settings.pseudonym_key else ""
+    key = EnvVar(settings_module.PSEUDONYM_KEY_ENV) if os.environ.get(settings_module.PSEUDONYM_KEY_ENV) else ""
     return {
         "spark": spark,
         "lake": lake,

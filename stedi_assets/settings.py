@@ -10,6 +10,9 @@ from pathlib import Path
 from stedi_assets.transforms.readings import ConsentPolicy
 
 SAMPLE_LAKE = Path(__file__).resolve().parent.parent / "sample_lake"
+# The pseudonym key is deliberately not a Setting: it reaches the Privacy resource only as
+# EnvVar("STEDI_PSEUDONYM_KEY"), so no config, log or UI page holds its value.
+PSEUDONYM_KEY_ENV = "STEDI_PSEUDONYM_KEY"
 # Clearly not a secret: used only when STEDI_PSEUDONYM_KEY is unset, with a warning in the run log.
 DEVELOPMENT_PSEUDONYM_KEY = "stedi-development-key-not-for-production"
 
@@ -22,7 +25,6 @@ class SettingsError(ValueError):
 class Settings:
     lake_root: str = ""
     consent_policy: ConsentPolicy = ConsentPolicy.SINCE
-    pseudonym_key: str = ""
     spark_master: str = "local[*]"
     spark_conf: dict[str, str] = field(default_factory=dict)
 
@@ -51,7 +53,6 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
     return Settings(
         lake_root=env.get("STEDI_LAKE_ROOT", "").strip().rstrip("/"),
         consent_policy=consent_policy,
-        pseudonym_key=env.get("STEDI_PSEUDONYM_KEY", ""),
         spark_master=env.get("STEDI_SPARK_MASTER", "").strip() or "local[*]",
         spark_conf=spark_conf,
     )

@@ -1,0 +1,36 @@
+"""Generated lakes and materializations shared by the graph tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import DagsterInstance, ExecuteInProcessResult, materialize
+
+from stedi_assets.checks import contract_checks
+from stedi_assets.definitions import ASSETS, build_resources
+from stedi_assets.sample import Rates, generate
+from stedi_assets.settings import Settings
+from stedi_assets.transforms.readings import ConsentPolicy
+
+# Defects far more often than in real feeds, so that a lake of a few dozen customers has every kind.
+DEFECTIVE = Rates(
+    duplicate_line=0.05,
+    malformed_line=0.03,
+    wrong_type=0.03,
+    missing_field=0.03,
+    unknown_user=0.05,
+    unknown_device=0.05,
+    shared_device=0.1,
+    withdrawn=0.15,
+    no_consent=0.15,
+)
+TEST_KEY = "test-pseudonym-key"  # set as STEDI_PSEUDONYM_KEY by the test session (conftest)
+
+
+def generate_lake(root: Path, customers: int = 40, seed: int = 11) -> dict:
+    return generate(root, customers=customers, seed=seed, readings=12, files=3, rates=DEFECTIVE)
+
+
+def materialize_lake(root: Path, policy: ConsentPolicy, instance: DagsterInstance) -> ExecuteInProcessResult:
+    resources = build_resources(Settings(lake_root=str(root), consent_policy=policy))
+    return materialize([*ASSETS, *contract_checks], resources=resources, instance=instance, raise_on_error=False)

@@ -1,0 +1,103 @@
+"""The whole graph, materialized for real on generated lakes, held to the generator and to an independent result."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import DagsterInstance, ExecuteInProcessResult
+from pyspark.sql import SparkSession
+
+from stedi_assets.sample import EXPECTED_FILE
+from stedi_assets.tables import ALL_TABLES, MACHINE_LEARNING_CURATED, Zone
+from stedi_assets.transforms.readings import ConsentPolicy
+from stedi_assets_tests import reference
+from stedi_assets_tests.lakes import TEST_KEY, generate_lake, materialize_lake
+
+IDENTIFIERS = {"email", "user", "customerName", "phone", "birthDay", "serialNumber"}
+UPSTREAM_OF = {
+    "customer_trusted": "customer_landing",
+    "accelerometer_trusted": "accelerometer_landing",
+    "customer_curated": "customer_trusted",
+    "step_trainer_trusted": "step_trainer_landing",
+    "machine_learning_curated": "step_trainer_trusted",
+}
+
+
+@pytest.fixture(scope="module", params=[ConsentPolicy.SINCE, ConsentPolicy.FLAG], ids=lambda p: p.value)
+def run(request, spark: SparkSession, tmp_path_factory) -> tuple[ConsentPolicy, Path, ExecuteInProcessResult]:
+    root = tmp_path_factory.mktemp(f"lake-{request.param.value}")
+    generate_lake(root)
+    with DagsterInstance.ephemeral() as instance:
+        yield request.param, root, materialize_lake(root, request.param, instance)
+
+
+def _metadata(result: ExecuteInProcessResult) -> dict[str, dict]:
+    return {
+        event.asset_key.to_user_string(): {
+            k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()
+        }
+        for event in result.get_asset_materialization_events()
+    }
+
+
+def _parquet_rows(root: Path, table: str) -> int:
+    """Rows as a non-Spark reader sees them: DuckDB over a glob of the table's folder (_SUCCESS etc. skipped)."""
+    glob = f"{root}/{ALL_TABLES[table].path}/*.parquet"
+    return duckdb.sql(f"select count(*) from read_parquet('{glob}')").fetchall()[0][0]
+
+
+def test_run_succeeds_with_every_check_passing(run) -> None:
+    _, _, result = run
+    assert result.success
+    evaluations = {e.asset_key.to_user_string(): e.passed for e in result.get_asset_check_evaluations()}
+    assert evaluations == {name: True for name in ALL_TABLES}
+
+
+def test_every_table_matches_the_generator_and_the_reference(run) -> None:
+    policy, root, result = run
+    expected = json.loads((root / EXPECTED_FILE).read_text())
+    generator_counts = {**expected["landing_rows"], **expected["quarantined_rows"], **expected["tables"][policy.value]}
+    independent = reference.compute(root, policy.value, TEST_KEY.encode())["counts"]
+    materialized = {name: meta["dagster/row_count"] for name, meta in _metadata(result).items()}
+    stored = {name: _parquet_rows(root, name) for name, t in ALL_TABLES.items() if t.zone is not Zone.LANDING}
+
+    assert materialized == generator_counts
+    assert independent == generator_counts
+    assert stored == {name: n for name, n in generator_counts.items() if name in stored}
+    assert generator_counts["machine_learning_curated"] > 0
+    assert all(generator_counts[q] > 0 for q in expected["quarantined_rows"]), "every defect kind should occur"
+
+
+def test_machine_learning_rows_equal_the_reference_row_for_row(run, spark: SparkSession) -> None:
+    policy, root, _ = run
+    frame = spark.read.parquet(f"{root}/{MACHINE_LEARNING_CURATED.path}")
+    actual = Counter(tuple(row) for row in frame.select(*MACHINE_LEARNING_CURATED.columns).collect())
+    assert actual == reference.compute(root, policy.value, TEST_KEY.encode())["machine_learning_rows"]
+
+
+def test_machine_learning_table_has_no_direct_identifier(run, spark: SparkSession) -> None:
+    _, root, _ = run
+    frame = spark.read.parquet(f"{root}/{MACHINE_LEARNING_CURATED.path}")
+    assert set(frame.columns) == {"sensorReadingTime", "distanceFromObject", "x", "y", "z", "subject_key"}
+    assert not IDENTIFIERS & set(frame.columns)
+    emails = {row.email for row in spark.read.parquet(f"{root}/customer/curated").select("email").collect()}
+    keys = {row.subject_key for row in frame.select("subject_key").distinct().collect()}
+    assert keys and not keys & emails
+
+
+def test_every_asset_accounts_for_every_row(run) -> None:
+    _, _, result = run
+    metadata = _metadata(result)
+    for name, meta in metadata.items():
+        accounted = meta["rows_out"] + meta["rows_filtered"] + meta["rows_quarantined"]
+        assert meta["rows_in"] + meta.get("rows_added_by_pairing", 0) == accounted, name
+        assert sum(meta.get("filtered_by_reason", {}).values()) == meta["rows_filtered"], name
+        assert sum(meta.get("quarantined_by_reason", {}).values()) == meta["rows_quarantined"], name
+    for name, upstream in UPSTREAM_OF.items():
+        assert metadata[name]["rows_in"] == metadata[upstream]["rows_out"], name
+    for name in ("customer_landing", "accelerometer_landing", "step_trainer_landing", "step_trainer_trusted"):
+        assert metadata[name]["rows_quarantined"] == metadata[f"{name}_quarantine"]["rows_out"]
