@@ -15,6 +15,8 @@ from pyspark.sql import functions as F
 # Plausible epoch-millisecond bounds: 2000-01-01 .. 2100-01-01 (UTC). A reading outside is a unit error.
 EPOCH_MS_MIN = 946_684_800_000
 EPOCH_MS_MAX = 4_102_444_800_000
+# Far beyond what a phone accelerometer measures (about 16 g); a finite bound that rejects NaN and infinities.
+ACCELERATION_LIMIT = 1000.0
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
@@ -23,6 +25,11 @@ HEX64_PATTERN = r"^[0-9a-f]{64}$"
 
 def epoch_ms(description: str, nullable: bool = False) -> object:
     return Field(ge=EPOCH_MS_MIN, le=EPOCH_MS_MAX, nullable=nullable, description=description)
+
+
+def acceleration(axis: str) -> object:
+    # Spark orders NaN above every number, so the upper bound also rejects NaN and infinities.
+    return Field(ge=-ACCELERATION_LIMIT, le=ACCELERATION_LIMIT, description=f"Acceleration along {axis}")
 
 
 class CustomerRecord(DataFrameModel):
@@ -48,9 +55,9 @@ class AccelerometerReading(DataFrameModel):
 
     user: T.StringType = Field(str_matches=EMAIL_PATTERN, description="The customer's email (direct identifier)")
     timestamp: T.LongType = epoch_ms("Reading time, epoch ms (exports may spell the field timeStamp)")
-    x: T.DoubleType = Field(description="Acceleration along x")
-    y: T.DoubleType = Field(description="Acceleration along y")
-    z: T.DoubleType = Field(description="Acceleration along z")
+    x: T.DoubleType = acceleration("x")
+    y: T.DoubleType = acceleration("y")
+    z: T.DoubleType = acceleration("z")
 
     class Config:
         strict = True
@@ -117,9 +124,9 @@ class MachineLearningCurated(DataFrameModel):
 
     sensorReadingTime: T.LongType = epoch_ms("Reading time of both readings, epoch ms")
     distanceFromObject: T.IntegerType = Field(ge=0, description="Distance measured by the step trainer")
-    x: T.DoubleType = Field(description="Acceleration along x")
-    y: T.DoubleType = Field(description="Acceleration along y")
-    z: T.DoubleType = Field(description="Acceleration along z")
+    x: T.DoubleType = acceleration("x")
+    y: T.DoubleType = acceleration("y")
+    z: T.DoubleType = acceleration("z")
     subject_key: T.StringType = Field(
         str_matches=HEX64_PATTERN, description="HMAC-SHA256 pseudonym of the customer (not reversible without the key)"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -30,8 +31,8 @@ def _is_ms(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v in MS_RANGE
 
 
-def _is_num(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+def _is_acceleration(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and abs(v) <= 1000
 
 
 def _valid_customer(r: dict) -> bool:
@@ -69,7 +70,7 @@ def _parse(root: Path, feed: str) -> tuple[list[dict], int]:
                 isinstance(r.get("user"), str)
                 and bool(EMAIL.match(r["user"]))
                 and _is_ms(r.get("timestamp"))
-                and all(_is_num(r.get(a)) for a in "xyz")
+                and all(_is_acceleration(r.get(a)) for a in "xyz")
             ),
             "step_trainer": lambda r: (
                 _is_ms(r.get("sensorReadingTime"))

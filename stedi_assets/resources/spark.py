@@ -6,6 +6,8 @@ from dagster_pyspark import LazyPySparkResource
 
 from stedi_assets.settings import Settings
 
+LOCAL_SHUFFLE_PARTITIONS = 16
+
 
 def spark_config(settings: Settings) -> dict[str, str]:
     """Spark settings for a run: local, a standalone master (spark://) or Spark Connect (sc://).

@@ -19,7 +19,8 @@ def split_lines(files: DataFrame) -> DataFrame:
 
     Files are read whole because only then are line numbers exact; a trailing newline ends the last line.
     """
-    lines = F.split(F.regexp_replace("content", r"\r?\n$", ""), r"\r?\n")
+    # \z, not $: in Java regex $ also matches before a final line break, which would drop a last blank line.
+    lines = F.split(F.regexp_replace("content", r"\r?\n\z", ""), r"\r?\n")
     return files.select(F.col("path").alias("source_file"), F.posexplode(lines).alias("position", RAW)).select(
         "source_file", (F.col("position") + 1).cast("long").alias("line_number"), RAW
     )
@@ -32,8 +33,12 @@ def parse_landing(lines: DataFrame, table: ZoneTable) -> DataFrame:
     (a value outside the contract's checks). Every field is first read as text so that a wrong type is
     reported as such instead of silently turning into null.
     """
-    fields = F.from_json(RAW, T.MapType(T.StringType(), T.StringType()))
-    parsed = lines.withColumn("_fields", fields)
+    # Parsed as the only element of an array, so that anything after the object (a second record, garbage)
+    # makes the line invalid instead of being ignored by the JSON reader.
+    as_array = F.from_json(
+        F.concat(F.lit("["), RAW, F.lit("]")), T.ArrayType(T.MapType(T.StringType(), T.StringType()))
+    )
+    parsed = lines.withColumn("_fields", F.when(F.size(as_array) == 1, as_array[0]))
     spellings: dict[str, list[str]] = {}
     for alias, column in table.aliases.items():
         spellings.setdefault(column, []).append(alias)
@@ -47,7 +52,7 @@ def parse_landing(lines: DataFrame, table: ZoneTable) -> DataFrame:
     parsed = parsed.select(*LINEAGE_COLUMNS, RAW, "_fields", *(typed[name].alias(name) for name in typed))
 
     rules: list = [
-        (F.trim(RAW) == "", r.BLANK_LINE, None),
+        (F.col(RAW).rlike(r"^\s*$"), r.BLANK_LINE, None),
         (F.col("_fields").isNull(), r.NOT_JSON, None),
     ]
     rules += [(text[f.name].isNull(), r.MISSING_FIELD, f.name) for f in record_fields if not f.nullable]

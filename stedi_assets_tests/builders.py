@@ -1,0 +1,76 @@
+"""Tiny literal records and frames shared by the transform tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql.types import StructType
+from pyspark.testing import assertDataFrameEqual
+
+from stedi_assets.transforms.classify import DETAIL, REASON, kept
+
+Record = dict[str, Any]
+
+SOURCE_FILE = "s3://stedi/landing/part-0000.json"
+T0 = 1_655_564_444_000  # 2022-06-18T15:00:44Z in epoch ms: inside the contract's plausible range
+ALICE = "alice@example.com"
+BOB = "bob@example.com"
+CAROL = "carol@example.com"
+SERIAL_1 = "11111111-1111-4111-8111-111111111111"
+SERIAL_2 = "22222222-2222-4222-8222-222222222222"
+SERIAL_3 = "33333333-3333-4333-8333-333333333333"
+SERIAL_4 = "44444444-4444-4444-8444-444444444444"
+
+
+def customer(**fields: Any) -> Record:
+    """A customer record of ALICE owning SERIAL_1, consenting to research since T0; `fields` override."""
+    return {
+        "customerName": "Test Customer",
+        "email": ALICE,
+        "phone": "555-0100",
+        "birthDay": "1990-01-01",
+        "serialNumber": SERIAL_1,
+        "registrationDate": T0,
+        "lastUpdateDate": T0,
+        "shareWithResearchAsOfDate": T0,
+        "shareWithPublicAsOfDate": None,
+        "shareWithFriendsAsOfDate": None,
+        **fields,
+    }
+
+
+def accelerometer(**fields: Any) -> Record:
+    """An accelerometer reading of ALICE at T0; `fields` override."""
+    return {"user": ALICE, "timestamp": T0, "x": 1.0, "y": 2.0, "z": 3.0, **fields}
+
+
+def step_reading(**fields: Any) -> Record:
+    """A step-trainer reading of SERIAL_1 at T0; `fields` override."""
+    return {"sensorReadingTime": T0, "serialNumber": SERIAL_1, "distanceFromObject": 10, **fields}
+
+
+def frame(spark: SparkSession, schema: StructType, records: Sequence[Record]) -> DataFrame:
+    """The records as a frame of `schema`. In a landing schema, record n is line n of SOURCE_FILE unless it says."""
+    names = schema.fieldNames()
+    rows = []
+    for line_number, record in enumerate(records, start=1):
+        row = {"source_file": SOURCE_FILE, "line_number": line_number, **record} if "source_file" in names else record
+        if set(row) != set(names):
+            raise ValueError(f"record fields {sorted(row)} are not the schema's {names}")
+        rows.append(tuple(row[name] for name in names))
+    return spark.createDataFrame(rows, schema)
+
+
+def assert_reasons(classified: DataFrame, keys: Sequence[str], expected: Sequence[tuple]) -> None:
+    """The classified frame's rows, as (*keys, reason, detail), are exactly `expected`, in any order."""
+    actual = classified.select(*keys, REASON, DETAIL)
+    rows = [Row(**dict(zip(actual.columns, values, strict=True))) for values in expected]
+    assertDataFrameEqual(actual, rows, checkRowOrder=False)
+
+
+def assert_kept(classified: DataFrame, schema: StructType, records: Sequence[Record]) -> None:
+    """The kept rows, as `schema`'s columns, are exactly `records`, in any order."""
+    actual = kept(classified).select(*schema.fieldNames())
+    assertDataFrameEqual(actual, frame(actual.sparkSession, schema, records), checkRowOrder=False)

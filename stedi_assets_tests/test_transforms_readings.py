@@ -1,0 +1,198 @@
+"""Accelerometer and step-trainer readings: identity, ownership and consent, under both consent policies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+
+from stedi_assets.tables import (
+    ACCELEROMETER_LANDING,
+    ACCELEROMETER_TRUSTED,
+    CUSTOMER_LANDING,
+    CUSTOMER_TRUSTED,
+    STEP_TRAINER_LANDING,
+    STEP_TRAINER_TRUSTED,
+)
+from stedi_assets.transforms.classify import kept
+from stedi_assets.transforms.customers import classify_customer_trusted, current_customers
+from stedi_assets.transforms.readings import (
+    ConsentPolicy,
+    classify_accelerometer_trusted,
+    classify_step_trainer_trusted,
+)
+from stedi_assets_tests.builders import (
+    ALICE,
+    BOB,
+    CAROL,
+    SERIAL_1,
+    SERIAL_2,
+    SERIAL_3,
+    SERIAL_4,
+    T0,
+    Record,
+    accelerometer,
+    assert_kept,
+    assert_reasons,
+    customer,
+    frame,
+    step_reading,
+)
+
+POLICIES = pytest.mark.parametrize("policy", list(ConsentPolicy))
+T1 = T0 + 60_000
+READING_KEYS = ["user", "timestamp"]
+STEP_KEYS = ["serialNumber", "sensorReadingTime", "line_number"]
+
+
+def customers(spark: SparkSession, records: list[Record]) -> tuple[DataFrame, DataFrame]:
+    """(current_customers, customer_trusted) of these customer landing records."""
+    landing = frame(spark, CUSTOMER_LANDING.schema, records)
+    trusted = kept(classify_customer_trusted(landing)).select(*CUSTOMER_TRUSTED.columns)
+    return current_customers(landing), trusted
+
+
+def classify_readings(
+    spark: SparkSession, customer_records: list[Record], readings: list[Record], policy: ConsentPolicy
+) -> DataFrame:
+    current, trusted = customers(spark, customer_records)
+    return classify_accelerometer_trusted(
+        frame(spark, ACCELEROMETER_LANDING.schema, readings), current, trusted, policy
+    )
+
+
+def classify_steps(
+    spark: SparkSession,
+    customer_records: list[Record],
+    readings: list[Record],
+    policy: ConsentPolicy,
+    not_curated: tuple[str, ...] = (),
+) -> DataFrame:
+    """classify_step_trainer_trusted, with every trusted customer curated except those in `not_curated`."""
+    current, trusted = customers(spark, customer_records)
+    curated = trusted.where(~trusted["email"].isin(*not_curated))
+    return classify_step_trainer_trusted(frame(spark, STEP_TRAINER_LANDING.schema, readings), current, curated, policy)
+
+
+def test_accelerometer_since_consent_keeps_readings_from_the_consent_time_on(spark: SparkSession) -> None:
+    readings = [accelerometer(timestamp=T0 - 1), accelerometer(timestamp=T0), accelerometer(timestamp=T1)]
+    classified = classify_readings(spark, [customer()], readings, ConsentPolicy.SINCE)
+    assert_reasons(
+        classified,
+        READING_KEYS,
+        [(ALICE, T0 - 1, "before_consent", None), (ALICE, T0, None, None), (ALICE, T1, None, None)],
+    )
+    assert_kept(classified, ACCELEROMETER_TRUSTED.schema, readings[1:])
+
+
+def test_accelerometer_flag_keeps_readings_before_consent(spark: SparkSession) -> None:
+    readings = [accelerometer(timestamp=T0 - 1), accelerometer(timestamp=T0)]
+    classified = classify_readings(spark, [customer()], readings, ConsentPolicy.FLAG)
+    assert_reasons(classified, READING_KEYS, [(ALICE, T0 - 1, None, None), (ALICE, T0, None, None)])
+    assert_kept(classified, ACCELEROMETER_TRUSTED.schema, readings)
+
+
+@POLICIES
+def test_accelerometer_reading_of_an_unknown_user(spark: SparkSession, policy: ConsentPolicy) -> None:
+    classified = classify_readings(spark, [customer()], [accelerometer(user=CAROL, timestamp=T1)], policy)
+    assert_reasons(classified, READING_KEYS, [(CAROL, T1, "unknown_user", None)])
+
+
+@POLICIES
+def test_accelerometer_reading_of_a_customer_without_current_consent(
+    spark: SparkSession, policy: ConsentPolicy
+) -> None:
+    # Bob never consented; Alice consented, then withdrew in her latest record.
+    bob = customer(email=BOB, serialNumber=SERIAL_2, shareWithResearchAsOfDate=None)
+    alice = [customer(lastUpdateDate=T0), customer(lastUpdateDate=T1, shareWithResearchAsOfDate=None)]
+    readings = [accelerometer(user=BOB, timestamp=T1), accelerometer(user=ALICE, timestamp=T1)]
+    classified = classify_readings(spark, [bob, *alice], readings, policy)
+    assert_reasons(classified, READING_KEYS, [(BOB, T1, "no_consent", None), (ALICE, T1, "no_consent", None)])
+
+
+@POLICIES
+def test_accelerometer_duplicate_reading_is_kept_once(spark: SparkSession, policy: ConsentPolicy) -> None:
+    reading, other = accelerometer(timestamp=T1), accelerometer(timestamp=T1, x=9.0)
+    classified = classify_readings(spark, [customer()], [reading, reading, other], policy)
+    assert_reasons(
+        classified,
+        [*READING_KEYS, "x"],
+        [(ALICE, T1, 1.0, None, None), (ALICE, T1, 1.0, "duplicate", None), (ALICE, T1, 9.0, None, None)],
+    )
+    assert_kept(classified, ACCELEROMETER_TRUSTED.schema, [reading, other])
+
+
+def test_step_since_consent_keeps_readings_from_the_consent_time_on(spark: SparkSession) -> None:
+    readings = [step_reading(sensorReadingTime=t) for t in (T0 - 1, T0, T1)]
+    classified = classify_steps(spark, [customer()], readings, ConsentPolicy.SINCE)
+    assert_reasons(
+        classified,
+        STEP_KEYS,
+        [(SERIAL_1, T0 - 1, 1, "before_consent", None), (SERIAL_1, T0, 2, None, None), (SERIAL_1, T1, 3, None, None)],
+    )
+    assert_kept(classified, STEP_TRAINER_TRUSTED.schema, readings[1:])
+
+
+def test_step_flag_keeps_readings_before_consent(spark: SparkSession) -> None:
+    readings = [step_reading(sensorReadingTime=t) for t in (T0 - 1, T0)]
+    classified = classify_steps(spark, [customer()], readings, ConsentPolicy.FLAG)
+    assert_reasons(classified, STEP_KEYS, [(SERIAL_1, T0 - 1, 1, None, None), (SERIAL_1, T0, 2, None, None)])
+    assert_kept(classified, STEP_TRAINER_TRUSTED.schema, readings)
+
+
+@POLICIES
+def test_step_reading_of_a_device_nobody_owns(spark: SparkSession, policy: ConsentPolicy) -> None:
+    classified = classify_steps(
+        spark, [customer()], [step_reading(serialNumber=SERIAL_4, sensorReadingTime=T1)], policy
+    )
+    assert_reasons(classified, STEP_KEYS, [(SERIAL_4, T1, 1, "unknown_device", None)])
+
+
+@POLICIES
+def test_step_reading_of_a_device_whose_owner_does_not_consent(spark: SparkSession, policy: ConsentPolicy) -> None:
+    bob = customer(email=BOB, serialNumber=SERIAL_2, shareWithResearchAsOfDate=None)
+    classified = classify_steps(spark, [bob], [step_reading(serialNumber=SERIAL_2, sensorReadingTime=T1)], policy)
+    assert_reasons(classified, STEP_KEYS, [(SERIAL_2, T1, 1, "no_consent", None)])
+
+
+@POLICIES
+def test_step_reading_of_a_device_whose_owner_is_not_curated(spark: SparkSession, policy: ConsentPolicy) -> None:
+    carol = customer(email=CAROL, serialNumber=SERIAL_3)
+    readings = [step_reading(serialNumber=SERIAL_3, sensorReadingTime=T1)]
+    classified = classify_steps(spark, [carol], readings, policy, not_curated=(CAROL,))
+    assert_reasons(classified, STEP_KEYS, [(SERIAL_3, T1, 1, "owner_not_curated", None)])
+
+
+@POLICIES
+def test_step_duplicate_reading_is_kept_once(spark: SparkSession, policy: ConsentPolicy) -> None:
+    reading = step_reading(sensorReadingTime=T1)
+    classified = classify_steps(spark, [customer()], [reading, reading], policy)
+    assert_reasons(classified, STEP_KEYS, [(SERIAL_1, T1, 1, None, None), (SERIAL_1, T1, 2, "duplicate", None)])
+    assert_kept(classified, STEP_TRAINER_TRUSTED.schema, [reading])
+
+
+@POLICIES
+@pytest.mark.parametrize("bob_consent", [T0, None], ids=["both-consent", "one-does-not-consent"])
+def test_step_reading_of_a_device_claimed_by_two_customers_is_given_to_neither(
+    spark: SparkSession, policy: ConsentPolicy, bob_consent: int | None
+) -> None:
+    owners = [customer(), customer(email=BOB, shareWithResearchAsOfDate=bob_consent)]
+    reading = step_reading(sensorReadingTime=T1)
+    classified = classify_steps(spark, owners, [reading], policy)
+    assert_reasons(
+        classified,
+        [*STEP_KEYS, "raw"],
+        [(SERIAL_1, T1, 1, json.dumps(reading, separators=(",", ":")), "ambiguous_device_owner", "2 owners")],
+    )
+    assert_kept(classified, STEP_TRAINER_TRUSTED.schema, [])
+
+
+@POLICIES
+def test_step_device_claimed_only_in_an_older_record_has_one_owner(spark: SparkSession, policy: ConsentPolicy) -> None:
+    # Bob's record once named SERIAL_1; his current record names SERIAL_2, so SERIAL_1 is Alice's alone.
+    bob = [customer(email=BOB), customer(email=BOB, serialNumber=SERIAL_2, lastUpdateDate=T1)]
+    reading = step_reading(sensorReadingTime=T1)
+    classified = classify_steps(spark, [customer(), *bob], [reading], policy)
+    assert_reasons(classified, STEP_KEYS, [(SERIAL_1, T1, 1, None, None)])
+    assert_kept(classified, STEP_TRAINER_TRUSTED.schema, [reading])
