@@ -83,7 +83,11 @@ class Lake(ConfigurableResource):
         if table.name in self._frames:
             return self._frames[table.name]
         if table.zone is Zone.LANDING:
-            return kept(parse_landing(self.read_lines(table), table)).select(*table.columns)
+            # Landing data lives only as raw files: parse once per run, however many assets read it.
+            self._frames[table.name] = self.cache(
+                kept(parse_landing(self.read_lines(table), table)).select(*table.columns)
+            )
+            return self._frames[table.name]
         return self.session.read.schema(table.schema).parquet(self.uri(table))
 
     def write(self, table: ZoneTable, frame: DataFrame) -> None:
