@@ -1,10 +1,13 @@
 """Contract checks: each zone table's pandera model, run as a Dagster asset check on every materialization.
 
-pandera.pyspark validates the schema (columns, types, nullability). Its data checks would cost one Spark
-job each and say which checks fail but not on how many rows, so the model's value checks and uniqueness
-are evaluated here instead, all in one aggregation (plus one for uniqueness), with a count per check.
+pandera.pyspark validates the schema (columns, types, strictness). Its row checks would cost one Spark job
+each and say which checks fail but not on how many rows, so the model's nullability, value checks and
+uniqueness are evaluated here instead, in one aggregation (plus one for uniqueness), with a count per check.
 A failing check on a trusted or curated table blocks everything downstream.
 """
+
+import operator
+from functools import reduce
 
 from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, MetadataValue, asset_check
 from pandera.config import ValidationDepth, config_context
@@ -21,10 +24,14 @@ BLOCKING_ZONES = (Zone.TRUSTED, Zone.CURATED)
 
 
 def schema_errors(model: type[DataFrameModel], frame: DataFrame) -> list[dict[str, str]]:
-    """pandera's schema findings as a flat list of {check, column, error}; empty when the schema conforms."""
+    """pandera's findings on the frame's schema (columns, types, strictness) as a list of {check, column, error}.
+
+    Validated on no rows: the schema is a property of the frame, and `failing_rows` checks the rows in one
+    pass, where pandera would run a Spark job per column.
+    """
     try:
         with config_context(validation_depth=ValidationDepth.SCHEMA_ONLY):
-            errors = model.validate(frame).pandera.errors
+            errors = model.validate(frame.limit(0)).pandera.errors
     except SchemaErrors as exc:  # pandera's Narwhals backend raises instead of annotating the frame
         return [{"check": str(e.check), "column": str(e.column_name), "error": str(e)} for e in exc.schema_errors]
     return [
@@ -36,27 +43,30 @@ def schema_errors(model: type[DataFrameModel], frame: DataFrame) -> list[dict[st
 
 
 def failing_rows(model: type[DataFrameModel], frame: DataFrame) -> dict[str, int]:
-    """Rows failing each nullability, value and uniqueness rule of the model, zeros included.
+    """Rows failing each nullability, value and uniqueness rule of the model, zeros included, in one pass.
 
-    One pass over the frame, plus one for uniqueness; columns missing from the frame are schema errors.
+    Columns missing from the frame are left to `schema_errors`.
     """
-    schema = model.to_schema()
-    counters = {}
     present = set(frame.columns)
-    for name, column in schema.columns.items():
+    rules = column_rules(model)
+    failures: dict[str, F.Column] = {}
+    for name, column in model.to_schema().columns.items():
         if name not in present:
             continue
         if not column.nullable:
-            counters[f"{name}:not_nullable"] = F.col(name).isNull()
-        for check, passes in column_rules(model)[name]:
-            counters[f"{name}:{check}"] = ~passes
-    counts = frame.agg(*(F.sum(F.when(fails, 1).otherwise(0)).alias(key) for key, fails in counters.items()))
-    failing = {key: int(value or 0) for key, value in counts.first().asDict().items()} if counters else {}
+            failures[f"{name}:not_nullable"] = F.sum(F.when(F.col(name).isNull(), 1).otherwise(0))
+        for check, passes in rules[name]:
+            failures[f"{name}:{check}"] = F.sum(F.when(~passes, 1).otherwise(0))
     unique = [c for c in unique_columns(model) if c in present]
     if unique:
-        surplus = frame.groupBy(*unique).count().where(F.col("count") > 1).agg(F.sum(F.col("count") - 1)).first()[0]
-        failing[f"unique({', '.join(unique)})"] = int(surplus or 0)
-    return failing
+        # Rows beyond the first of each key (rows with a null key part are the nullability rule's business).
+        has_null = reduce(operator.or_, (F.col(c).isNull() for c in unique))
+        complete = F.sum(F.when(has_null, 0).otherwise(1))
+        failures[f"unique({', '.join(unique)})"] = complete - F.count_distinct(*unique)
+    if not failures:
+        return {}
+    counts = frame.agg(*(value.alias(key) for key, value in failures.items())).first().asDict()
+    return {key: int(value or 0) for key, value in counts.items()}
 
 
 def contract_check(table: ZoneTable) -> AssetChecksDefinition:
