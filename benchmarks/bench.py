@@ -77,7 +77,9 @@ def main() -> None:
     lake = args.work / f"lake-{args.customers}x{args.readings}"
     if not lake.exists():
         started = time.monotonic()
-        generate(lake, customers=args.customers, seed=7, readings=args.readings)
+        # About 250 customers a file keeps files small enough to be read whole by one task.
+        files = max(4, args.customers // 250)
+        generate(lake, customers=args.customers, seed=7, readings=args.readings, files=files)
         print(f"generated {lake} in {time.monotonic() - started:.1f}s")
     size = sum(p.stat().st_size for p in lake.glob("*/landing/*") if p.is_file())
     home = args.work / "dagster_home"

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from stedi_assets import tables as t
 from stedi_assets.resources.spark import spark_config
-from stedi_assets.settings import DEVELOPMENT_PSEUDONYM_KEY, Settings
+from stedi_assets.settings import DEVELOPMENT_PSEUDONYM_KEY, from_env
 from stedi_assets.transforms.classify import kept
 from stedi_assets.transforms.customers import classify_customer_curated, classify_customer_trusted, current_customers
 from stedi_assets.transforms.landing import parse_landing, split_lines
@@ -28,7 +28,7 @@ from stedi_assets.transforms.readings import (
 
 def main(lake: str, out: str, policy: ConsentPolicy) -> None:
     builder = SparkSession.builder
-    for key, value in spark_config(Settings()).items():
+    for key, value in spark_config(from_env()).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
 

@@ -22,6 +22,7 @@ def main() -> int:
         [*ASSETS, *contract_checks],
         resources=build_resources(from_env()),
         instance=DagsterInstance.get(),
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         raise_on_error=False,
     )
     print(summarize(result))

@@ -93,6 +93,7 @@ def test_every_asset_accounts_for_every_row(run) -> None:
     _, _, result = run
     metadata = _metadata(result)
     for name, meta in metadata.items():
+        assert [c.name for c in meta["dagster/column_schema"].columns] == ALL_TABLES[name].columns
         accounted = meta["rows_out"] + meta["rows_filtered"] + meta["rows_quarantined"]
         assert meta["rows_in"] + meta.get("rows_added_by_pairing", 0) == accounted, name
         assert sum(meta.get("filtered_by_reason", {}).values()) == meta["rows_filtered"], name

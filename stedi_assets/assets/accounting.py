@@ -9,6 +9,7 @@ from dagster import AssetExecutionContext, MetadataValue, Output
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from stedi_assets.assets.specs import table_schema
 from stedi_assets.resources.lake import Lake
 from stedi_assets.tables import QUARANTINE_OF, ZoneTable
 from stedi_assets.transforms import classify as r
@@ -83,7 +84,8 @@ def settle(
     account = tally(classified, rows_in, pairing)
     if account.rows_in:
         context.log.info(f"{table.name}: {account}")
-    yield Output(r.kept(classified).select(*table.columns), output_name=table.name, metadata=account.metadata())
+    metadata = {**account.metadata(), "dagster/column_schema": table_schema(table)}
+    yield Output(r.kept(classified).select(*table.columns), output_name=table.name, metadata=metadata)
     quarantine = QUARANTINE_OF.get(table.name)
     if quarantine is not None:
         rejected = classified.where(F.col(r.REASON).isin(*r.QUARANTINE_REASONS)).select(
@@ -100,6 +102,7 @@ def settle(
             rejected,
             output_name=quarantine.name,
             metadata={
+                "dagster/column_schema": table_schema(quarantine),
                 "dagster/row_count": rows,
                 "rows_in": rows,
                 "rows_out": rows,
