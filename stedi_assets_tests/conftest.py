@@ -1,18 +1,44 @@
-"""One SparkSession for the whole test run (Spark start-up costs seconds: never pay it per test)."""
+"""Session fixtures: one SparkSession for the whole test run (start-up costs seconds: never pay it per test),
+and one real S3 API server (moto's) on 127.0.0.1 that the session can already read and write through s3a."""
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 from collections.abc import Iterator
 
 import pytest
+from moto.server import ThreadedMotoServer
 from pyspark.sql import SparkSession
 
+from stedi_assets.resources.spark import s3a_config
+from stedi_assets.settings import Settings
 from stedi_assets_tests.lakes import TEST_KEY
 
-os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
-os.environ["STEDI_PSEUDONYM_KEY"] = TEST_KEY
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+S3_ENDPOINT = f"http://127.0.0.1:{_free_port()}"
+S3_SECRET = "moto-secret-that-must-never-be-logged"
+# Set before Spark's JVM starts: it inherits them, and s3a's default credential chain reads them from there.
+os.environ.update(
+    {
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "STEDI_PSEUDONYM_KEY": TEST_KEY,
+        "AWS_ENDPOINT_URL": S3_ENDPOINT,
+        "AWS_ACCESS_KEY_ID": "moto-access-key",
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+        "AWS_REGION": "us-east-1",
+    }
+)
+os.environ.pop("AWS_SESSION_TOKEN", None)
+os.environ.pop("AWS_PROFILE", None)
+S3_SETTINGS = Settings(lake_root="s3://stedi-test", aws_endpoint_url=S3_ENDPOINT, aws_region="us-east-1")
 
 TEST_SPARK_CONF = {
     "spark.master": "local[2]",
@@ -21,11 +47,23 @@ TEST_SPARK_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.session.timeZone": "UTC",
+    **s3a_config(S3_SETTINGS),
 }
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[SparkSession]:
+def s3_server() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1; yields its endpoint URL."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = int(S3_ENDPOINT.rsplit(":", 1)[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield S3_ENDPOINT
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def spark(s3_server: str) -> Iterator[SparkSession]:
     builder = SparkSession.builder.appName("stedi-tests")
     for key, value in TEST_SPARK_CONF.items():
         builder = builder.config(key, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from dagster import DagsterInstance, ExecuteInProcessResult, materialize
@@ -31,6 +32,9 @@ def generate_lake(root: Path, customers: int = 40, seed: int = 11) -> dict:
     return generate(root, customers=customers, seed=seed, readings=12, files=3, rates=DEFECTIVE)
 
 
-def materialize_lake(root: Path, policy: ConsentPolicy, instance: DagsterInstance) -> ExecuteInProcessResult:
-    resources = build_resources(Settings(lake_root=str(root), consent_policy=policy))
+def materialize_lake(
+    root: Path | str, policy: ConsentPolicy, instance: DagsterInstance, base: Settings | None = None
+) -> ExecuteInProcessResult:
+    """Every asset and check in one real run; `base` carries other settings (e.g. an S3 endpoint)."""
+    resources = build_resources(replace(base or Settings(), lake_root=str(root), consent_policy=policy))
     return materialize([*ASSETS, *contract_checks], resources=resources, instance=instance, raise_on_error=False)

@@ -3,14 +3,16 @@
 import logging
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
 from dagster import ConfigurableResource, InitResourceContext, ResourceDependency
 from dagster_pyspark import LazyPySparkResource
 from pydantic import PrivateAttr
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from stedi_assets.resources.storage import folder_exists, is_s3, s3_client, spark_uri, split_s3
 from stedi_assets.sample import generate
-from stedi_assets.tables import Zone, ZoneTable
+from stedi_assets.tables import LANDING_TABLES, Zone, ZoneTable
 from stedi_assets.transforms.classify import kept
 from stedi_assets.transforms.landing import parse_landing, split_lines
 
@@ -54,19 +56,23 @@ class Lake(ConfigurableResource):
         return self.spark.spark_session
 
     def check_root(self) -> None:
-        root = Path(self.root)
-        if not root.is_dir():
+        """Fails at once, in one line naming the path, when the root or a landing folder cannot be read."""
+        client = s3_client() if is_s3(self.root) else None
+        if client is not None:
+            try:
+                client.head_bucket(Bucket=split_s3(self.root)[0])
+            except (BotoCoreError, ClientError) as error:
+                raise LakeRootError(f"lake root {self.root} is not readable (STEDI_LAKE_ROOT): {error}") from None
+        elif not Path(self.root).is_dir():
             raise LakeRootError(f"lake root {self.root} does not exist or is not a directory (STEDI_LAKE_ROOT)")
-        missing = [
-            str(root / entity / "landing")
-            for entity in ("customer", "accelerometer", "step_trainer")
-            if not (root / entity / "landing").is_dir()
-        ]
-        if missing:
-            raise LakeRootError(f"lake root {self.root} has no landing folder {missing[0]}")
+        for table in LANDING_TABLES:
+            folder = f"{self.root}/{table.path}"
+            if not folder_exists(folder, client):
+                raise LakeRootError(f"lake root {self.root} has no landing folder {folder}")
 
     def uri(self, table: ZoneTable) -> str:
-        return f"{self.root}/{table.path}"
+        """The table's location as Spark reads it (s3:// roots become s3a://)."""
+        return spark_uri(f"{self.root}/{table.path}")
 
     def cache(self, frame: DataFrame) -> DataFrame:
         """Caches a frame for the rest of the run."""

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from dagster_pyspark import LazyPySparkResource
 
+from stedi_assets.resources.s3a_jars import s3a_jars
 from stedi_assets.settings import Settings
 
 LOCAL_SHUFFLE_PARTITIONS = 16
+# Tried in order: the AWS_* environment variables, ~/.aws profiles, then the EC2/ECS instance role.
+CREDENTIAL_PROVIDERS = (
+    "com.amazonaws.auth.EnvironmentVariableCredentialsProvider",
+    "com.amazonaws.auth.profile.ProfileCredentialsProvider",
+    "org.apache.hadoop.fs.s3a.auth.IAMInstanceCredentialsProvider",
+)
 
 
 def spark_config(settings: Settings) -> dict[str, str]:
@@ -29,8 +36,39 @@ def spark_config(settings: Settings) -> dict[str, str]:
         "spark.sql.adaptive.enabled": "true",
         # Classified frames are cached; without this, adaptive execution leaves their partitioning untouched.
         "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
+        **(s3a_config(settings) if settings.uses_s3 else {}),
         **settings.spark_conf,
     }
+
+
+def s3a_config(settings: Settings) -> dict[str, str]:
+    """Hadoop s3a settings for an s3:// lake. Credentials stay out: the default provider chain reads them
+    from the environment (or the instance profile), so they never appear in run config, logs or the UI."""
+    user_jars = {"spark.jars", "spark.jars.packages"} & settings.spark_conf.keys()
+    conf = {} if user_jars else {"spark.jars": ",".join(str(p) for p in s3a_jars())}
+    hadoop = {
+        # hadoop-aws 3.3.6 on pyspark's Hadoop 3.5 client: durations must be plain numbers (ms / s).
+        "fs.s3a.connection.establish.timeout": "30000",
+        "fs.s3a.connection.timeout": "200000",
+        "fs.s3a.connection.ttl": "300000",
+        "fs.s3a.threads.keepalivetime": "60",
+        "fs.s3a.multipart.purge.age": "86400",
+        "parquet.hadoop.vectored.io.enabled": "false",
+        # pyspark's Hadoop 3.5 defaults name AWS SDK v2 providers; hadoop-aws 3.3.6 speaks SDK v1.
+        "fs.s3a.aws.credentials.provider": ",".join(CREDENTIAL_PROVIDERS),
+    }
+    if settings.aws_region:
+        hadoop["fs.s3a.endpoint.region"] = settings.aws_region
+    if settings.aws_endpoint_url:
+        # An S3-compatible server (MinIO, moto, LocalStack): path-style URLs, its own scheme, and no ETag-based
+        # change detection (such servers' ETags do not always follow S3's rules).
+        hadoop |= {
+            "fs.s3a.endpoint": settings.aws_endpoint_url,
+            "fs.s3a.path.style.access": "true",
+            "fs.s3a.connection.ssl.enabled": str(settings.aws_endpoint_url.startswith("https")).lower(),
+            "fs.s3a.change.detection.mode": "none",
+        }
+    return conf | {f"spark.hadoop.{key}": value for key, value in hadoop.items()}
 
 
 def spark_resource(settings: Settings) -> LazyPySparkResource:
