@@ -1,4 +1,4 @@
-"""The one Definitions object: assets by zone, contract checks, resources, executor."""
+"""The one Definitions object: assets by zone, contract checks, the landing sensor, resources, executor."""
 
 from __future__ import annotations
 
@@ -7,23 +7,13 @@ import os
 from dagster import Definitions, EnvVar, in_process_executor
 
 from stedi_assets import settings as settings_module
-from stedi_assets.assets.curated import customer_curated, machine_learning_curated
-from stedi_assets.assets.landing import landing_assets
-from stedi_assets.assets.trusted import accelerometer_trusted, customer_trusted, step_trainer_trusted
+from stedi_assets.assets import ZONE_ASSETS
 from stedi_assets.checks import contract_checks
 from stedi_assets.resources.io_manager import LakeIOManager
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark import spark_resource
-
-ASSETS = [
-    *landing_assets,
-    customer_trusted,
-    accelerometer_trusted,
-    customer_curated,
-    step_trainer_trusted,
-    machine_learning_curated,
-]
+from stedi_assets.sensors import landing_sensor
 
 
 def build_resources(settings: settings_module.Settings) -> dict[str, object]:
@@ -41,8 +31,9 @@ def build_resources(settings: settings_module.Settings) -> dict[str, object]:
 def build_definitions(settings: settings_module.Settings) -> Definitions:
     # One process and one SparkSession per run: a process per asset would start a JVM per asset.
     return Definitions(
-        assets=ASSETS,
+        assets=ZONE_ASSETS,
         asset_checks=contract_checks,
+        sensors=[landing_sensor(settings.lake_root_or_sample, settings.sensor_interval_seconds)],
         resources=build_resources(settings),
         executor=in_process_executor,
     )

@@ -10,8 +10,9 @@ import time
 
 from dagster import DagsterInstance, materialize
 
+from stedi_assets.assets import ZONE_ASSETS
 from stedi_assets.checks import contract_checks
-from stedi_assets.definitions import ASSETS, build_resources
+from stedi_assets.definitions import build_resources
 from stedi_assets.settings import from_env
 from stedi_assets.summary import summarize
 
@@ -19,7 +20,7 @@ from stedi_assets.summary import summarize
 def main() -> int:
     started = time.monotonic()
     result = materialize(
-        [*ASSETS, *contract_checks],
+        [*ZONE_ASSETS, *contract_checks],
         resources=build_resources(from_env()),
         instance=DagsterInstance.get(),
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},

@@ -30,6 +30,7 @@ class Settings:
     # Where an s3:// lake lives; credentials are never settings: boto3 and Spark read them from the environment.
     aws_endpoint_url: str = ""
     aws_region: str = ""
+    sensor_interval_seconds: int = 30
 
     @property
     def uses_sample_lake(self) -> bool:
@@ -57,6 +58,9 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         spark_conf = {str(k): str(v) for k, v in json.loads(raw_conf).items()} if raw_conf else {}
     except (json.JSONDecodeError, AttributeError):
         raise SettingsError(f"STEDI_SPARK_CONF must be a JSON object of Spark settings, got {raw_conf!r}") from None
+    interval = env.get("STEDI_SENSOR_INTERVAL_SECONDS", "30").strip()
+    if not interval.isdigit() or int(interval) < 1:
+        raise SettingsError(f"STEDI_SENSOR_INTERVAL_SECONDS must be a whole number of seconds, got {interval!r}")
     return Settings(
         lake_root=env.get("STEDI_LAKE_ROOT", "").strip().rstrip("/"),
         consent_policy=consent_policy,
@@ -64,4 +68,5 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         spark_conf=spark_conf,
         aws_endpoint_url=env.get("AWS_ENDPOINT_URL", "").strip(),
         aws_region=(env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "").strip(),
+        sensor_interval_seconds=int(interval),
     )

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from dagster import DagsterInstance, ExecuteInProcessResult, materialize
 
+from stedi_assets.assets import ZONE_ASSETS
 from stedi_assets.checks import contract_checks
-from stedi_assets.definitions import ASSETS, build_resources
+from stedi_assets.definitions import build_resources
 from stedi_assets.sample import Rates, generate
 from stedi_assets.settings import Settings
 from stedi_assets.transforms.readings import ConsentPolicy
@@ -37,4 +38,4 @@ def materialize_lake(
 ) -> ExecuteInProcessResult:
     """Every asset and check in one real run; `base` carries other settings (e.g. an S3 endpoint)."""
     resources = build_resources(replace(base or Settings(), lake_root=str(root), consent_policy=policy))
-    return materialize([*ASSETS, *contract_checks], resources=resources, instance=instance, raise_on_error=False)
+    return materialize([*ZONE_ASSETS, *contract_checks], resources=resources, instance=instance, raise_on_error=False)
