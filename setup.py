@@ -18,6 +18,6 @@ setup(
         "pyarrow>=15",
     ],
     extras_require={
-        "dev": ["pytest==9.2.0", "ruff==0.17.6", "duckdb==2.0.1", "moto[server]==5.2.5"],
+        "dev": ["pytest==9.2.0", "ruff==0.17.6", "duckdb==2.0.1", "moto[server]==5.2.5", "playwright==1.65.2"],
     },
 )

@@ -35,7 +35,7 @@ def landing_sensor(lake_root: str, minimum_interval_seconds: int) -> SensorDefin
     @sensor(
         name="landing_files",
         description=f"New or rewritten files under {lake_root}/{{entity}}/landing/ rerun that feed and downstream.",
-        target=AssetSelection.assets(*(t.name for t in LANDING_TABLES)).downstream(),
+        target=AssetSelection.assets(*(t.name for t in LANDING_TABLES)).downstream().required_multi_asset_neighbors(),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
     )
