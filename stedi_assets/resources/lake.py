@@ -26,7 +26,7 @@ class LakeRootError(RuntimeError):
 
 
 class Lake(ConfigurableResource):
-    """Reads and writes zone tables under `root` (a local directory; the URI scheme decides the filesystem).
+    """Reads and writes zone tables under `root`, a local directory or s3://bucket/prefix (read through s3a).
 
     Within one run, a table written or parsed once is served from memory/Parquet instead of being
     recomputed, and everything cached for the run is released when the run ends.
