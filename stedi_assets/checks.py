@@ -2,7 +2,7 @@
 
 pandera.pyspark validates the schema (columns, types, strictness). Its row checks would cost one Spark job
 each and say which checks fail but not on how many rows, so the model's nullability, value checks and
-uniqueness are evaluated here instead, in one aggregation (plus one for uniqueness), with a count per check.
+uniqueness are evaluated here instead, all in one aggregation, with a count of failing rows per rule.
 A failing check on a trusted or curated table blocks everything downstream.
 """
 

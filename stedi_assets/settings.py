@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stedi_assets.resources.storage import is_s3
 from stedi_assets.transforms.readings import ConsentPolicy
 
 SAMPLE_LAKE = Path(__file__).resolve().parent.parent / "sample_lake"
@@ -38,7 +39,7 @@ class Settings:
 
     @property
     def uses_s3(self) -> bool:
-        return self.lake_root.startswith("s3://")
+        return is_s3(self.lake_root)
 
     @property
     def lake_root_or_sample(self) -> str:

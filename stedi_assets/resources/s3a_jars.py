@@ -12,6 +12,7 @@ With Maven access, set spark.jars.packages=org.apache.hadoop:hadoop-aws:<pyspark
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import subprocess
 import sys
@@ -27,13 +28,8 @@ JARS = {
     "hadoop-aws-3.3.6.jar": ("org/apache/hadoop/fs/s3a/", "org/apache/hadoop/fs/s3native/"),
     "aws-java-sdk-bundle-1.12.705.jar": ("com/amazonaws/", "mime.types", "com/fasterxml/jackson/dataformat/cbor/"),
 }
-# sha256 over the two jars' entry names and contents, as extracted from {SOURCE}.
+# sha256 over the two jars' entry names and contents, as extracted from SOURCE.
 CONTENT_SHA256 = "a9eaed663c1cec00952ceef1624749dd44ca786d5b0d5b0dd4ecfec41ed0ecdc"
-# A class each jar must hold: the filesystem and the client it creates.
-REQUIRED = {
-    "hadoop-aws-3.3.6.jar": "org/apache/hadoop/fs/s3a/S3AFileSystem.class",
-    "aws-java-sdk-bundle-1.12.705.jar": "com/amazonaws/services/s3/AmazonS3Client.class",
-}
 
 
 def _digest(paths: list[Path]) -> str:
@@ -70,15 +66,13 @@ def _extract(cache: Path) -> None:
                 partial.rename(cache / jar_name)
 
 
+@functools.cache
 def s3a_jars(cache: Path = DEFAULT_CACHE) -> list[Path]:
-    """The two jars, fetched and extracted on first use; raises if their content is not what Spark needs."""
+    """The two jars, fetched and extracted on first use and checked against the pinned digest (once a process:
+    Spark settings are built more than once)."""
     paths = [cache / name for name in JARS]
     if not all(p.exists() for p in paths):
         _extract(cache)
-    for path in paths:
-        with zipfile.ZipFile(path) as jar:
-            if REQUIRED[path.name] not in jar.namelist():
-                raise RuntimeError(f"{path} lacks {REQUIRED[path.name]}: delete {cache} and run again")
     digest = _digest(paths)
     if digest != CONTENT_SHA256:
         raise RuntimeError(f"the jars in {cache} are not the pinned ones (sha256 {digest}): delete {cache} and rerun")
