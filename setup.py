@@ -12,7 +12,7 @@ setup(
         "dagster-webserver==1.13.27",
         "dagster-aws==0.29.27",
         "dagster-pyspark==0.29.27",
-        "pyspark==4.3.0",
+        "pyspark[connect]==4.3.0",
         "pandera[pyspark]==0.35.0",
         "pandas>=2.2,<3",
         "pyarrow>=15",

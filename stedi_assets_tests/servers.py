@@ -1,24 +1,30 @@
-"""Real dagster-webserver and dagster-daemon processes for end-to-end tests, in their own process group."""
+"""Real servers for the end-to-end and cluster tests, started and stopped through `stedi_assets.services`
+(the code behind `make up` / `make down`): each in its own process group, stopped by its id."""
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
+from stedi_assets import services
+from stedi_assets.settings import Settings
+
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 DAGSTER_YAML = (REPO / "dagster.yaml.example").read_text()
+# Small Spark processes: the test session's JVM and a run's driver share the machine's 2 cores with them.
+SPARK_DAEMON_ENV = {"SPARK_DAEMON_MEMORY": "512m"}
+WORKER_MEMORY = "2g"
+TEST_SERVER_SETTINGS = Settings(spark_master="local[2]", spark_conf={"spark.ui.enabled": "false"})
 
 
 @dataclass
@@ -26,6 +32,7 @@ class Servers:
     url: str
     instance: DagsterInstance
     lake: Path
+    state_dir: Path
 
     def runs(self, status: DagsterRunStatus | None = None) -> list[DagsterRun]:
         return list(self.instance.get_runs(RunsFilter(statuses=[status] if status else [])))
@@ -43,72 +50,95 @@ class Servers:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the whole group, SIGKILL what is left after 20 s; nothing of the group survives."""
-    for sig, grace in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                process.wait(timeout=5)
-                return
-            process.poll()
-            time.sleep(0.2)
-    raise AssertionError(f"process group {process.pid} survived SIGKILL")
-
-
-@contextmanager
-def dagster_servers(home: Path, lake: Path, logs: Path) -> Iterator[Servers]:
+def dagster_home(home: Path) -> dict[str, str]:
+    """A fresh DAGSTER_HOME with the project's dagster.yaml; returns the environment that points at it."""
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(DAGSTER_YAML)
     (home / "tmp").mkdir(exist_ok=True)
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "TMPDIR": str(home / "tmp"),
-        "STEDI_LAKE_ROOT": str(lake),
-        "STEDI_SENSOR_INTERVAL_SECONDS": "1",
-    }
+    # Code servers put sockets under TMPDIR.
+    return {"DAGSTER_HOME": str(home), "TMPDIR": str(home / "tmp")}
+
+
+@contextmanager
+def dagster_servers(home: Path, lake: Path, state_dir: Path, connect: bool = False) -> Iterator[Servers]:
+    """`make up` on a lake, with a 1 s sensor interval; `make down` on exit, checked to leave nothing running."""
+    env = {**dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SENSOR_INTERVAL_SECONDS": "1"}
     # Created once here first: concurrent first use of a fresh instance by two servers can race.
     instance = DagsterInstance.from_config(str(home))
-    port = _free_port()
-    commands = {
-        "webserver": [str(BIN / "dagster-webserver"), "-m", "stedi_assets", "-h", "127.0.0.1", "-p", str(port)],
-        "daemon": [str(BIN / "dagster-daemon"), "run", "-m", "stedi_assets"],
-    }
-    processes: list[subprocess.Popen] = []
+    port = free_port()
     try:
-        for name, command in commands.items():
-            log = (logs / f"{name}.log").open("w")
-            processes.append(
-                subprocess.Popen(
-                    command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                )
-            )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-        yield Servers(url=url, instance=instance, lake=lake)
+        services.up(TEST_SERVER_SETTINGS, state_dir, free_port() if connect else None, port, env)
+        yield Servers(url=f"http://127.0.0.1:{port}", instance=instance, lake=lake, state_dir=state_dir)
     finally:
-        for process in processes:
-            _stop(process)
+        services.down(state_dir)
         instance.dispose()
+    assert services.running(state_dir) == {}
+
+
+@contextmanager
+def spark_standalone(state_dir: Path, cores: int = 2) -> Iterator[str]:
+    """A Spark standalone master and one worker, started with pyspark's own spark-class; yields spark://..."""
+    spark_class = str(services.SPARK_HOME / "bin" / "spark-class")
+    port = free_port()
+    master_url = f"spark://127.0.0.1:{port}"
+    master_options = {"--host": "127.0.0.1", "--port": str(port), "--webui-port": str(free_port())}
+    master = services.Service(
+        "spark-master",
+        [spark_class, "org.apache.spark.deploy.master.Master", *chain(*master_options.items())],
+        SPARK_DAEMON_ENV,
+        port=port,
+    )
+    worker_options = {
+        "--host": "127.0.0.1",
+        "--cores": str(cores),
+        "--memory": WORKER_MEMORY,
+        "--webui-port": str(free_port()),
+        "--work-dir": str(state_dir / "work"),
+    }
+    worker = services.Service(
+        "spark-worker",
+        [spark_class, "org.apache.spark.deploy.worker.Worker", master_url, *chain(*worker_options.items())],
+        SPARK_DAEMON_ENV,
+    )
+    try:
+        services.launch(master, state_dir)
+        services.launch(worker, state_dir)
+        _wait_for_log(state_dir / "spark-worker.log", "Successfully registered with master")
+        yield master_url
+    finally:
+        services.down(state_dir)
+    assert services.running(state_dir) == {}
+
+
+@contextmanager
+def spark_connect(state_dir: Path) -> Iterator[str]:
+    """A Spark Connect server (pyspark's start-connect-server.sh) on local[2]; yields sc://..."""
+    port = free_port()
+    try:
+        services.launch(services.spark_connect(TEST_SERVER_SETTINGS, port), state_dir)
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        services.down(state_dir)
+    assert services.running(state_dir) == {}
+
+
+def _wait_for_log(log: Path, text: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{log} never said {text!r}")
+        time.sleep(0.5)
+
+
+def run_graph(lake: Path, master: str, home: Path) -> subprocess.CompletedProcess:
+    """`python -m stedi_assets.run` (what `make run` runs) in its own process, against a Spark master."""
+    env = {**os.environ, **dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SPARK_MASTER": master}
+    return subprocess.run(
+        [sys.executable, "-m", "stedi_assets.run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
+    )

@@ -47,7 +47,10 @@ def test_zone_assets_depend_exactly_on_their_declared_upstreams() -> None:
 
 def test_spark_target_follows_the_master_setting() -> None:
     assert spark_config(Settings(spark_master="local[2]"))["spark.master"] == "local[2]"
-    connect = spark_config(Settings(spark_master="sc://spark.example:15002"))
+    connect = spark_config(Settings(spark_master="sc://spark.example:15002", lake_root="s3://bucket/lake"))
     assert connect["spark.remote"] == "sc://spark.example:15002" and "spark.master" not in connect
+    # A Connect client sends session settings only: jars and s3a settings belong to the server's start.
+    assert {key for key in connect if not key.startswith("spark.sql.")} == {"spark.remote"}
+    assert connect["spark.sql.session.timeZone"] == "UTC"
     overridden = spark_config(Settings(spark_conf={"spark.sql.session.timeZone": "Europe/Paris"}))
     assert overridden["spark.sql.session.timeZone"] == "Europe/Paris"

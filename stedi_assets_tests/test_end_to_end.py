@@ -59,7 +59,7 @@ def servers(tmp_path_factory) -> Servers:
     work = tmp_path_factory.mktemp("e2e")
     lake = work / "lake"
     generate_lake(lake, customers=20)
-    with dagster_servers(work / "home", lake, work) as running:
+    with dagster_servers(work / "home", lake, work / "services") as running:
         yield running
 
 

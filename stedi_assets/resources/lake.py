@@ -44,6 +44,8 @@ class Lake(ConfigurableResource):
             log.info("generating the sample lake at %s", self.root)
             generate(Path(self.root), customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED)
         self.check_root()
+        conf = self.spark.spark_config
+        context.log.info(f"lake {self.root}; Spark: {conf.get('spark.remote') or conf.get('spark.master', 'default')}")
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         for frame in self._cached:

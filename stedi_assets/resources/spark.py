@@ -17,17 +17,27 @@ CREDENTIAL_PROVIDERS = (
 
 
 def spark_config(settings: Settings) -> dict[str, str]:
-    """Spark settings for a run: local, a standalone master (spark://) or Spark Connect (sc://).
+    """Spark settings for a run: local, a cluster's master (spark://, k8s://, yarn) or Spark Connect (sc://).
 
     STEDI_SPARK_CONF entries come last, so a user can override any of these.
     """
     master = settings.spark_master
-    target = {"spark.remote": master} if master.startswith("sc://") else {"spark.master": master}
+    if is_connect(master):
+        # A Connect client only has a session: the server owns the application (jars, memory, s3a, UI), and
+        # pyspark warns about every application setting a client sends. Those go to the server's own start.
+        session = {key: value for key, value in application_config(settings).items() if key.startswith("spark.sql.")}
+        return {"spark.remote": master, **session, **settings.spark_conf}
+    return {"spark.master": master, **application_config(settings), **settings.spark_conf}
+
+
+def application_config(settings: Settings) -> dict[str, str]:
+    """What this project sets on a Spark application, whoever starts it: a run (local or spark:// master)
+    or, for sc:// runs, the Spark Connect server (`make up`)."""
     # Spark's default of 200 shuffle partitions is sized for clusters; on one machine the per-task and
     # per-file overhead dominates (the sample's trusted tables came out as ~200 tiny Parquet files each).
+    master = settings.spark_master
     local = {"spark.sql.shuffle.partitions": str(LOCAL_SHUFFLE_PARTITIONS)} if master.startswith("local") else {}
     return {
-        **target,
         **local,
         "spark.app.name": "stedi-lakehouse",
         # Epoch-ms columns are plain longs, but keep any timestamp rendering independent of the machine.
@@ -37,8 +47,11 @@ def spark_config(settings: Settings) -> dict[str, str]:
         # Classified frames are cached; without this, adaptive execution leaves their partitioning untouched.
         "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
         **(s3a_config(settings) if settings.uses_s3 else {}),
-        **settings.spark_conf,
     }
+
+
+def is_connect(master: str) -> bool:
+    return master.startswith("sc://")
 
 
 def s3a_config(settings: Settings) -> dict[str, str]:
