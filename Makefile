@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup run test dev lint sample clean
+.PHONY: setup run test dev up down clean
 
 setup: $(VENV)/.installed
 
@@ -34,5 +34,13 @@ test: setup
 dev: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev
 
-clean:
-	rm -rf sample_lake $(DAGSTER_HOME)
+# Spark Connect server + Dagster daemon + webserver, kept running: sensor-triggered runs start without a JVM.
+up: setup $(DAGSTER_HOME)/dagster.yaml
+	test -n "$$STEDI_LAKE_ROOT" || test -d sample_lake || $(BIN)/python -m stedi_assets.sample --out sample_lake > /dev/null
+	$(BIN)/python -m stedi_assets.services up
+
+down:
+	test ! -x $(BIN)/python || $(BIN)/python -m stedi_assets.services down
+
+clean: down
+	rm -rf sample_lake $(DAGSTER_HOME) .services

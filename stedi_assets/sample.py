@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import IO
 
 EXPECTED_FILE = "_sample_expected.json"
+# The built-in sample lake (STEDI_LAKE_ROOT unset).
+SAMPLE_CUSTOMERS = 1000
+SAMPLE_SEED = 7
 FEEDS = ("customer", "accelerometer", "step_trainer")
 DAY_MS = 86_400_000
 EPOCH_2022 = 1_640_995_200_000
@@ -263,8 +266,8 @@ def _expect(expected: dict[str, Counter], c: Customer) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--customers", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--customers", type=int, default=SAMPLE_CUSTOMERS)
+    parser.add_argument("--seed", type=int, default=SAMPLE_SEED)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--readings", type=int, default=60, help="phone readings per customer")
     parser.add_argument("--files", type=int, default=4, help="files per feed")

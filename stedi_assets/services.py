@@ -33,6 +33,7 @@ from stedi_assets.settings import Settings, from_env
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
+SPARK_CLASS = str(SPARK_HOME / "bin" / "spark-class")
 DEFAULT_STATE_DIR = REPO / ".services"
 CONNECT_PORT = 15002  # Spark Connect's own default
 WEBSERVER_PORT = 3000
@@ -48,9 +49,11 @@ class Service:
     name: str
     command: list[str]
     env: dict[str, str]
-    # Ready when this answers: a TCP port, or an HTTP URL that must return 200. None: ready when started.
+    # Ready when this answers: a TCP port, an HTTP URL that must return 200, or a line in its log.
+    # None of them: ready when started.
     port: int | None = None
     url: str | None = None
+    ready_log: str | None = None
 
 
 def spark_connect(settings: Settings, port: int) -> Service:
@@ -73,6 +76,18 @@ def spark_connect(settings: Settings, port: int) -> Service:
     return Service("spark-connect", command, {"SPARK_HOME": str(SPARK_HOME)}, port=port)
 
 
+def standalone_master(port: int) -> Service:
+    """A Spark standalone master through pyspark's spark-class (pyspark ships no start-master.sh)."""
+    options = ["--host", "127.0.0.1", "--port", str(port), "--webui-port", "0"]
+    return Service("spark-master", [SPARK_CLASS, "org.apache.spark.deploy.master.Master", *options], {}, port=port)
+
+
+def standalone_worker(master_url: str, cores: int, memory: str, work_dir: Path) -> Service:
+    options = ["--host", "127.0.0.1", "--cores", str(cores), "--memory", memory, "--work-dir", str(work_dir)]
+    command = [SPARK_CLASS, "org.apache.spark.deploy.worker.Worker", master_url, *options, "--webui-port", "0"]
+    return Service("spark-worker", command, {}, ready_log="Successfully registered with master")
+
+
 def dagster_daemon(env: dict[str, str]) -> Service:
     return Service("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-m", "stedi_assets"], env)
 
@@ -93,7 +108,7 @@ def launch(service: Service, state_dir: Path) -> int:
         )
     (state_dir / f"{service.name}.pid").write_text(str(process.pid))
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while not _answers(service):
+    while not _answers(service, log_path):
         if process.poll() is not None or time.monotonic() > deadline:
             stop(process.pid)
             tail = "".join(log_path.read_text().splitlines(keepends=True)[-15:])
@@ -102,7 +117,16 @@ def launch(service: Service, state_dir: Path) -> int:
     return process.pid
 
 
-def _answers(service: Service) -> bool:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(service: Service, log_path: Path) -> bool:
+    if service.ready_log is not None and service.ready_log not in log_path.read_text(errors="replace"):
+        return False
     try:
         if service.port is not None:
             with socket.create_connection(("127.0.0.1", service.port), timeout=2):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -13,17 +12,11 @@ from moto.server import ThreadedMotoServer
 from pyspark.sql import SparkSession
 
 from stedi_assets.resources.spark import s3a_config
+from stedi_assets.services import free_port
 from stedi_assets.settings import Settings
 from stedi_assets_tests.lakes import TEST_KEY
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-S3_ENDPOINT = f"http://127.0.0.1:{_free_port()}"
+S3_ENDPOINT = f"http://127.0.0.1:{free_port()}"
 S3_SECRET = "moto-secret-that-must-never-be-logged"
 # Set before Spark's JVM starts: it inherits them, and s3a's default credential chain reads them from there.
 os.environ.update(

@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from itertools import chain
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
@@ -50,12 +48,6 @@ class Servers:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def dagster_home(home: Path) -> dict[str, str]:
     """A fresh DAGSTER_HOME with the project's dagster.yaml; returns the environment that points at it."""
     home.mkdir(parents=True, exist_ok=True)
@@ -71,9 +63,9 @@ def dagster_servers(home: Path, lake: Path, state_dir: Path, connect: bool = Fal
     env = {**dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SENSOR_INTERVAL_SECONDS": "1"}
     # Created once here first: concurrent first use of a fresh instance by two servers can race.
     instance = DagsterInstance.from_config(str(home))
-    port = free_port()
+    port = services.free_port()
     try:
-        services.up(TEST_SERVER_SETTINGS, state_dir, free_port() if connect else None, port, env)
+        services.up(TEST_SERVER_SETTINGS, state_dir, services.free_port() if connect else None, port, env)
         yield Servers(url=f"http://127.0.0.1:{port}", instance=instance, lake=lake, state_dir=state_dir)
     finally:
         services.down(state_dir)
@@ -84,32 +76,12 @@ def dagster_servers(home: Path, lake: Path, state_dir: Path, connect: bool = Fal
 @contextmanager
 def spark_standalone(state_dir: Path, cores: int = 2) -> Iterator[str]:
     """A Spark standalone master and one worker, started with pyspark's own spark-class; yields spark://..."""
-    spark_class = str(services.SPARK_HOME / "bin" / "spark-class")
-    port = free_port()
+    port = services.free_port()
     master_url = f"spark://127.0.0.1:{port}"
-    master_options = {"--host": "127.0.0.1", "--port": str(port), "--webui-port": str(free_port())}
-    master = services.Service(
-        "spark-master",
-        [spark_class, "org.apache.spark.deploy.master.Master", *chain(*master_options.items())],
-        SPARK_DAEMON_ENV,
-        port=port,
-    )
-    worker_options = {
-        "--host": "127.0.0.1",
-        "--cores": str(cores),
-        "--memory": WORKER_MEMORY,
-        "--webui-port": str(free_port()),
-        "--work-dir": str(state_dir / "work"),
-    }
-    worker = services.Service(
-        "spark-worker",
-        [spark_class, "org.apache.spark.deploy.worker.Worker", master_url, *chain(*worker_options.items())],
-        SPARK_DAEMON_ENV,
-    )
     try:
-        services.launch(master, state_dir)
-        services.launch(worker, state_dir)
-        _wait_for_log(state_dir / "spark-worker.log", "Successfully registered with master")
+        services.launch(replace(services.standalone_master(port), env=SPARK_DAEMON_ENV), state_dir)
+        worker = services.standalone_worker(master_url, cores, WORKER_MEMORY, state_dir / "work")
+        services.launch(replace(worker, env=SPARK_DAEMON_ENV), state_dir)
         yield master_url
     finally:
         services.down(state_dir)
@@ -119,21 +91,13 @@ def spark_standalone(state_dir: Path, cores: int = 2) -> Iterator[str]:
 @contextmanager
 def spark_connect(state_dir: Path) -> Iterator[str]:
     """A Spark Connect server (pyspark's start-connect-server.sh) on local[2]; yields sc://..."""
-    port = free_port()
+    port = services.free_port()
     try:
         services.launch(services.spark_connect(TEST_SERVER_SETTINGS, port), state_dir)
         yield f"sc://127.0.0.1:{port}"
     finally:
         services.down(state_dir)
     assert services.running(state_dir) == {}
-
-
-def _wait_for_log(log: Path, text: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in log.read_text():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{log} never said {text!r}")
-        time.sleep(0.5)
 
 
 def run_graph(lake: Path, master: str, home: Path) -> subprocess.CompletedProcess:

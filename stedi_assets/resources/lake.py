@@ -11,14 +11,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from stedi_assets.resources.storage import folder_exists, is_s3, s3_client, spark_uri, split_s3
-from stedi_assets.sample import generate
+from stedi_assets.sample import SAMPLE_CUSTOMERS, SAMPLE_SEED, generate
 from stedi_assets.tables import LANDING_TABLES, Zone, ZoneTable
 from stedi_assets.transforms.classify import kept
 from stedi_assets.transforms.landing import parse_landing, split_lines
 
 log = logging.getLogger(__name__)
-SAMPLE_CUSTOMERS = 1000
-SAMPLE_SEED = 7
 
 
 class LakeRootError(RuntimeError):
