@@ -6,15 +6,18 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance
 from moto.server import ThreadedMotoServer
 from pyspark.sql import SparkSession
 
 from stedi_assets.resources.spark import s3a_config
 from stedi_assets.services import free_port
 from stedi_assets.settings import Settings
-from stedi_assets_tests.lakes import TEST_KEY
+from stedi_assets.transforms.readings import ConsentPolicy
+from stedi_assets_tests.lakes import TEST_KEY, generate_lake, materialize_lake
 
 S3_ENDPOINT = f"http://127.0.0.1:{free_port()}"
 S3_SECRET = "moto-secret-that-must-never-be-logged"
@@ -64,3 +67,14 @@ def spark(s3_server: str) -> Iterator[SparkSession]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def materialized_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated lake with every asset materialized (since policy), for tests that only read the tables:
+    a materialization takes most of a minute, so they share this one."""
+    root = tmp_path_factory.mktemp("materialized-lake")
+    generate_lake(root)
+    with DagsterInstance.ephemeral() as instance:
+        assert materialize_lake(root, ConsentPolicy.SINCE, instance).success
+    return root

@@ -1,0 +1,272 @@
+"""Read-only SQL over the zone tables by name, on the lake given by the environment.
+
+python -m stedi_assets.sql "select count(*) from customer_trusted"
+python -m stedi_assets.sql --format csv "select * from machine_learning_curated" > ml.csv
+python -m stedi_assets.sql --tables
+
+Every table of the registry is a view under its own name: landing tables parsed from the raw JSON lines as the
+pipeline parses them (accepted rows only), the others read from Parquet with their declared schema. Only
+queries run: the text is wrapped as a subquery before Spark sees it, so any statement (INSERT, CREATE, DROP,
+SET, ...) is a parse error and nothing is executed; a query calling Java methods (reflect) is refused before it
+runs. Only DataFrame and SQL APIs are used, so the same code runs on a local session, a standalone cluster or
+Spark Connect (STEDI_SPARK_MASTER).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import itertools
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any, TextIO
+
+from pyspark.errors import ParseException, PySparkAttributeError, PySparkException
+from pyspark.logger import PySparkLogger
+from pyspark.sql import DataFrame, Row
+
+from stedi_assets.resources.lake import Lake, LakeRootError
+from stedi_assets.resources.spark import spark_resource
+from stedi_assets.resources.storage import folder_exists, is_s3, s3_client
+from stedi_assets.settings import SettingsError, from_env
+from stedi_assets.tables import ALL_TABLES
+
+DEFAULT_MAX_ROWS = 100
+QUERY_WORDS = ("SELECT", "WITH", "VALUES", "TABLE", "FROM")
+ONLY_QUERIES = "only queries (SELECT / WITH / VALUES / TABLE) are allowed"
+# The user's text starts on the wrapper's second line, so Spark's line numbers are one too high.
+WRAPPER = "SELECT * FROM (\n{statement}\n) AS result"
+# reflect / java_method / try_reflect call any static Java method (chmod, exit, ...): the one way a query could
+# change something. Checked in the physical plan, where every spelling (aliases, IDENTIFIER(...)) is resolved.
+JAVA_CALL = re.compile(r"\b(?:reflect|java_method|try_reflect)\(", re.IGNORECASE)
+LEADING_NOISE = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/|\()*", re.DOTALL)
+SPARK_POSITION = re.compile(r"(\bline |\(line )(\d+)")
+
+
+class QueryError(ValueError):
+    """A query that cannot run, explained in one line."""
+
+
+def single_statement(sql: str) -> str:
+    """The query text without surrounding blanks and one trailing semicolon."""
+    statement = sql.strip().removesuffix(";").strip()
+    if not statement:
+        raise QueryError("empty query")
+    return statement
+
+
+def named_tables(statement: str) -> set[str]:
+    """Registry tables whose name occurs in the text (as a word; SQL names are case-insensitive)."""
+    return {word.lower() for word in re.findall(r"\w+", statement)} & ALL_TABLES.keys()
+
+
+def location(lake: Lake, name: str) -> str:
+    return f"{lake.root}/{ALL_TABLES[name].path}"
+
+
+def register_views(lake: Lake, names: Iterable[str]) -> None:
+    """A temp view per named table that exists; any other registry view left from an earlier query is dropped,
+    so that a missing table is reported as such instead of being served from another lake."""
+    client = s3_client() if is_s3(lake.root) else None
+    present = {name for name in names if folder_exists(location(lake, name), client)}
+    for name in present:
+        lake.read(ALL_TABLES[name]).createOrReplaceTempView(name)
+    for name in ALL_TABLES.keys() - present:
+        lake.session.catalog.dropTempView(name)
+
+
+def query(lake: Lake, sql: str) -> DataFrame:
+    """The result of one read-only query over the lake's tables (lazy: rows are computed when fetched)."""
+    statement = single_statement(sql)
+    register_views(lake, named_tables(statement))
+    try:
+        frame = lake.session.sql(WRAPPER.format(statement=statement))
+        plan = io.StringIO()
+        with contextlib.redirect_stdout(plan):
+            frame.explain()
+    except PySparkException as error:
+        raise QueryError(describe(error, lake, statement)) from None
+    if JAVA_CALL.search(plan.getvalue()):
+        raise QueryError("reflect / java_method / try_reflect call Java methods, which could change things; not run")
+    return frame
+
+
+def describe(error: PySparkException, lake: Lake, statement: str) -> str:
+    """One line for an error Spark raised while planning or running a query."""
+    if isinstance(error, ParseException):
+        match = LEADING_NOISE.match(statement)
+        first_word = re.match(r"\w*", statement[match.end() :]).group().upper()
+        if first_word not in QUERY_WORDS:
+            return f"{ONLY_QUERIES}, not {first_word or statement[:20]!r}; nothing was run"
+        if error.getMessageParameters().get("error") == "';'":
+            return f"one query at a time: {ONLY_QUERIES}, without ';' between statements; nothing was run"
+        return f"{first_line(error)}; nothing was run"
+    if error.getCondition() == "TABLE_OR_VIEW_NOT_FOUND":
+        name = error.getMessageParameters().get("relationName", "").strip("`").lower()
+        if name in ALL_TABLES:
+            return f"table {name} has not been materialized yet (no {location(lake, name)}): run `make run` first"
+        return f"{first_line(error)} Known tables: python -m stedi_assets.sql --tables"
+    return first_line(error)
+
+
+def first_line(error: PySparkException) -> str:
+    line = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+    return SPARK_POSITION.sub(lambda m: f"{m[1]}{int(m[2]) - 1}", line)
+
+
+def plain(value: Any) -> Any:
+    """A value as plain JSON-able Python: nested rows become objects."""
+    if isinstance(value, Row):
+        return {key: plain(item) for key, item in value.asDict().items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    return value
+
+
+def cell(value: Any) -> str:
+    """A non-null value as text: numbers and strings as they are, booleans and nested values as JSON."""
+    if isinstance(value, bool | Row | list | tuple | dict):
+        return json.dumps(plain(value), default=str)
+    return str(value)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def render_text(columns: Sequence[str], rows: Sequence[Sequence[Any]], max_rows: int) -> str:
+    """An aligned text table of the first `max_rows` rows, numbers right-aligned, with a row-count footer.
+
+    `rows` may hold one more row than is shown: that is how a truncated result is recognised.
+    """
+    shown = rows[:max_rows]
+    cells = [["NULL" if v is None else cell(v).replace("\n", "\\n") for v in row] for row in shown]
+    widths = [max(len(text) for text in [name, *(row[i] for row in cells)]) for i, name in enumerate(columns)]
+    numeric = [all(is_number(row[i]) for row in shown if row[i] is not None) for i in range(len(columns))]
+
+    def line(texts: Sequence[str]) -> str:
+        return " | ".join(
+            t.rjust(w) if right else t.ljust(w) for t, w, right in zip(texts, widths, numeric, strict=True)
+        ).rstrip()
+
+    lines = [line(columns), "-+-".join("-" * w for w in widths), *(line(row) for row in cells)]
+    if len(rows) > max_rows:
+        lines.append(f"(first {max_rows} rows shown; there are more: use --max-rows N, or --format csv for all)")
+    else:
+        lines.append(f"({len(shown)} {'row' if len(shown) == 1 else 'rows'})")
+    return "\n".join(lines)
+
+
+def write_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow("" if v is None else cell(v) for v in row)
+
+
+def write_json_lines(columns: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO) -> None:
+    if len(set(columns)) < len(columns):
+        raise QueryError(f"--format json needs distinct column names, got {', '.join(columns)}: alias them")
+    for row in rows:
+        out.write(json.dumps(dict(zip(columns, plain(list(row)), strict=True)), default=str) + "\n")
+
+
+def table_listing(lake: Lake) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Every registry table with its zone, location and whether it has been materialized."""
+    client = s3_client() if is_s3(lake.root) else None
+    rows = []
+    for name, table in ALL_TABLES.items():
+        folder = location(lake, name)
+        rows.append((name, table.zone.value, folder, "yes" if folder_exists(folder, client) else "no"))
+    return ["table", "zone", "location", "exists"], rows
+
+
+def quiet(lake: Lake) -> None:
+    """Errors reach the user as one line each: keep Spark's own logs (and their stack traces) off the console."""
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        context = lake.session.sparkContext
+    except PySparkAttributeError:  # Spark Connect: the server keeps its logs to itself
+        return
+    context.setLogLevel("OFF")
+
+
+def run(args: argparse.Namespace, lake: Lake, out: TextIO) -> None:
+    quiet(lake)
+    statement = args.sql if args.sql != "-" else sys.stdin.read()
+    frame = query(lake, statement)
+    max_rows = args.max_rows
+    if max_rows is None and args.format == "text":
+        max_rows = DEFAULT_MAX_ROWS
+    try:
+        columns = frame.columns
+        # One row more than asked for tells whether there are more.
+        rows = frame.toLocalIterator() if max_rows is None else frame.limit(max_rows + 1).collect()
+        if args.format == "text":
+            out.write(render_text(columns, rows, max_rows) + "\n")
+            return
+        write = write_csv if args.format == "csv" else write_json_lines
+        write(columns, itertools.islice(rows, max_rows), out)
+        if max_rows is not None and len(rows) > max_rows:
+            print(f"note: only the first {max_rows} rows were written (--max-rows)", file=sys.stderr)
+    except PySparkException as error:  # raised while computing rows (e.g. a failing cast)
+        raise QueryError(describe(error, lake, statement)) from None
+
+
+def open_lake() -> Lake:
+    """The lake of the environment, its root checked before Spark starts, so that a wrong root fails at once."""
+    settings = from_env()
+    lake = Lake(root=settings.lake_root_or_sample, spark=spark_resource(settings))
+    try:
+        lake.check_root()
+    except LakeRootError as error:
+        if not settings.uses_sample_lake:
+            raise
+        raise LakeRootError(f"{error}; without STEDI_LAKE_ROOT it is the sample lake: `make run` builds it") from None
+    return lake
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m stedi_assets.sql",
+        description="Run a read-only SQL query over the zone tables, by name, on the lake of STEDI_LAKE_ROOT.",
+    )
+    parser.add_argument("sql", nargs="?", help="one query (SELECT / WITH / VALUES / TABLE); '-' reads it from stdin")
+    parser.add_argument("--tables", action="store_true", help="list the tables, their location and whether they exist")
+    parser.add_argument("--format", choices=("text", "csv", "json"), default="text", help="json: one object a line")
+    parser.add_argument(
+        "--max-rows", type=int, help=f"rows to print (text: {DEFAULT_MAX_ROWS} by default; csv/json: all)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parser()
+    args = arguments.parse_args(argv)
+    if not args.tables and not args.sql:
+        arguments.error("give a query, or --tables")
+    if args.max_rows is not None and args.max_rows < 1:
+        arguments.error("--max-rows must be at least 1")
+    try:
+        lake = open_lake()
+        if args.tables:
+            print(render_text(*table_listing(lake), max_rows=len(ALL_TABLES)))
+        else:
+            run(args, lake, sys.stdout)
+    except (QueryError, LakeRootError, SettingsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
