@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import boto3
 from dagster import DagsterInstance, ExecuteInProcessResult, materialize
 
 from stedi_assets.assets import ZONE_ASSETS
@@ -31,6 +32,14 @@ TEST_KEY = "test-pseudonym-key"  # set as STEDI_PSEUDONYM_KEY by the test sessio
 
 def generate_lake(root: Path, customers: int = 40, seed: int = 11) -> dict:
     return generate(root, customers=customers, seed=seed, readings=12, files=3, rates=DEFECTIVE)
+
+
+def upload(local: Path, bucket: str, prefix: str) -> None:
+    """Copies a local lake to s3://bucket/prefix (the S3 server of the test session)."""
+    client = boto3.client("s3")
+    for path in local.rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(local)}")
 
 
 def materialize_lake(

@@ -89,18 +89,18 @@ def spark_standalone(state_dir: Path, cores: int = 2) -> Iterator[str]:
 
 
 @contextmanager
-def spark_connect(state_dir: Path) -> Iterator[str]:
-    """A Spark Connect server (pyspark's start-connect-server.sh) on local[2]; yields sc://..."""
+def spark_connect(state_dir: Path, settings: Settings = TEST_SERVER_SETTINGS) -> Iterator[str]:
+    """A Spark Connect server (pyspark's start-connect-server.sh) as `make up` starts it; yields sc://..."""
     port = services.free_port()
     try:
-        services.launch(services.spark_connect(TEST_SERVER_SETTINGS, port), state_dir)
+        services.launch(services.spark_connect(settings, port), state_dir)
         yield f"sc://127.0.0.1:{port}"
     finally:
         services.down(state_dir)
     assert services.running(state_dir) == {}
 
 
-def run_graph(lake: Path, master: str, home: Path) -> subprocess.CompletedProcess:
+def run_graph(lake: Path | str, master: str, home: Path) -> subprocess.CompletedProcess:
     """`python -m stedi_assets.run` (what `make run` runs) in its own process, against a Spark master."""
     env = {**os.environ, **dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SPARK_MASTER": master}
     return subprocess.run(

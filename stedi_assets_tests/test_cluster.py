@@ -4,8 +4,10 @@ the pyspark installation, compared row for row with a local run on the same lake
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
+import boto3
 import pandas as pd
 import pytest
 from dagster import DagsterInstance
@@ -13,20 +15,38 @@ from pyspark.sql import SparkSession
 
 from stedi_assets.tables import ALL_TABLES, Zone
 from stedi_assets.transforms.readings import ConsentPolicy
-from stedi_assets_tests.lakes import generate_lake, materialize_lake
-from stedi_assets_tests.servers import run_graph, spark_connect, spark_standalone
+from stedi_assets_tests.lakes import generate_lake, materialize_lake, upload
+from stedi_assets_tests.servers import TEST_SERVER_SETTINGS, run_graph, spark_connect, spark_standalone
 
+BUCKET = "stedi-connect"
 STORED_TABLES = [table for table in ALL_TABLES.values() if table.zone is not Zone.LANDING]
 
 
-def snapshot(lake: Path) -> dict[str, pd.DataFrame]:
-    """Every stored table as pandas reads it (pyarrow skips _SUCCESS and the like), in a canonical row order;
-    the quarantines' run_id differs between runs by design, so it is left out."""
+def snapshot(lake: Path, spark_root: str | None = None) -> dict[str, pd.DataFrame]:
+    """Every stored table as pandas reads it (pyarrow skips _SUCCESS and the like), in a canonical row order.
+
+    Quarantine rows name their run, which differs between runs by design, and their file as Spark saw it
+    (`spark_root`, file:{lake} by default): the run is left out and the file kept relative to the lake.
+    """
+    prefix = f"{spark_root or f'file:{lake}'}/"
     tables = {}
     for table in STORED_TABLES:
         frame = pd.read_parquet(lake / table.path).drop(columns=["run_id"], errors="ignore")
+        if "source_file" in frame:
+            assert frame["source_file"].str.startswith(prefix).all(), table.name
+            frame["source_file"] = frame["source_file"].str.removeprefix(prefix)
         tables[table.name] = frame.sort_values(list(frame.columns)).reset_index(drop=True)
     return tables
+
+
+def download(bucket: str, prefix: str, local: Path) -> Path:
+    client = boto3.client("s3")
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/"):
+        for item in page.get("Contents", []):
+            target = local / item["Key"].removeprefix(f"{prefix}/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, item["Key"], str(target))
+    return local
 
 
 def remove_outputs(lake: Path) -> None:
@@ -72,3 +92,18 @@ def test_a_spark_connect_server_gives_the_local_tables(lake, tmp_path: Path) -> 
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         assert f"Spark: {remote}" in run.stderr
     assert_same_tables(snapshot(root), local)
+
+
+def test_a_connect_server_started_for_an_s3_lake_gives_the_local_tables(lake, s3_server: str, tmp_path: Path) -> None:
+    """The server holds the s3a jars, settings and credentials (as `make up` starts it for an s3:// lake)."""
+    _, local = lake
+    generate_lake(tmp_path / "landing-only", customers=30)  # the same seed: the same landing files
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    upload(tmp_path / "landing-only", BUCKET, "lake")
+    root = f"s3://{BUCKET}/lake"
+    server_settings = replace(TEST_SERVER_SETTINGS, lake_root=root, aws_endpoint_url=s3_server, aws_region="us-east-1")
+    with spark_connect(tmp_path / "services", server_settings) as remote:
+        run = run_graph(root, remote, tmp_path / "home")
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    written = download(BUCKET, "lake", tmp_path / "downloaded")
+    assert_same_tables(snapshot(written, f"s3a://{BUCKET}/lake"), local)

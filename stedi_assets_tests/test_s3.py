@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import boto3
 import pytest
 from dagster import DagsterInstance
@@ -17,16 +15,9 @@ from stedi_assets.resources.storage import list_files
 from stedi_assets.tables import ALL_TABLES, Zone
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests.conftest import S3_SECRET, S3_SETTINGS
-from stedi_assets_tests.lakes import generate_lake, materialize_lake
+from stedi_assets_tests.lakes import generate_lake, materialize_lake, upload
 
 BUCKET = "stedi-test"
-
-
-def upload(local: Path, bucket: str, prefix: str) -> None:
-    client = boto3.client("s3")
-    for path in local.rglob("*"):
-        if path.is_file():
-            client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(local)}")
 
 
 @pytest.fixture(scope="module")
