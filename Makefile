@@ -36,7 +36,6 @@ dev: setup $(DAGSTER_HOME)/dagster.yaml
 
 # Spark Connect server + Dagster daemon + webserver, kept running: sensor-triggered runs start without a JVM.
 up: setup $(DAGSTER_HOME)/dagster.yaml
-	test -n "$$STEDI_LAKE_ROOT" || test -d sample_lake || $(BIN)/python -m stedi_assets.sample --out sample_lake > /dev/null
 	$(BIN)/python -m stedi_assets.services up
 
 down:

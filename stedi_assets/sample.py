@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 import shutil
 import sys
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO
 
+log = logging.getLogger(__name__)
 EXPECTED_FILE = "_sample_expected.json"
 # The built-in sample lake (STEDI_LAKE_ROOT unset).
 SAMPLE_CUSTOMERS = 1000
@@ -180,6 +182,13 @@ def _customer(seed: int, index: int, rates: Rates, shared_serial: str | None, re
         steps = [start + j * 1000 + 7 for j in range(5)]
     customer = Customer(index, email, serial, consent, times, sorted(steps))
     return customer, records, rng
+
+
+def ensure_sample_lake(root: Path) -> None:
+    """The built-in sample lake (STEDI_LAKE_ROOT unset): generated on first use, kept afterwards."""
+    if not root.exists():
+        log.info("generating the sample lake at %s", root)
+        generate(root, customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED)
 
 
 def generate(out: Path, customers: int, seed: int, readings: int = 60, files: int = 4, rates: Rates = Rates()) -> dict:

@@ -28,7 +28,8 @@ from pathlib import Path
 import pyspark
 
 from stedi_assets.resources.spark import application_config, is_connect
-from stedi_assets.settings import Settings, from_env
+from stedi_assets.sample import ensure_sample_lake
+from stedi_assets.settings import SAMPLE_LAKE, Settings, from_env
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -221,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "up":
             settings = from_env()
+            if settings.uses_sample_lake:
+                ensure_sample_lake(SAMPLE_LAKE)  # for the sensor to find
             # An sc:// STEDI_SPARK_MASTER names a Connect server elsewhere: runs use it, none is started here.
             connect = not args.no_connect and not is_connect(settings.spark_master)
             pids = up(settings, args.state_dir, args.connect_port if connect else None, args.webserver_port)

@@ -1,6 +1,5 @@
 """The lake: where each zone table lives under the root, and how it is read and written."""
 
-import logging
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -11,12 +10,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from stedi_assets.resources.storage import folder_exists, is_s3, s3_client, spark_uri, split_s3
-from stedi_assets.sample import SAMPLE_CUSTOMERS, SAMPLE_SEED, generate
+from stedi_assets.sample import ensure_sample_lake
 from stedi_assets.tables import LANDING_TABLES, Zone, ZoneTable
 from stedi_assets.transforms.classify import kept
 from stedi_assets.transforms.landing import parse_landing, split_lines
-
-log = logging.getLogger(__name__)
 
 
 class LakeRootError(RuntimeError):
@@ -38,9 +35,8 @@ class Lake(ConfigurableResource):
     _cached: list[DataFrame] = PrivateAttr(default_factory=list)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        if self.sample and not Path(self.root).exists():
-            log.info("generating the sample lake at %s", self.root)
-            generate(Path(self.root), customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED)
+        if self.sample:
+            ensure_sample_lake(Path(self.root))
         self.check_root()
         conf = self.spark.spark_config
         context.log.info(f"lake {self.root}; Spark: {conf.get('spark.remote') or conf.get('spark.master', 'default')}")
