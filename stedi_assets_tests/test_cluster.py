@@ -60,6 +60,13 @@ def assert_same_tables(actual: dict[str, pd.DataFrame], expected: dict[str, pd.D
         pd.testing.assert_frame_equal(actual[name], frame, check_dtype=True, obj=name)
 
 
+def run_on(root: Path | str, master: str, home: Path) -> None:
+    """`python -m stedi_assets.run` against `master`: it must succeed, and its run log name that Spark."""
+    run = run_graph(root, master, home)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert f"Spark: {master}" in run.stderr
+
+
 @pytest.fixture(scope="module")
 def lake(spark: SparkSession, tmp_path_factory) -> tuple[Path, dict[str, pd.DataFrame]]:
     """A generated lake and the tables of a local run on it (the test session's local[2] Spark)."""
@@ -76,9 +83,7 @@ def test_a_standalone_cluster_gives_the_local_tables(lake, tmp_path: Path) -> No
     root, local = lake
     remove_outputs(root)
     with spark_standalone(tmp_path / "services") as master:
-        run = run_graph(root, master, tmp_path / "home")
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-        assert f"Spark: {master}" in run.stderr
+        run_on(root, master, tmp_path / "home")
         # The master gave the run's application executors on its worker.
         assert "Registering app stedi-lakehouse" in (tmp_path / "services" / "spark-master.log").read_text()
     assert_same_tables(snapshot(root), local)
@@ -88,9 +93,7 @@ def test_a_spark_connect_server_gives_the_local_tables(lake, tmp_path: Path) -> 
     root, local = lake
     remove_outputs(root)
     with spark_connect(tmp_path / "services") as remote:
-        run = run_graph(root, remote, tmp_path / "home")
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-        assert f"Spark: {remote}" in run.stderr
+        run_on(root, remote, tmp_path / "home")
     assert_same_tables(snapshot(root), local)
 
 
@@ -103,7 +106,6 @@ def test_a_connect_server_started_for_an_s3_lake_gives_the_local_tables(lake, s3
     root = f"s3://{BUCKET}/lake"
     server_settings = replace(TEST_SERVER_SETTINGS, lake_root=root, aws_endpoint_url=s3_server, aws_region="us-east-1")
     with spark_connect(tmp_path / "services", server_settings) as remote:
-        run = run_graph(root, remote, tmp_path / "home")
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        run_on(root, remote, tmp_path / "home")
     written = download(BUCKET, "lake", tmp_path / "downloaded")
     assert_same_tables(snapshot(written, f"s3a://{BUCKET}/lake"), local)
