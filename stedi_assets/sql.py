@@ -33,7 +33,6 @@ from pyspark.sql import DataFrame, Row
 
 from stedi_assets.resources.lake import Lake, LakeRootError
 from stedi_assets.resources.spark import spark_resource
-from stedi_assets.resources.storage import folder_exists, is_s3, s3_client
 from stedi_assets.settings import SettingsError, from_env
 from stedi_assets.tables import ALL_TABLES
 
@@ -66,15 +65,10 @@ def named_tables(statement: str) -> set[str]:
     return {word.lower() for word in re.findall(r"\w+", statement)} & ALL_TABLES.keys()
 
 
-def location(lake: Lake, name: str) -> str:
-    return f"{lake.root}/{ALL_TABLES[name].path}"
-
-
 def register_views(lake: Lake, names: Iterable[str]) -> None:
     """A temp view per named table that exists; any other registry view left from an earlier query is dropped,
     so that a missing table is reported as such instead of being served from another lake."""
-    client = s3_client() if is_s3(lake.root) else None
-    present = {name for name in names if folder_exists(location(lake, name), client)}
+    present = {name for name in names if lake.exists(ALL_TABLES[name])}
     for name in present:
         lake.read(ALL_TABLES[name]).createOrReplaceTempView(name)
     for name in ALL_TABLES.keys() - present:
@@ -110,7 +104,8 @@ def describe(error: PySparkException, lake: Lake, statement: str) -> str:
     if error.getCondition() == "TABLE_OR_VIEW_NOT_FOUND":
         name = error.getMessageParameters().get("relationName", "").strip("`").lower()
         if name in ALL_TABLES:
-            return f"table {name} has not been materialized yet (no {location(lake, name)}): run `make run` first"
+            folder = lake.location(ALL_TABLES[name])
+            return f"table {name} has not been materialized yet (no {folder}): run `make run` first"
         return f"{first_line(error)} Known tables: python -m stedi_assets.sql --tables"
     return first_line(error)
 
@@ -181,11 +176,9 @@ def write_json_lines(columns: Sequence[str], rows: Iterable[Sequence[Any]], out:
 
 def table_listing(lake: Lake) -> tuple[list[str], list[tuple[str, ...]]]:
     """Every registry table with its zone, location and whether it has been materialized."""
-    client = s3_client() if is_s3(lake.root) else None
     rows = []
     for name, table in ALL_TABLES.items():
-        folder = location(lake, name)
-        rows.append((name, table.zone.value, folder, "yes" if folder_exists(folder, client) else "no"))
+        rows.append((name, table.zone.value, lake.location(table), "yes" if lake.exists(table) else "no"))
     return ["table", "zone", "location", "exists"], rows
 
 

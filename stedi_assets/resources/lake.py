@@ -1,6 +1,7 @@
 """The lake: where each zone table lives under the root, and how it is read and written."""
 
 from pathlib import Path
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from dagster import ConfigurableResource, InitResourceContext, ResourceDependency
@@ -33,6 +34,7 @@ class Lake(ConfigurableResource):
     sample: bool = False
     _frames: dict[str, DataFrame] = PrivateAttr(default_factory=dict)
     _cached: list[DataFrame] = PrivateAttr(default_factory=list)
+    _client: Any = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         if self.sample:
@@ -53,7 +55,7 @@ class Lake(ConfigurableResource):
 
     def check_root(self) -> None:
         """Fails at once, in one line naming the path, when the root or a landing folder cannot be read."""
-        client = s3_client() if is_s3(self.root) else None
+        client = self._s3_client()
         if client is not None:
             try:
                 client.head_bucket(Bucket=split_s3(self.root)[0])
@@ -62,13 +64,26 @@ class Lake(ConfigurableResource):
         elif not Path(self.root).is_dir():
             raise LakeRootError(f"lake root {self.root} does not exist or is not a directory (STEDI_LAKE_ROOT)")
         for table in LANDING_TABLES:
-            folder = f"{self.root}/{table.path}"
-            if not folder_exists(folder, client):
-                raise LakeRootError(f"lake root {self.root} has no landing folder {folder}")
+            if not self.exists(table):
+                raise LakeRootError(f"lake root {self.root} has no landing folder {self.location(table)}")
+
+    def _s3_client(self) -> Any:
+        """boto3's S3 client for an s3:// root, made once; None for a local root."""
+        if self._client is None and is_s3(self.root):
+            self._client = s3_client()
+        return self._client
+
+    def location(self, table: ZoneTable) -> str:
+        """The table's folder under the root, spelled as the root is (s3:// stays s3://)."""
+        return f"{self.root}/{table.path}"
+
+    def exists(self, table: ZoneTable) -> bool:
+        """Whether the table's folder exists: landing folders must; other tables have none until materialized."""
+        return folder_exists(self.location(table), self._s3_client())
 
     def uri(self, table: ZoneTable) -> str:
         """The table's location as Spark reads it (s3:// roots become s3a://)."""
-        return spark_uri(f"{self.root}/{table.path}")
+        return spark_uri(self.location(table))
 
     def cache(self, frame: DataFrame) -> DataFrame:
         """Caches a frame for the rest of the run."""
