@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from stedi_assets.sample import generate
+from stedi_assets.services import dagster_home
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -82,10 +83,7 @@ def main() -> None:
         generate(lake, customers=args.customers, seed=7, readings=args.readings, files=files)
         print(f"generated {lake} in {time.monotonic() - started:.1f}s")
     size = sum(p.stat().st_size for p in lake.glob("*/landing/*") if p.is_file())
-    home = args.work / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, "STEDI_CONSENT_POLICY": args.policy, "DAGSTER_HOME": str(home)}
+    env = {**os.environ, "STEDI_CONSENT_POLICY": args.policy, **dagster_home(args.work / "dagster_home")}
     plain_out = args.work / "plain-out"
     shutil.rmtree(plain_out, ignore_errors=True)
 

@@ -24,18 +24,15 @@ from pathlib import Path
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from stedi_assets import services
-from stedi_assets.sample import generate
+from stedi_assets.sample import SAMPLE_SEED, generate
 from stedi_assets.settings import Settings
 
-REPO = Path(__file__).resolve().parent.parent
 LOCAL = Settings(spark_master="local[*]")
 
 
 def fresh_home(path: Path) -> dict[str, str]:
     shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    shutil.copy(REPO / "dagster.yaml.example", path / "dagster.yaml")
-    return {"DAGSTER_HOME": str(path)}
+    return services.dagster_home(path)
 
 
 def timed_run(lake: Path, master: str, home: Path) -> float:
@@ -84,15 +81,16 @@ def main() -> None:
     args = parser.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
     lake = args.work / "lake"
-    generate(lake, customers=args.customers, seed=7)
+    generate(lake, customers=args.customers, seed=SAMPLE_SEED)
 
     timings = {"local[*]": timed_run(lake, "local[*]", args.work / "home")}
     cluster_dir = args.work / "services-cluster"
     port = services.free_port()
+    master = f"spark://127.0.0.1:{port}"
     try:
         services.launch(services.standalone_master(port), cluster_dir)
-        services.launch(services.standalone_worker(f"spark://127.0.0.1:{port}", 2, "4g", args.work), cluster_dir)
-        timings["standalone (1 worker, 2 cores)"] = timed_run(lake, f"spark://127.0.0.1:{port}", args.work / "home")
+        services.launch(services.standalone_worker(master, 2, "4g", cluster_dir / "work"), cluster_dir)
+        timings["standalone (1 worker, 2 cores)"] = timed_run(lake, master, args.work / "home")
     finally:
         services.down(cluster_dir)
     try:

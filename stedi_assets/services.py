@@ -118,6 +118,14 @@ def launch(service: Service, state_dir: Path) -> int:
     return process.pid
 
 
+def dagster_home(home: Path) -> dict[str, str]:
+    """A DAGSTER_HOME with the project's dagster.yaml (as the Makefile makes it); returns the environment
+    that points at it. Code servers put sockets under TMPDIR, so that goes inside it too."""
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml.example").read_text())
+    return {"DAGSTER_HOME": str(home), "TMPDIR": str(home / "tmp")}
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

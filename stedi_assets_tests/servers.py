@@ -18,7 +18,6 @@ from stedi_assets import services
 from stedi_assets.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
-DAGSTER_YAML = (REPO / "dagster.yaml.example").read_text()
 # Small Spark processes: the test session's JVM and a run's driver share the machine's 2 cores with them.
 SPARK_DAEMON_ENV = {"SPARK_DAEMON_MEMORY": "512m"}
 WORKER_MEMORY = "2g"
@@ -48,19 +47,10 @@ class Servers:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def dagster_home(home: Path) -> dict[str, str]:
-    """A fresh DAGSTER_HOME with the project's dagster.yaml; returns the environment that points at it."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(DAGSTER_YAML)
-    (home / "tmp").mkdir(exist_ok=True)
-    # Code servers put sockets under TMPDIR.
-    return {"DAGSTER_HOME": str(home), "TMPDIR": str(home / "tmp")}
-
-
 @contextmanager
 def dagster_servers(home: Path, lake: Path, state_dir: Path, connect: bool = False) -> Iterator[Servers]:
     """`make up` on a lake, with a 1 s sensor interval; `make down` on exit, checked to leave nothing running."""
-    env = {**dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SENSOR_INTERVAL_SECONDS": "1"}
+    env = {**services.dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SENSOR_INTERVAL_SECONDS": "1"}
     # Created once here first: concurrent first use of a fresh instance by two servers can race.
     instance = DagsterInstance.from_config(str(home))
     port = services.free_port()
@@ -102,7 +92,7 @@ def spark_connect(state_dir: Path, settings: Settings = TEST_SERVER_SETTINGS) ->
 
 def run_graph(lake: Path | str, master: str, home: Path) -> subprocess.CompletedProcess:
     """`python -m stedi_assets.run` (what `make run` runs) in its own process, against a Spark master."""
-    env = {**os.environ, **dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SPARK_MASTER": master}
+    env = {**os.environ, **services.dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SPARK_MASTER": master}
     return subprocess.run(
         [sys.executable, "-m", "stedi_assets.run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
     )
