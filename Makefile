@@ -13,7 +13,7 @@ $(VENV)/.installed: setup.py pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	# hadoop-aws and the AWS SDK for s3a:// lakes, from PyPI (Maven is unreachable); cached in ~/.cache/stedi.
-	$(BIN)/python -m stedi_assets.resources.s3a_jars > /dev/null
+	$(BIN)/python -m stedi_assets.s3a_jars > /dev/null
 	# Debian's Chromium for the UI test (playwright cannot download browsers here).
 	command -v chromium > /dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; } || \
@@ -25,7 +25,7 @@ $(DAGSTER_HOME)/dagster.yaml:
 	cp dagster.yaml.example $@
 
 run: setup $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m stedi_assets.run
+	$(BIN)/stedi run
 
 test: setup
 	$(BIN)/ruff check .
@@ -36,10 +36,10 @@ dev: setup $(DAGSTER_HOME)/dagster.yaml
 
 # Spark Connect server + Dagster daemon + webserver, kept running: sensor-triggered runs start without a JVM.
 up: setup $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m stedi_assets.services up
+	$(BIN)/stedi up
 
 down:
-	test ! -x $(BIN)/python || $(BIN)/python -m stedi_assets.services down
+	test ! -x $(BIN)/stedi || $(BIN)/stedi down
 
 clean: down
 	rm -rf sample_lake $(DAGSTER_HOME) .services

@@ -16,7 +16,10 @@ setup(
         "pandera[pyspark]==0.35.0",
         "pandas>=2.2,<3",
         "pyarrow>=15",
+        # Delta tables: atomic versions of the Parquet files Spark writes (Spark cannot load delta-spark here).
+        "deltalake==1.6.6",
     ],
+    entry_points={"console_scripts": ["stedi = stedi_assets.cli:main"]},
     extras_require={
         "dev": ["pytest==9.2.0", "ruff==0.17.6", "duckdb==2.0.1", "moto[server]==5.2.5", "playwright==1.65.2"],
     },

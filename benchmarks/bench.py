@@ -18,8 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-from stedi_assets.sample import generate
-from stedi_assets.services import dagster_home
+from stedi_assets.cli.sample import generate
+from stedi_assets.cli.services import dagster_home
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -88,7 +88,7 @@ def main() -> None:
     shutil.rmtree(plain_out, ignore_errors=True)
 
     plain = measure([sys.executable, "-m", "benchmarks.plain_pyspark", str(lake), str(plain_out), args.policy], env)
-    graph = measure([sys.executable, "-m", "stedi_assets.run"], {**env, "STEDI_LAKE_ROOT": str(lake)})
+    graph = measure([sys.executable, "-m", "stedi_assets.cli.run"], {**env, "STEDI_LAKE_ROOT": str(lake)})
     print(f"lake: {args.customers} customers, {size / 1e6:.1f} MB of landing files, policy {args.policy}")
     print(f"{'':34}{'wall s':>8}{'peak RSS MB':>13}")
     print(f"{'plain PySpark script':34}{plain[0]:8.1f}{plain[1] / 1e6:13.0f}")

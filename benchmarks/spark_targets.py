@@ -2,7 +2,7 @@
 
     python -m benchmarks.spark_targets [--customers 1000] [--work /tmp/stedi-targets]
 
-1. `python -m stedi_assets.run` on one generated lake with STEDI_SPARK_MASTER set to local[*], to a standalone
+1. `python -m stedi_assets.cli.run` on one generated lake with STEDI_SPARK_MASTER set to local[*], to a standalone
    cluster (a master and one 2-core worker started here from pyspark) and to a Spark Connect server (local[*]).
 2. A file dropped into a landing folder, until the sensor's run of it succeeds: with only the daemon and
    webserver running (each run starts its own Spark) and with `make up`'s Connect server.
@@ -23,8 +23,8 @@ from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from stedi_assets import services
-from stedi_assets.sample import SAMPLE_SEED, generate
+from stedi_assets.cli import services
+from stedi_assets.cli.sample import SAMPLE_SEED, generate
 from stedi_assets.settings import Settings
 
 LOCAL = Settings(spark_master="local[*]")
@@ -38,7 +38,7 @@ def fresh_home(path: Path) -> dict[str, str]:
 def timed_run(lake: Path, master: str, home: Path) -> float:
     env = {**os.environ, **fresh_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SPARK_MASTER": master}
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "stedi_assets.run"], env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "stedi_assets.cli.run"], env=env, check=True, capture_output=True)
     return time.monotonic() - started
 
 
@@ -102,7 +102,7 @@ def main() -> None:
     finally:
         services.down(cluster_dir)
 
-    print(f"lake: {args.customers} customers; python -m stedi_assets.run, wall seconds")
+    print(f"lake: {args.customers} customers; python -m stedi_assets.cli.run, wall seconds")
     for target, seconds in timings.items():
         print(f"  {target:<34}{seconds:8.1f}")
     print("sensor-triggered run of one new landing file: drop -> SUCCESS / the run itself, seconds")

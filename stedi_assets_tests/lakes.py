@@ -10,8 +10,8 @@ from dagster import DagsterInstance, ExecuteInProcessResult, materialize
 
 from stedi_assets.assets import ZONE_ASSETS
 from stedi_assets.checks import contract_checks
+from stedi_assets.cli.sample import Rates, generate
 from stedi_assets.definitions import build_resources
-from stedi_assets.sample import Rates, generate
 from stedi_assets.settings import Settings
 from stedi_assets.transforms.readings import ConsentPolicy
 

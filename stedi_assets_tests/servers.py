@@ -1,4 +1,4 @@
-"""Real servers for the end-to-end and cluster tests, started and stopped through `stedi_assets.services`
+"""Real servers for the end-to-end and cluster tests, started and stopped through `stedi_assets.cli.services`
 (the code behind `make up` / `make down`): each in its own process group, stopped by its id."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
-from stedi_assets import services
+from stedi_assets.cli import services
 from stedi_assets.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -91,8 +91,8 @@ def spark_connect(state_dir: Path, settings: Settings = TEST_SERVER_SETTINGS) ->
 
 
 def run_graph(lake: Path | str, master: str, home: Path) -> subprocess.CompletedProcess:
-    """`python -m stedi_assets.run` (what `make run` runs) in its own process, against a Spark master."""
+    """`python -m stedi_assets.cli.run` (what `make run` runs) in its own process, against a Spark master."""
     env = {**os.environ, **services.dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SPARK_MASTER": master}
     return subprocess.run(
-        [sys.executable, "-m", "stedi_assets.run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "stedi_assets.cli.run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
     )

@@ -17,7 +17,7 @@ from pandera.pyspark import Field
 from pyspark.sql import SparkSession
 
 from stedi_assets import contracts as c
-from stedi_assets.catalog import (
+from stedi_assets.cli.catalog import (
     JSON_LINES,
     PARQUET,
     CatalogError,

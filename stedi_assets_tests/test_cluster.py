@@ -61,7 +61,7 @@ def assert_same_tables(actual: dict[str, pd.DataFrame], expected: dict[str, pd.D
 
 
 def run_on(root: Path | str, master: str, home: Path) -> None:
-    """`python -m stedi_assets.run` against `master`: it must succeed, and its run log name that Spark."""
+    """`python -m stedi_assets.cli.run` against `master`: it must succeed, and its run log name that Spark."""
     run = run_graph(root, master, home)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert f"Spark: {master}" in run.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stedi_assets.sample import EXPECTED_FILE, FEEDS, main
+from stedi_assets.cli.sample import EXPECTED_FILE, FEEDS, main
 from stedi_assets_tests.lakes import generate_lake
 
 

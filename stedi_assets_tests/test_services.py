@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from dagster import DagsterRunStatus
 
-from stedi_assets import services
-from stedi_assets.sample import EXPECTED_FILE
+from stedi_assets.cli import services
+from stedi_assets.cli.sample import EXPECTED_FILE
 from stedi_assets.settings import Settings
 from stedi_assets.tables import ALL_TABLES, Zone
 from stedi_assets_tests.lakes import generate_lake

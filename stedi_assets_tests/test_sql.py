@@ -1,4 +1,4 @@
-"""`python -m stedi_assets.sql`: queries by table name on a materialized lake, held to DuckDB over the same
+"""`python -m stedi_assets.cli.sql`: queries by table name on a materialized lake, held to DuckDB over the same
 files; every kind of write refused with the lake left untouched; rendering; the command line in-process."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import duckdb
 import pytest
 from pyspark.sql import SparkSession
 
+from stedi_assets.cli.sample import EXPECTED_FILE
+from stedi_assets.cli.sql import QueryError, main, query, render_text, write_csv, write_json_lines
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.spark import spark_resource
-from stedi_assets.sample import EXPECTED_FILE
 from stedi_assets.settings import Settings
-from stedi_assets.sql import QueryError, main, query, render_text, write_csv, write_json_lines
 from stedi_assets.tables import ALL_TABLES, LANDING_TABLES, Zone
 from stedi_assets_tests.lakes import generate_lake
 

@@ -10,8 +10,8 @@ from pydantic import PrivateAttr
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from stedi_assets.cli.sample import ensure_sample_lake
 from stedi_assets.resources.storage import folder_exists, is_s3, s3_client, spark_uri, split_s3
-from stedi_assets.sample import ensure_sample_lake
 from stedi_assets.tables import LANDING_TABLES, Zone, ZoneTable
 from stedi_assets.transforms.classify import kept
 from stedi_assets.transforms.landing import parse_landing, split_lines

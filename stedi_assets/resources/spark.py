@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster_pyspark import LazyPySparkResource
 
-from stedi_assets.resources.s3a_jars import s3a_jars
+from stedi_assets.s3a_jars import s3a_jars
 from stedi_assets.settings import Settings
 
 LOCAL_SHUFFLE_PARTITIONS = 16

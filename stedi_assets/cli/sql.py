@@ -1,8 +1,8 @@
 """Read-only SQL over the zone tables by name, on the lake given by the environment.
 
-python -m stedi_assets.sql "select count(*) from customer_trusted"
-python -m stedi_assets.sql --format csv "select * from machine_learning_curated" > ml.csv
-python -m stedi_assets.sql --tables
+python -m stedi_assets.cli.sql "select count(*) from customer_trusted"
+python -m stedi_assets.cli.sql --format csv "select * from machine_learning_curated" > ml.csv
+stedi sql --tables
 
 Every table of the registry is a view under its own name: landing tables parsed from the raw JSON lines as the
 pipeline parses them (accepted rows only), the others read from Parquet with their declared schema. Only
@@ -106,7 +106,7 @@ def describe(error: PySparkException, lake: Lake, statement: str) -> str:
         if name in ALL_TABLES:
             folder = lake.location(ALL_TABLES[name])
             return f"table {name} has not been materialized yet (no {folder}): run `make run` first"
-        return f"{first_line(error)} Known tables: python -m stedi_assets.sql --tables"
+        return f"{first_line(error)} Known tables: stedi sql --tables"
     return first_line(error)
 
 
@@ -228,9 +228,9 @@ def open_lake() -> Lake:
     return lake
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m stedi_assets.sql",
+        prog=prog,
         description="Run a read-only SQL query over the zone tables, by name, on the lake of STEDI_LAKE_ROOT.",
     )
     parser.add_argument("sql", nargs="?", help="one query (SELECT / WITH / VALUES / TABLE); '-' reads it from stdin")
@@ -242,8 +242,8 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    arguments = parser()
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    arguments = parser(prog)
     args = arguments.parse_args(argv)
     if not args.tables and not args.sql:
         arguments.error("give a query, or --tables")

@@ -1,8 +1,8 @@
 """Long-lived services on one machine: a Spark Connect server that keeps Spark warm between runs, the Dagster
 daemon (sensors, run queue) and the Dagster webserver (UI). `make up` starts them, `make down` stops them.
 
-    python -m stedi_assets.services up [--no-connect] [--connect-port 15002] [--webserver-port 3000]
-    python -m stedi_assets.services down | status          [--state-dir .services]
+    python -m stedi_assets.cli.services up [--no-connect] [--connect-port 15002] [--webserver-port 3000]
+    python -m stedi_assets.cli.services down | status          [--state-dir .services]
 
 With the Connect server up, the daemon's and webserver's runs use it (STEDI_SPARK_MASTER=sc://...), so a
 sensor-triggered run pays no JVM start-up. The server itself runs Spark on STEDI_SPARK_MASTER (local[*] unless
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pyspark
 
+from stedi_assets.cli.sample import ensure_sample_lake
 from stedi_assets.resources.spark import application_config, is_connect
-from stedi_assets.sample import ensure_sample_lake
 from stedi_assets.settings import SAMPLE_LAKE, Settings, from_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -219,8 +219,10 @@ def down(state_dir: Path = DEFAULT_STATE_DIR) -> list[str]:
     return sorted(alive)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     parser.add_argument("--no-connect", action="store_true", help="runs start their own Spark, as without `up`")

@@ -1,6 +1,6 @@
 """Sample lake generator: the three landing feeds, with every real-feed defect at configurable rates.
 
-    python -m stedi_assets.sample --customers 1000 --seed 7 --out sample_lake
+    python -m stedi_assets.cli.sample --customers 1000 --seed 7 --out sample_lake
 
 Deterministic for a seed (each customer draws from its own seeded stream), streamed to disk at any size,
 and it writes `_sample_expected.json` (skipped by readers: it starts with `_`) with the counts the pipeline
@@ -273,8 +273,10 @@ def _expect(expected: dict[str, Counter], c: Customer) -> int:
     return len(c.step_times) if c.ambiguous and c.sends_steps else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--customers", type=int, default=SAMPLE_CUSTOMERS)
     parser.add_argument("--seed", type=int, default=SAMPLE_SEED)
     parser.add_argument("--out", type=Path, required=True)

@@ -1,7 +1,7 @@
 """Athena DDL and AWS Glue Data Catalog tables, derived from each zone table's one declaration.
 
-python -m stedi_assets.catalog [--database stedi]              # prints CREATE EXTERNAL TABLE statements
-python -m stedi_assets.catalog [--database stedi] --register   # creates or updates them in the Glue catalog
+python -m stedi_assets.cli.catalog [--database stedi]              # prints CREATE EXTERNAL TABLE statements
+python -m stedi_assets.cli.catalog [--database stedi] --register   # creates or updates them in the Glue catalog
 
 Columns, types and comments come only from the registry (`tables.py`) and the table's contract, through
 `catalog_columns`, which both the DDL and the Glue TableInput use: the two cannot drift apart, and a contract
@@ -227,9 +227,9 @@ def database_name(text: str) -> str:
     return text
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stedi_assets.catalog",
+        prog=prog,
         description="Athena DDL for every zone table of the lake of STEDI_LAKE_ROOT, or register them in AWS Glue.",
     )
     parser.add_argument("--database", type=database_name, default=DEFAULT_DATABASE)
