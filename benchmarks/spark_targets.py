@@ -25,9 +25,8 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from stedi_assets.cli import services
 from stedi_assets.cli.sample import SAMPLE_SEED, generate
-from stedi_assets.settings import Settings
 
-LOCAL = Settings(spark_master="local[*]")
+LOCAL = services.SparkTarget(master="local[*]")
 
 
 def fresh_home(path: Path) -> dict[str, str]:

@@ -1,24 +1,24 @@
-"""Contract checks: each zone table's pandera model, run as a Dagster asset check on every materialization.
+"""Contract checks: each zone table's pandera model, evaluated on the frame an asset is about to commit.
 
 pandera.pyspark validates the schema (columns, types, strictness). Its row checks would cost one Spark job
 each and say which checks fail but not on how many rows, so the model's nullability, value checks and
-uniqueness are evaluated here instead, all in one aggregation, with a count of failing rows per rule.
-A failing check on a trusted or curated table blocks everything downstream.
+uniqueness are evaluated as row predicates instead, counted in the asset's one aggregation (accounting.py).
+A failing check on a trusted or curated table is blocking: the asset commits nothing (readers keep the last
+good version) and everything downstream is skipped.
 """
 
 import operator
 from functools import reduce
 
-from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, MetadataValue, asset_check
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
 from pandera.config import ValidationDepth, config_context
 from pandera.errors import SchemaErrors
 from pandera.pyspark import DataFrameModel
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from stedi_assets.contracts import column_rules, unique_columns
-from stedi_assets.resources.lake import Lake
-from stedi_assets.tables import ALL_TABLES, Zone, ZoneTable
+from stedi_assets.tables import Zone, ZoneTable
 
 BLOCKING_ZONES = (Zone.TRUSTED, Zone.CURATED)
 
@@ -42,60 +42,74 @@ def schema_errors(model: type[DataFrameModel], frame: DataFrame) -> list[dict[st
     ]
 
 
-def failing_rows(model: type[DataFrameModel], frame: DataFrame) -> dict[str, int]:
-    """Rows failing each nullability, value and uniqueness rule of the model, zeros included, in one pass.
+def failure_predicates(model: type[DataFrameModel], present: set[str]) -> dict[str, Column]:
+    """For each nullability and value rule of the model on a present column: a predicate true where a row fails.
 
     Columns missing from the frame are left to `schema_errors`.
     """
-    present = set(frame.columns)
     rules = column_rules(model)
-    failures: dict[str, F.Column] = {}
+    failures: dict[str, Column] = {}
     for name, column in model.to_schema().columns.items():
         if name not in present:
             continue
         if not column.nullable:
-            failures[f"{name}:not_nullable"] = F.sum(F.when(F.col(name).isNull(), 1).otherwise(0))
+            failures[f"{name}:not_nullable"] = F.col(name).isNull()
         for check, passes in rules[name]:
-            failures[f"{name}:{check}"] = F.sum(F.when(~passes, 1).otherwise(0))
+            failures[f"{name}:{check}"] = ~passes
+    return failures
+
+
+def rule_counts(model: type[DataFrameModel], present: set[str], scope: Column | None = None) -> dict[str, Column]:
+    """Aggregate expressions counting the rows (within `scope`) that fail each rule of the model, uniqueness
+    included, for one `agg` together with whatever else the caller counts."""
+    scope = F.lit(True) if scope is None else scope
+    counts = {
+        name: F.sum(F.when(scope & fails, 1).otherwise(0)) for name, fails in failure_predicates(model, present).items()
+    }
     unique = [c for c in unique_columns(model) if c in present]
     if unique:
         # Rows beyond the first of each key (rows with a null key part are the nullability rule's business).
-        has_null = reduce(operator.or_, (F.col(c).isNull() for c in unique))
-        complete = F.sum(F.when(has_null, 0).otherwise(1))
-        failures[f"unique({', '.join(unique)})"] = complete - F.count_distinct(*unique)
-    if not failures:
+        complete = scope & ~reduce(operator.or_, (F.col(c).isNull() for c in unique))
+        distinct = F.count_distinct(F.when(complete, F.struct(*unique)))
+        counts[f"unique({', '.join(unique)})"] = F.sum(F.when(complete, 1).otherwise(0)) - distinct
+    return counts
+
+
+def failing_rows(model: type[DataFrameModel], frame: DataFrame) -> dict[str, int]:
+    """Rows failing each nullability, value and uniqueness rule of the model, zeros included, in one pass."""
+    counts = rule_counts(model, set(frame.columns))
+    if not counts:
         return {}
-    counts = frame.agg(*(value.alias(key) for key, value in failures.items())).first().asDict()
-    return {key: int(value or 0) for key, value in counts.items()}
+    row = frame.agg(*(value.alias(key) for key, value in counts.items())).first().asDict()
+    return {key: int(value or 0) for key, value in row.items()}
 
 
-def contract_check(table: ZoneTable) -> AssetChecksDefinition:
-    blocking = table.zone in BLOCKING_ZONES
+def is_blocking(table: ZoneTable) -> bool:
+    return table.zone in BLOCKING_ZONES
 
-    @asset_check(
+
+def contract_spec(table: ZoneTable) -> AssetCheckSpec:
+    blocking = is_blocking(table)
+    return AssetCheckSpec(
+        "contract",
         asset=table.name,
-        name="contract",
         blocking=blocking,
         description=f"{table.name} conforms to pandera model {table.model.__name__}"
-        + (" (blocks downstream on failure)" if blocking else ""),
+        + (" (on failure nothing is committed and downstream is skipped)" if blocking else ""),
     )
-    def _contract(lake: Lake) -> AssetCheckResult:
-        frame = lake.cache(lake.read(table))
-        errors = schema_errors(table.model, frame)
-        counts = failing_rows(table.model, frame)
-        failed = {check: rows for check, rows in counts.items() if rows}
-        return AssetCheckResult(
-            passed=not errors and not failed,
-            severity=AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN,
-            metadata={
-                "model": table.model.__name__,
-                "failed_checks": len(failed) + len(errors),
-                "failing_rows_by_check": MetadataValue.json(counts),
-                "schema_errors": MetadataValue.json(errors),
-            },
-        )
-
-    return _contract
 
 
-contract_checks = [contract_check(table) for table in ALL_TABLES.values()]
+def contract_result(table: ZoneTable, errors: list[dict[str, str]], counts: dict[str, int]) -> AssetCheckResult:
+    failed = {check: rows for check, rows in counts.items() if rows}
+    return AssetCheckResult(
+        asset_key=table.name,
+        check_name="contract",
+        passed=not errors and not failed,
+        severity=AssetCheckSeverity.ERROR if is_blocking(table) else AssetCheckSeverity.WARN,
+        metadata={
+            "model": table.model.__name__,
+            "failed_checks": len(failed) + len(errors),
+            "failing_rows_by_check": MetadataValue.json(counts),
+            "schema_errors": MetadataValue.json(errors),
+        },
+    )

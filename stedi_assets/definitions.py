@@ -1,42 +1,60 @@
-"""The one Definitions object: assets by zone, contract checks, the landing sensor, resources, executor."""
+"""The one Definitions object: assets by zone (with their checks), the landing sensor, resources, executor.
+
+Resource config defaults come from the environment through EnvVar, read when the code location loads (not
+when the package is imported): the UI and run config show the variable's name, never its value, and every
+field can be changed per run in the launchpad or with `dagster asset materialize --config`.
+"""
 
 from __future__ import annotations
 
 import os
+import warnings
 
-from dagster import Definitions, EnvVar, in_process_executor
+from dagster import BetaWarning, Definitions, EnvVar, definitions, in_process_executor, with_source_code_references
 
-from stedi_assets import settings as settings_module
 from stedi_assets.assets import ZONE_ASSETS
-from stedi_assets.checks import contract_checks
-from stedi_assets.resources.io_manager import LakeIOManager
 from stedi_assets.resources.lake import Lake
-from stedi_assets.resources.privacy import Privacy
-from stedi_assets.resources.spark import spark_resource
+from stedi_assets.resources.privacy import PSEUDONYM_KEY_ENV, Privacy
+from stedi_assets.resources.spark import Spark
 from stedi_assets.sensors import landing_sensor
 
-
-def build_resources(settings: settings_module.Settings) -> dict[str, object]:
-    spark = spark_resource(settings)
-    lake = Lake(root=settings.lake_root_or_sample, spark=spark, sample=settings.uses_sample_lake)
-    key = EnvVar(settings_module.PSEUDONYM_KEY_ENV) if os.environ.get(settings_module.PSEUDONYM_KEY_ENV) else ""
-    return {
-        "spark": spark,
-        "lake": lake,
-        "io_manager": LakeIOManager(lake=lake),
-        "privacy": Privacy(consent_policy=settings.consent_policy, pseudonym_key=key),
-    }
+SENSOR_INTERVAL_ENV = "STEDI_SENSOR_INTERVAL_SECONDS"
 
 
-def build_definitions(settings: settings_module.Settings) -> Definitions:
-    # One process and one SparkSession per run: a process per asset would start a JVM per asset.
+def from_env(name: str, default: str) -> str:
+    """The variable as an EnvVar where it is set (resolved when a run starts), else the field's default."""
+    return EnvVar(name) if name in os.environ else default
+
+
+def sensor_interval() -> int:
+    text = os.environ.get(SENSOR_INTERVAL_ENV, "30").strip()
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{SENSOR_INTERVAL_ENV} must be a whole number of seconds, got {text!r}")
+    return int(text)
+
+
+@definitions
+def defs() -> Definitions:
+    # Configured at launch: a run's config then overrides field by field, keeping the other defaults, and a
+    # per-run lake root reaches the resources that depend on the lake.
+    lake = Lake.configure_at_launch(root=from_env("STEDI_LAKE_ROOT", ""))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)  # code references: the UI's links to the source
+        assets = with_source_code_references(ZONE_ASSETS)
     return Definitions(
-        assets=ZONE_ASSETS,
-        asset_checks=contract_checks,
-        sensors=[landing_sensor(settings.lake_root_or_sample, settings.sensor_interval_seconds)],
-        resources=build_resources(settings),
+        assets=assets,
+        sensors=[landing_sensor(sensor_interval())],
+        resources={
+            "lake": lake,
+            "spark": Spark.configure_at_launch(
+                master=from_env("STEDI_SPARK_MASTER", "local[*]"), conf=from_env("STEDI_SPARK_CONF", ""), lake=lake
+            ),
+            "privacy": Privacy.configure_at_launch(
+                consent_policy=from_env("STEDI_CONSENT_POLICY", "since"),
+                pseudonym_key=from_env(PSEUDONYM_KEY_ENV, ""),
+                lake=lake,
+            ),
+        },
+        # One process and one SparkSession per run: a process per asset would start a JVM per asset.
         executor=in_process_executor,
     )
-
-
-defs = build_definitions(settings_module.from_env())

@@ -1,18 +1,24 @@
-"""The landing sensor: new or rewritten landing files request a run of their feed and everything downstream.
+"""The landing sensor: files the ledger has not consumed (new, rewritten or deleted) request a run of their
+feeds and everything downstream.
 
-The cursor holds a fingerprint of every landing file seen (size and mtime locally, size and ETag on S3), so
-a new file and a file rewritten in place both trigger, and a file already processed never triggers again
-(dagster-aws's get_s3_keys, which only looks past the last key, misses rewrites). One run request per tick
-covers every changed feed; its run_key is derived from the batch and its tags name the files.
+It asks each landing table's ledger (committed with the table's current version) rather than remembering
+files itself, so its cursor stays a few bytes at any number of files. The run key names the batch: the
+ledger versions it was compared with and the files' fingerprints, so it cannot collide with an earlier
+batch's key (every committed batch moves a version), and a batch whose run failed is requested again under
+a new attempt number on the next tick.
 """
+
+from __future__ import annotations
 
 import hashlib
 import json
 
 from dagster import (
     AssetSelection,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -21,42 +27,79 @@ from dagster import (
 )
 
 from stedi_assets.assets import ZONE_ASSETS
-from stedi_assets.resources.storage import list_files
+from stedi_assets.resources.lake import Lake
+from stedi_assets.resources.ledger import Delivery, compare, read_ledger
 from stedi_assets.tables import LANDING_TABLES
 
 MAX_FILES_IN_TAG = 20
+UNFINISHED = (
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+)
 
 
-def changed_files(seen: dict[str, str], current: dict[str, str]) -> list[str]:
-    return sorted(path for path, fingerprint in current.items() if seen.get(path) != fingerprint)
+def pending_deliveries(lake: Lake) -> tuple[dict[str, Delivery], dict[str, int]]:
+    """For each feed, what its folder holds that its ledger has not consumed; and each ledger's version."""
+    deliveries, versions = {}, {}
+    for table in LANDING_TABLES:
+        delta = lake.delta(table)
+        snapshot = delta.snapshot()
+        versions[table.name] = -1 if snapshot is None else snapshot.version
+        delivery = compare(read_ledger(delta, snapshot), lake.landing_files(table))
+        if not delivery.empty:
+            deliveries[table.name] = delivery
+    return deliveries, versions
 
 
-def landing_sensor(lake_root: str, minimum_interval_seconds: int) -> SensorDefinition:
+def batch_key(deliveries: dict[str, Delivery], versions: dict[str, int]) -> str:
+    batch = {
+        name: {
+            "version": versions[name],
+            "new": sorted(f"{f.uri}@{f.fingerprint}" for f in delivery.new),
+            "gone": delivery.gone,
+        }
+        for name, delivery in deliveries.items()
+    }
+    return hashlib.sha256(json.dumps(batch, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def landing_sensor(minimum_interval_seconds: int) -> SensorDefinition:
     @sensor(
         name="landing_files",
-        description=f"New or rewritten files under {lake_root}/{{entity}}/landing/ rerun that feed and downstream.",
+        description="Landing files the ledger has not consumed (new, rewritten, deleted) rerun their feeds and"
+        " everything downstream.",
         target=AssetSelection.assets(*(t.name for t in LANDING_TABLES)).downstream().required_multi_asset_neighbors(),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
     )
-    def landing_files(context: SensorEvaluationContext) -> SensorResult | SkipReason:
-        seen: dict[str, dict[str, str]] = json.loads(context.cursor) if context.cursor else {}
-        current = {t.name: list_files(f"{lake_root}/{t.path}") for t in LANDING_TABLES}
-        changed = {name: changed_files(seen.get(name, {}), files) for name, files in current.items()}
-        changed = {name: files for name, files in changed.items() if files}
-        if not changed:
-            return SkipReason(f"no new or rewritten landing file under {lake_root}")
-        batch = {path: current[name][path] for name, paths in changed.items() for path in paths}
-        run_key = hashlib.sha256(json.dumps(batch, sort_keys=True).encode()).hexdigest()[:20]
-        names = sorted(path.rsplit("/", 1)[-1] for path in batch)
+    def landing_files(context: SensorEvaluationContext, lake: Lake) -> SensorResult | SkipReason:
+        deliveries, versions = pending_deliveries(lake)
+        if not deliveries:
+            return SkipReason(f"every landing file under {lake.uri} is in its ledger")
+        key = batch_key(deliveries, versions)
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        attempt = 0
+        if cursor.get("batch") == key:
+            previous = f"{key}-{cursor['attempt']}"
+            runs = context.instance.get_runs(RunsFilter(tags={"dagster/run_key": previous}), limit=1)
+            if not runs or runs[0].status in UNFINISHED:
+                return SkipReason(f"the run for batch {previous} has not finished")
+            attempt = cursor["attempt"] + 1  # it finished without consuming the batch: try again
+        names = sorted(f.uri.rsplit("/", 1)[-1] for d in deliveries.values() for f in d.new)
         tags = {
-            "stedi/landing_feeds": ",".join(sorted(changed)),
-            "stedi/landing_file_count": str(len(batch)),
+            "stedi/landing_feeds": ",".join(sorted(deliveries)),
+            "stedi/landing_file_count": str(len(names)),
+            "stedi/landing_files_gone": str(sum(len(d.gone) for d in deliveries.values())),
             "stedi/landing_files": ",".join(names[:MAX_FILES_IN_TAG])
             + (",..." if len(names) > MAX_FILES_IN_TAG else ""),
         }
-        selection = AssetSelection.assets(*changed).downstream().required_multi_asset_neighbors()
-        request = RunRequest(run_key=run_key, asset_selection=sorted(selection.resolve(ZONE_ASSETS)), tags=tags)
-        return SensorResult(run_requests=[request], cursor=json.dumps(current, sort_keys=True))
+        selection = AssetSelection.assets(*deliveries).downstream().required_multi_asset_neighbors()
+        request = RunRequest(
+            run_key=f"{key}-{attempt}", asset_selection=sorted(selection.resolve(ZONE_ASSETS)), tags=tags
+        )
+        return SensorResult(run_requests=[request], cursor=json.dumps({"batch": key, "attempt": attempt}))
 
     return landing_files

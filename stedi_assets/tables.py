@@ -1,7 +1,9 @@
 """The registry: every zone table declared once.
 
 A table's name is its Dagster asset key, its SQL name and (with its entity and zone) its path under the lake
-root. Assets, the IO manager, the checks and the docs all look tables up here.
+root. Every table is a Delta table at its path; a landing table is the parse of the raw JSON-lines files that
+feeds drop under `{entity}/landing/`. Assets, the checks, the SQL command, the catalog and the docs all look
+tables up here.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pyspark.sql.types as T
 from pandera.pyspark import DataFrameModel
 
 from stedi_assets import contracts as c
+from stedi_assets.transforms import classify as r
 
 
 class Zone(StrEnum):
@@ -29,15 +32,30 @@ class ZoneTable:
     zone: Zone
     model: type[DataFrameModel]
     description: str
+    # Why the table's asset may leave an input row out: its filter and quarantine reasons (classify.py). A
+    # table with a quarantine reason gets a quarantine table; a reason not declared here fails the run.
+    reasons: frozenset[str] = frozenset()
+    # Holds direct identifiers (email, name, phone, birthday, device serial) or lines that do: tagged `pii`.
+    pii: bool = True
     # Landing feeds only: JSON field spellings accepted for a column, e.g. {"timeStamp": "timestamp"}.
     aliases: dict[str, str] = field(default_factory=dict)
 
     @property
     def path(self) -> str:
-        """Path under the lake root. Quarantine tables get a folder per rejecting asset."""
+        """The Delta table's folder under the lake root. Quarantine tables get a folder per rejecting asset;
+        a landing table lives beside its feed's raw files, in `{entity}/parsed`."""
         if self.zone is Zone.QUARANTINE:
             return f"{self.entity}/quarantine/{self.name.removesuffix('_quarantine')}"
+        if self.zone is Zone.LANDING:
+            return f"{self.entity}/parsed"
         return f"{self.entity}/{self.zone.value}"
+
+    @property
+    def files_path(self) -> str:
+        """Landing tables: the folder the feed delivers its raw files into."""
+        if self.zone is not Zone.LANDING:
+            raise ValueError(f"{self.name} is not a landing table")
+        return f"{self.entity}/landing"
 
     @property
     def schema(self) -> T.StructType:
@@ -46,6 +64,10 @@ class ZoneTable:
     @property
     def columns(self) -> list[str]:
         return self.schema.fieldNames()
+
+    @property
+    def quarantines(self) -> bool:
+        return bool(self.reasons & r.QUARANTINE_REASONS)
 
 
 def _quarantine_of(table: ZoneTable) -> ZoneTable:
@@ -58,12 +80,15 @@ def _quarantine_of(table: ZoneTable) -> ZoneTable:
     )
 
 
+LANDING_REASONS = frozenset({r.BLANK_LINE, r.NOT_JSON, r.MISSING_FIELD, r.WRONG_TYPE, r.INVALID_VALUE})
+
 CUSTOMER_LANDING = ZoneTable(
     "customer_landing",
     "customer",
     Zone.LANDING,
     c.CustomerLanding,
     "Customer records from the website, as delivered (JSON lines), parsed against the contract.",
+    LANDING_REASONS,
 )
 ACCELEROMETER_LANDING = ZoneTable(
     "accelerometer_landing",
@@ -71,6 +96,7 @@ ACCELEROMETER_LANDING = ZoneTable(
     Zone.LANDING,
     c.AccelerometerLanding,
     "Accelerometer readings from the phone app, as delivered (JSON lines), parsed against the contract.",
+    LANDING_REASONS,
     aliases={"timeStamp": "timestamp"},
 )
 STEP_TRAINER_LANDING = ZoneTable(
@@ -79,6 +105,7 @@ STEP_TRAINER_LANDING = ZoneTable(
     Zone.LANDING,
     c.StepTrainerLanding,
     "Step-trainer distance readings, as delivered (JSON lines), parsed against the contract.",
+    LANDING_REASONS,
 )
 CUSTOMER_TRUSTED = ZoneTable(
     "customer_trusted",
@@ -86,6 +113,7 @@ CUSTOMER_TRUSTED = ZoneTable(
     Zone.TRUSTED,
     c.CustomerTrusted,
     "Current state of each customer whose current record consents to research.",
+    frozenset({r.DUPLICATE, r.SUPERSEDED, r.NO_CONSENT}),
 )
 ACCELEROMETER_TRUSTED = ZoneTable(
     "accelerometer_trusted",
@@ -93,6 +121,7 @@ ACCELEROMETER_TRUSTED = ZoneTable(
     Zone.TRUSTED,
     c.AccelerometerTrusted,
     "Accelerometer readings of customer_trusted customers, deduplicated, within the consent policy.",
+    frozenset({r.DUPLICATE, r.UNKNOWN_USER, r.NO_CONSENT, r.BEFORE_CONSENT}),
 )
 CUSTOMER_CURATED = ZoneTable(
     "customer_curated",
@@ -100,6 +129,7 @@ CUSTOMER_CURATED = ZoneTable(
     Zone.CURATED,
     c.CustomerCurated,
     "customer_trusted customers with at least one accelerometer_trusted reading.",
+    frozenset({r.NO_ACCELEROMETER_READINGS}),
 )
 STEP_TRAINER_TRUSTED = ZoneTable(
     "step_trainer_trusted",
@@ -107,6 +137,16 @@ STEP_TRAINER_TRUSTED = ZoneTable(
     Zone.TRUSTED,
     c.StepTrainerTrusted,
     "Readings of devices owned by exactly one customer, who is in customer_curated; within the consent policy.",
+    frozenset(
+        {
+            r.DUPLICATE,
+            r.UNKNOWN_DEVICE,
+            r.AMBIGUOUS_DEVICE_OWNER,
+            r.NO_CONSENT,
+            r.OWNER_NOT_CURATED,
+            r.BEFORE_CONSENT,
+        }
+    ),
 )
 MACHINE_LEARNING_CURATED = ZoneTable(
     "machine_learning_curated",
@@ -115,20 +155,19 @@ MACHINE_LEARNING_CURATED = ZoneTable(
     c.MachineLearningCurated,
     "Each step_trainer_trusted reading paired with its owner's accelerometer reading(s) at the same millisecond."
     " No direct identifiers: subject_key is a keyed pseudonym.",
+    frozenset({r.NO_ACCELEROMETER_MATCH}),
+    pii=False,
 )
 
 LANDING_TABLES = (CUSTOMER_LANDING, ACCELEROMETER_LANDING, STEP_TRAINER_LANDING)
-QUARANTINE_OF = {t.name: _quarantine_of(t) for t in (*LANDING_TABLES, STEP_TRAINER_TRUSTED)}
+ZONE_TABLES = (
+    *LANDING_TABLES,
+    CUSTOMER_TRUSTED,
+    ACCELEROMETER_TRUSTED,
+    CUSTOMER_CURATED,
+    STEP_TRAINER_TRUSTED,
+    MACHINE_LEARNING_CURATED,
+)
+QUARANTINE_OF = {t.name: _quarantine_of(t) for t in ZONE_TABLES if t.quarantines}
 
-ALL_TABLES: dict[str, ZoneTable] = {
-    t.name: t
-    for t in (
-        *LANDING_TABLES,
-        CUSTOMER_TRUSTED,
-        ACCELEROMETER_TRUSTED,
-        CUSTOMER_CURATED,
-        STEP_TRAINER_TRUSTED,
-        MACHINE_LEARNING_CURATED,
-        *QUARANTINE_OF.values(),
-    )
-}
+ALL_TABLES: dict[str, ZoneTable] = {t.name: t for t in (*ZONE_TABLES, *QUARANTINE_OF.values())}

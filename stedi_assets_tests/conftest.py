@@ -15,7 +15,6 @@ from pyspark.sql import SparkSession
 
 from stedi_assets.cli.services import free_port
 from stedi_assets.resources.spark import s3a_config
-from stedi_assets.settings import Settings
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests.lakes import TEST_KEY, generate_lake, materialize_lake
 
@@ -34,7 +33,6 @@ os.environ.update(
 )
 os.environ.pop("AWS_SESSION_TOKEN", None)
 os.environ.pop("AWS_PROFILE", None)
-S3_SETTINGS = Settings(lake_root="s3://stedi-test", aws_endpoint_url=S3_ENDPOINT, aws_region="us-east-1")
 
 TEST_SPARK_CONF = {
     "spark.master": "local[2]",
@@ -43,7 +41,8 @@ TEST_SPARK_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.session.timeZone": "UTC",
-    **s3a_config(S3_SETTINGS),
+    # s3a for the test S3 server: its endpoint and region come from the environment set above.
+    **s3a_config({}),
 }
 
 

@@ -1,18 +1,19 @@
-"""Generated lakes and materializations shared by the graph tests."""
+"""Generated lakes, real materializations of the project's Definitions, and reading tables as users do."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
 from pathlib import Path
 
 import boto3
-from dagster import DagsterInstance, ExecuteInProcessResult, materialize
+import pandas as pd
+from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
+from deltalake import DeltaTable
 
-from stedi_assets.assets import ZONE_ASSETS
-from stedi_assets.checks import contract_checks
 from stedi_assets.cli.sample import Rates, generate
-from stedi_assets.definitions import build_resources
-from stedi_assets.settings import Settings
+from stedi_assets.definitions import defs
+from stedi_assets.resources.storage import storage_for
+from stedi_assets.tables import ZoneTable
 from stedi_assets.transforms.readings import ConsentPolicy
 
 # Defects far more often than in real feeds, so that a lake of a few dozen customers has every kind.
@@ -28,6 +29,8 @@ DEFECTIVE = Rates(
     no_consent=0.15,
 )
 TEST_KEY = "test-pseudonym-key"  # set as STEDI_PSEUDONYM_KEY by the test session (conftest)
+# The test session's Spark (conftest) is reused by runs in this process; keep its small partitioning.
+TEST_SPARK = {"master": "local[2]", "conf": json.dumps({"spark.sql.shuffle.partitions": "2"})}
 
 
 def generate_lake(root: Path, customers: int = 40, seed: int = 11) -> dict:
@@ -42,9 +45,46 @@ def upload(local: Path, bucket: str, prefix: str) -> None:
             client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(local)}")
 
 
+def run_config(root: Path | str, policy: ConsentPolicy = ConsentPolicy.SINCE, rebuild: bool = False) -> dict:
+    """Per-run settings, as a user gives them in the launchpad or with `dagster asset materialize --config`."""
+    return {
+        "resources": {
+            "lake": {"config": {"root": str(root), "rebuild": rebuild}},
+            "privacy": {"config": {"consent_policy": policy.value}},
+            "spark": {"config": TEST_SPARK},
+        }
+    }
+
+
 def materialize_lake(
-    root: Path | str, policy: ConsentPolicy, instance: DagsterInstance, base: Settings | None = None
+    root: Path | str,
+    policy: ConsentPolicy,
+    instance: DagsterInstance,
+    rebuild: bool = False,
+    selection: list[str] | None = None,
 ) -> ExecuteInProcessResult:
-    """Every asset and check in one real run; `base` carries other settings (e.g. an S3 endpoint)."""
-    resources = build_resources(replace(base or Settings(), lake_root=str(root), consent_policy=policy))
-    return materialize([*ZONE_ASSETS, *contract_checks], resources=resources, instance=instance, raise_on_error=False)
+    """Every asset and check (or `selection`) in one real run of the project's Definitions."""
+    job = defs().resolve_implicit_global_asset_job_def()
+    if selection is not None:
+        job = job.get_subset(asset_selection={AssetKey(name) for name in selection})
+    return job.execute_in_process(run_config=run_config(root, policy, rebuild), instance=instance, raise_on_error=False)
+
+
+def table_location(root: Path | str, table: ZoneTable) -> str:
+    return f"{str(root).rstrip('/')}/{table.path}"
+
+
+def delta_table(root: Path | str, table: ZoneTable, version: int | None = None) -> DeltaTable:
+    location = table_location(root, table)
+    return DeltaTable(location, version=version, storage_options=storage_for(location).delta_options())
+
+
+def table_frame(root: Path | str, table: ZoneTable, version: int | None = None) -> pd.DataFrame:
+    """A table's current version (or `version`) as pandas reads it, through delta-rs (not the project's reader)."""
+    return delta_table(root, table, version).to_pandas()
+
+
+def duckdb_source(root: Path | str, table: ZoneTable) -> str:
+    """A DuckDB table expression for the current version: its data files, as the README shows."""
+    files = ", ".join(f"'{uri}'" for uri in delta_table(root, table).file_uris())
+    return f"read_parquet([{files}])"

@@ -15,13 +15,12 @@ from pathlib import Path
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from stedi_assets.cli import services
-from stedi_assets.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 # Small Spark processes: the test session's JVM and a run's driver share the machine's 2 cores with them.
 SPARK_DAEMON_ENV = {"SPARK_DAEMON_MEMORY": "512m"}
 WORKER_MEMORY = "2g"
-TEST_SERVER_SETTINGS = Settings(spark_master="local[2]", spark_conf={"spark.ui.enabled": "false"})
+TEST_SERVER_SETTINGS = services.SparkTarget(master="local[2]")
 
 
 @dataclass
@@ -79,7 +78,7 @@ def spark_standalone(state_dir: Path, cores: int = 2) -> Iterator[str]:
 
 
 @contextmanager
-def spark_connect(state_dir: Path, settings: Settings = TEST_SERVER_SETTINGS) -> Iterator[str]:
+def spark_connect(state_dir: Path, settings: services.SparkTarget = TEST_SERVER_SETTINGS) -> Iterator[str]:
     """A Spark Connect server (pyspark's start-connect-server.sh) as `make up` starts it; yields sc://..."""
     port = services.free_port()
     try:

@@ -12,10 +12,10 @@ from dagster import DagsterInstance, ExecuteInProcessResult
 from pyspark.sql import SparkSession
 
 from stedi_assets.cli.sample import EXPECTED_FILE
-from stedi_assets.tables import ALL_TABLES, MACHINE_LEARNING_CURATED, Zone
+from stedi_assets.tables import ALL_TABLES, CUSTOMER_CURATED, MACHINE_LEARNING_CURATED
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests import reference
-from stedi_assets_tests.lakes import TEST_KEY, generate_lake, materialize_lake
+from stedi_assets_tests.lakes import TEST_KEY, duckdb_source, generate_lake, materialize_lake, table_frame
 
 IDENTIFIERS = {"email", "user", "customerName", "phone", "birthDay", "serialNumber"}
 UPSTREAM_OF = {
@@ -44,17 +44,16 @@ def _metadata(result: ExecuteInProcessResult) -> dict[str, dict]:
     }
 
 
-def _parquet_rows(root: Path, table: str) -> int:
-    """Rows as a non-Spark reader sees them: DuckDB over a glob of the table's folder (_SUCCESS etc. skipped)."""
-    glob = f"{root}/{ALL_TABLES[table].path}/*.parquet"
-    return duckdb.sql(f"select count(*) from read_parquet('{glob}')").fetchall()[0][0]
+def _stored_rows(root: Path, table: str) -> int:
+    """Rows as a non-Spark reader sees them: DuckDB over the data files of the table's current Delta version."""
+    return duckdb.sql(f"select count(*) from {duckdb_source(root, ALL_TABLES[table])}").fetchall()[0][0]
 
 
 def test_run_succeeds_with_every_check_passing(run) -> None:
     _, _, result = run
     assert result.success
-    evaluations = {e.asset_key.to_user_string(): e.passed for e in result.get_asset_check_evaluations()}
-    assert evaluations == {name: True for name in ALL_TABLES}
+    evaluations = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
+    assert evaluations == {(name, "contract"): True for name in ALL_TABLES}
 
 
 def test_every_table_matches_the_generator_and_the_reference(run) -> None:
@@ -63,29 +62,29 @@ def test_every_table_matches_the_generator_and_the_reference(run) -> None:
     generator_counts = {**expected["landing_rows"], **expected["quarantined_rows"], **expected["tables"][policy.value]}
     independent = reference.compute(root, policy.value, TEST_KEY.encode())["counts"]
     materialized = {name: meta["dagster/row_count"] for name, meta in _metadata(result).items()}
-    stored = {name: _parquet_rows(root, name) for name, t in ALL_TABLES.items() if t.zone is not Zone.LANDING}
+    stored = {name: _stored_rows(root, name) for name in ALL_TABLES}
 
     assert materialized == generator_counts
     assert independent == generator_counts
-    assert stored == {name: n for name, n in generator_counts.items() if name in stored}
+    assert stored == generator_counts
     assert generator_counts["machine_learning_curated"] > 0
     assert all(generator_counts[q] > 0 for q in expected["quarantined_rows"]), "every defect kind should occur"
 
 
-def test_machine_learning_rows_equal_the_reference_row_for_row(run, spark: SparkSession) -> None:
+def test_machine_learning_rows_equal_the_reference_row_for_row(run) -> None:
     policy, root, _ = run
-    frame = spark.read.parquet(f"{root}/{MACHINE_LEARNING_CURATED.path}")
-    actual = Counter(tuple(row) for row in frame.select(*MACHINE_LEARNING_CURATED.columns).collect())
+    frame = table_frame(root, MACHINE_LEARNING_CURATED)[MACHINE_LEARNING_CURATED.columns]
+    actual = Counter(tuple(row) for row in frame.itertuples(index=False))
     assert actual == reference.compute(root, policy.value, TEST_KEY.encode())["machine_learning_rows"]
 
 
-def test_machine_learning_table_has_no_direct_identifier(run, spark: SparkSession) -> None:
+def test_machine_learning_table_has_no_direct_identifier(run) -> None:
     _, root, _ = run
-    frame = spark.read.parquet(f"{root}/{MACHINE_LEARNING_CURATED.path}")
+    frame = table_frame(root, MACHINE_LEARNING_CURATED)
     assert set(frame.columns) == {"sensorReadingTime", "distanceFromObject", "x", "y", "z", "subject_key"}
     assert not IDENTIFIERS & set(frame.columns)
-    emails = {row.email for row in spark.read.parquet(f"{root}/customer/curated").select("email").collect()}
-    keys = {row.subject_key for row in frame.select("subject_key").distinct().collect()}
+    emails = set(table_frame(root, CUSTOMER_CURATED)["email"])
+    keys = set(frame["subject_key"])
     assert keys and not keys & emails
 
 
@@ -93,7 +92,7 @@ def test_every_asset_accounts_for_every_row(run) -> None:
     _, _, result = run
     metadata = _metadata(result)
     for name, meta in metadata.items():
-        assert [c.name for c in meta["dagster/column_schema"].columns] == ALL_TABLES[name].columns
+        assert meta["dagster/uri"].endswith(ALL_TABLES[name].path) and meta["table_version"] == 0, name
         accounted = meta["rows_out"] + meta["rows_filtered"] + meta["rows_quarantined"]
         assert meta["rows_in"] + meta.get("rows_added_by_pairing", 0) == accounted, name
         assert sum(meta.get("filtered_by_reason", {}).values()) == meta["rows_filtered"], name

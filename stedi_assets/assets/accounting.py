@@ -1,23 +1,39 @@
-"""Row accounting: every input row is either output, filtered (with a reason) or quarantined (with a reason)."""
+"""Row accounting and publishing, shared by every zone asset.
+
+Every input row is either output, filtered (with a reason) or quarantined (with a reason). One aggregation
+over the cached classified frame counts the rows by reason and the contract's failing rows (of the rows kept
+and of the rows quarantined), and the run fails if the rows do not balance. Then, if no blocking rule failed,
+the quarantine and the table are committed (quarantine first: a run killed in between leaves the table as it
+was, and the rerun replaces the same quarantine rows), and the asset reports both and their checks.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from dagster import AssetExecutionContext, MetadataValue, Output
-from pyspark.sql import DataFrame
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+)
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from stedi_assets.assets.specs import table_schema
+from stedi_assets.checks import contract_result, rule_counts, schema_errors
+from stedi_assets.resources.delta import Snapshot
 from stedi_assets.resources.lake import Lake
 from stedi_assets.tables import QUARANTINE_OF, ZoneTable
 from stedi_assets.transforms import classify as r
-from stedi_assets.transforms.landing import RAW
+from stedi_assets.transforms.classify import kept
 
 
 class RowsLostError(RuntimeError):
-    """Rows in and rows accounted for disagree: a transform dropped or invented rows."""
+    """Rows in and rows accounted for disagree: a transform dropped or invented rows, or gave an undeclared reason."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +52,6 @@ class RowAccount:
 
     def metadata(self) -> dict[str, object]:
         meta: dict[str, object] = {
-            "dagster/row_count": self.rows_out,
             "rows_in": self.rows_in,
             "rows_out": self.rows_out,
             "rows_filtered": sum(self.filtered.values()),
@@ -49,64 +64,192 @@ class RowAccount:
         return meta
 
 
-def tally(classified: DataFrame, rows_in: int | None = None, pairing: bool = False) -> RowAccount:
-    """Counts a (cached) classified frame by reason in one pass and checks that the rows balance.
+@dataclass(frozen=True)
+class Measured:
+    account: RowAccount
+    kept_rules: dict[str, int]
+    quarantine_rules: dict[str, int]
+
+
+@contextmanager
+def cached(frame: DataFrame) -> Iterator[DataFrame]:
+    """The frame cached while the block runs (counting and writing read it more than once), then released."""
+    frame = frame.cache()
+    try:
+        yield frame
+    finally:
+        frame.unpersist()
+
+
+def measure(table: ZoneTable, classified: DataFrame, rows_in: int | None = None, pairing: bool = False) -> Measured:
+    """Counts a (cached) classified frame by reason, and the contract's failing rows, in one aggregation.
 
     `rows_in` is counted independently from the input where the classification could change the row count;
     only a pairing may add rows.
     """
-    by_reason = {row[r.REASON]: row["count"] for row in classified.groupBy(r.REASON).count().collect()}
-    rows_out = by_reason.pop(None, 0)
-    total = rows_out + sum(by_reason.values())
+    reason = F.col(r.REASON)
+    quarantine = QUARANTINE_OF.get(table.name)
+    present = set(classified.columns)
+    aggregates = {"_total": F.count(F.lit(1)), "_kept": F.sum(F.when(reason.isNull(), 1).otherwise(0))}
+    aggregates |= {f"reason:{name}": F.sum(F.when(reason == name, 1).otherwise(0)) for name in sorted(table.reasons)}
+    kept_rules = rule_counts(table.model, present, reason.isNull())
+    aggregates |= {f"kept:{name}": value for name, value in kept_rules.items()}
+    if quarantine is not None:
+        quarantined = reason.isin(*sorted(table.reasons & r.QUARANTINE_REASONS))
+        rules = rule_counts(quarantine.model, present & set(quarantine.columns), quarantined)
+        aggregates |= {f"quarantine:{name}": value for name, value in rules.items()}
+    row = {
+        k: int(v or 0) for k, v in classified.agg(*(v.alias(k) for k, v in aggregates.items())).first().asDict().items()
+    }
+
+    by_reason = {name: row[f"reason:{name}"] for name in sorted(table.reasons) if row[f"reason:{name}"]}
+    undeclared = row["_total"] - row["_kept"] - sum(by_reason.values())
+    if undeclared:
+        raise RowsLostError(f"{table.name}: {undeclared} rows carry a reason not declared for the table in tables.py")
+    total = row["_total"]
     rows_in = total if rows_in is None else rows_in
     account = RowAccount(
         rows_in=rows_in,
-        rows_out=rows_out,
+        rows_out=row["_kept"],
         filtered={k: v for k, v in by_reason.items() if k not in r.QUARANTINE_REASONS},
         quarantined={k: v for k, v in by_reason.items() if k in r.QUARANTINE_REASONS},
         rows_added_by_pairing=total - rows_in if pairing else 0,
     )
     if not account.balanced or account.rows_added_by_pairing < 0:
-        raise RowsLostError(f"rows do not balance: {account}")
-    return account
+        raise RowsLostError(f"{table.name}: rows do not balance: {account}")
+    return Measured(
+        account,
+        {k.removeprefix("kept:"): v for k, v in row.items() if k.startswith("kept:")},
+        {k.removeprefix("quarantine:"): v for k, v in row.items() if k.startswith("quarantine:")},
+    )
 
 
-def settle(
+def quarantine_rows(table: ZoneTable, classified: DataFrame, run_id: str) -> DataFrame:
+    """The rejected rows of a classified frame, as its quarantine table's rows."""
+    quarantine = QUARANTINE_OF[table.name]
+    return (
+        classified.where(F.col(r.REASON).isin(*sorted(table.reasons & r.QUARANTINE_REASONS)))
+        .withColumn("rejected_by", F.lit(table.name))
+        .withColumn("run_id", F.lit(run_id))
+        .select(*quarantine.columns)
+    )
+
+
+@dataclass(frozen=True)
+class Output:
+    """A table's new rows and how they enter it, after `base` (the version this run read): `replaced` files
+    leave the table (None: the whole table is replaced); `commit_metadata` goes into the commit only."""
+
+    frame: DataFrame
+    base: Snapshot | None
+    replaced: list[str] | None = None
+    commit_metadata: dict[str, object] = field(default_factory=dict)
+
+
+def publish(
     context: AssetExecutionContext,
     lake: Lake,
     table: ZoneTable,
-    classified: DataFrame,
-    rows_in: int | None = None,
-    pairing: bool = False,
-) -> Iterator[Output]:
-    """The outputs of a zone asset: its kept rows and, where it has one, its quarantine table."""
-    classified = lake.cache(classified)
-    account = tally(classified, rows_in, pairing)
+    measured: Measured,
+    output: Output,
+    quarantine_output: Output | None = None,
+    metadata: dict[str, object] | None = None,
+    checks: Sequence[AssetCheckResult] = (),
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Checks the contract, then commits the quarantine (if any) and the table, reporting both and the checks."""
+    account = measured.account
     if account.rows_in:
         context.log.info(f"{table.name}: {account}")
-    metadata = {**account.metadata(), "dagster/column_schema": table_schema(table)}
-    yield Output(r.kept(classified).select(*table.columns), output_name=table.name, metadata=metadata)
+    results = [contract_result(table, schema_errors(table.model, output.frame), measured.kept_rules)]
     quarantine = QUARANTINE_OF.get(table.name)
     if quarantine is not None:
-        rejected = classified.where(F.col(r.REASON).isin(*r.QUARANTINE_REASONS)).select(
-            RAW,
-            "source_file",
-            "line_number",
-            r.REASON,
-            r.DETAIL,
-            F.lit(table.name).alias("rejected_by"),
-            F.lit(context.run.run_id).alias("run_id"),
+        results.append(contract_result(quarantine, [], measured.quarantine_rules))
+    yield from checks
+    yield from results
+    blocking = [result for result in results if not result.passed and result.severity is AssetCheckSeverity.ERROR]
+    if blocking:
+        raise Failure(
+            f"{table.name} breaks its contract ({blocking[0].metadata['failed_checks'].value} rules); nothing was"
+            " committed and downstream assets are skipped"
+        )
+    # The commit records the same facts as plain values (MetadataValue wrappers are Dagster's).
+    common = {**{k: getattr(v, "value", v) for k, v in (metadata or {}).items()}, "run_id": context.run.run_id}
+    if quarantine is not None and quarantine_output is not None:
+        committed = lake.write(
+            quarantine,
+            quarantine_output.frame,
+            quarantine_output.base,
+            quarantine_output.replaced,
+            {**quarantine_output.commit_metadata, **common},
         )
         rows = sum(account.quarantined.values())
-        yield Output(
-            rejected,
-            output_name=quarantine.name,
+        yield MaterializeResult(
+            asset_key=quarantine.name,
             metadata={
-                "dagster/column_schema": table_schema(quarantine),
-                "dagster/row_count": rows,
+                **_table_metadata(lake, quarantine, committed),
                 "rows_in": rows,
                 "rows_out": rows,
                 "rows_filtered": 0,
                 "rows_quarantined": 0,
             },
+        )
+    committed = lake.write(table, output.frame, output.base, output.replaced, {**output.commit_metadata, **common})
+    yield MaterializeResult(
+        asset_key=table.name,
+        metadata={**_table_metadata(lake, table, committed), **account.metadata(), **(metadata or {})},
+    )
+
+
+def _table_metadata(lake: Lake, table: ZoneTable, committed: Snapshot) -> dict[str, object]:
+    return {
+        "dagster/row_count": committed.rows,
+        "dagster/uri": lake.location(table),
+        "table_version": committed.version,
+    }
+
+
+class Inputs:
+    """The upstream tables an asset reads, each at the version current when the asset started."""
+
+    def __init__(self, lake: Lake, session: SparkSession, *tables: ZoneTable) -> None:
+        self.lake, self.session = lake, session
+        self.snapshots = {table.name: lake.snapshot(table) for table in tables}
+
+    def read(self, table: ZoneTable) -> DataFrame:
+        return self.lake.read(self.session, table, self.snapshots[table.name])
+
+    def rows(self, table: ZoneTable) -> int:
+        snapshot = self.snapshots[table.name]
+        return 0 if snapshot is None else snapshot.rows
+
+    @property
+    def versions(self) -> dict[str, int | None]:
+        return {name: None if s is None else s.version for name, s in self.snapshots.items()}
+
+
+def rebuild(
+    context: AssetExecutionContext,
+    lake: Lake,
+    table: ZoneTable,
+    classified: DataFrame,
+    inputs: Inputs,
+    rows_in: int,
+    pairing: bool = False,
+    metadata: dict[str, object] | None = None,
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Replaces a table (and its quarantine) with the kept (and rejected) rows of a classified frame."""
+    quarantine = QUARANTINE_OF.get(table.name)
+    base = lake.snapshot(table)
+    with cached(classified) as classified:
+        measured = measure(table, classified, rows_in, pairing)
+        yield from publish(
+            context,
+            lake,
+            table,
+            measured,
+            Output(kept(classified).select(*table.columns), base),
+            None
+            if quarantine is None
+            else Output(quarantine_rows(table, classified, context.run.run_id), lake.snapshot(quarantine)),
+            metadata={"inputs": MetadataValue.json(inputs.versions), **(metadata or {})},
         )

@@ -2,43 +2,89 @@
 
 from collections.abc import Iterator
 
-from dagster import AssetExecutionContext, Output, multi_asset
-from pyspark.sql import DataFrame
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetKey,
+    MaterializeResult,
+    TableColumnDep,
+    TableColumnLineage,
+    multi_asset,
+)
 
-from stedi_assets.assets.accounting import settle
-from stedi_assets.assets.specs import zone_outs
+from stedi_assets.assets.accounting import Inputs, rebuild
+from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
-from stedi_assets.tables import CUSTOMER_CURATED, MACHINE_LEARNING_CURATED
+from stedi_assets.resources.spark import Spark
+from stedi_assets.tables import (
+    ACCELEROMETER_TRUSTED,
+    CUSTOMER_CURATED,
+    CUSTOMER_TRUSTED,
+    MACHINE_LEARNING_CURATED,
+    STEP_TRAINER_TRUSTED,
+    ZoneTable,
+)
 from stedi_assets.transforms.customers import classify_customer_curated
 from stedi_assets.transforms.machine_learning import classify_machine_learning_curated
 
-
-@multi_asset(outs=zone_outs(CUSTOMER_CURATED))
-def customer_curated(
-    context: AssetExecutionContext, lake: Lake, customer_trusted: DataFrame, accelerometer_trusted: DataFrame
-) -> Iterator[Output]:
-    classified = classify_customer_curated(customer_trusted, accelerometer_trusted)
-    yield from settle(context, lake, CUSTOMER_CURATED, classified, rows_in=customer_trusted.count())
+Results = Iterator[MaterializeResult | AssetCheckResult]
 
 
-@multi_asset(outs=zone_outs(MACHINE_LEARNING_CURATED))
-def machine_learning_curated(
-    context: AssetExecutionContext,
-    lake: Lake,
-    privacy: Privacy,
-    step_trainer_trusted: DataFrame,
-    accelerometer_trusted: DataFrame,
-    customer_curated: DataFrame,
-) -> Iterator[Output]:
+def column_lineage(sources: dict[str, list[tuple[ZoneTable, str]]]) -> TableColumnLineage:
+    return TableColumnLineage(
+        deps_by_column={
+            column: [TableColumnDep(asset_key=AssetKey(table.name), column_name=name) for table, name in deps]
+            for column, deps in sources.items()
+        }
+    )
+
+
+@multi_asset(
+    specs=zone_specs(
+        CUSTOMER_CURATED,
+        [CUSTOMER_TRUSTED, ACCELEROMETER_TRUSTED],
+        column_lineage({c: [(CUSTOMER_TRUSTED, c)] for c in CUSTOMER_CURATED.columns}),
+    ),
+    check_specs=zone_check_specs(CUSTOMER_CURATED),
+)
+def customer_curated(context: AssetExecutionContext, lake: Lake, spark: Spark) -> Results:
+    inputs = Inputs(lake, spark.session, CUSTOMER_TRUSTED, ACCELEROMETER_TRUSTED)
+    classified = classify_customer_curated(inputs.read(CUSTOMER_TRUSTED), inputs.read(ACCELEROMETER_TRUSTED))
+    yield from rebuild(context, lake, CUSTOMER_CURATED, classified, inputs, inputs.rows(CUSTOMER_TRUSTED))
+
+
+@multi_asset(
+    specs=zone_specs(
+        MACHINE_LEARNING_CURATED,
+        [STEP_TRAINER_TRUSTED, ACCELEROMETER_TRUSTED, CUSTOMER_CURATED],
+        column_lineage(
+            {
+                "sensorReadingTime": [
+                    (STEP_TRAINER_TRUSTED, "sensorReadingTime"),
+                    (ACCELEROMETER_TRUSTED, "timestamp"),
+                ],
+                "distanceFromObject": [(STEP_TRAINER_TRUSTED, "distanceFromObject")],
+                **{axis: [(ACCELEROMETER_TRUSTED, axis)] for axis in "xyz"},
+                "subject_key": [(CUSTOMER_CURATED, "email")],
+            }
+        ),
+    ),
+    check_specs=zone_check_specs(MACHINE_LEARNING_CURATED),
+)
+def machine_learning_curated(context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy) -> Results:
     if privacy.uses_development_key:
         context.log.warning(
             "STEDI_PSEUDONYM_KEY is unset: subject_key uses the built-in DEVELOPMENT key, which anyone can"
-            " reproduce. Set STEDI_PSEUDONYM_KEY to a secret before sharing machine_learning_curated."
+            " reproduce (allowed on the built-in sample lake only)."
         )
+    inputs = Inputs(lake, spark.session, STEP_TRAINER_TRUSTED, ACCELEROMETER_TRUSTED, CUSTOMER_CURATED)
     classified = classify_machine_learning_curated(
-        step_trainer_trusted, accelerometer_trusted, customer_curated, privacy.key_bytes
+        inputs.read(STEP_TRAINER_TRUSTED),
+        inputs.read(ACCELEROMETER_TRUSTED),
+        inputs.read(CUSTOMER_CURATED),
+        privacy.key_bytes,
     )
-    yield from settle(
-        context, lake, MACHINE_LEARNING_CURATED, classified, rows_in=step_trainer_trusted.count(), pairing=True
+    yield from rebuild(
+        context, lake, MACHINE_LEARNING_CURATED, classified, inputs, inputs.rows(STEP_TRAINER_TRUSTED), pairing=True
     )

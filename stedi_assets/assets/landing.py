@@ -1,20 +1,93 @@
-"""Landing zone: the raw feeds parsed against their contracts; rejected lines go to quarantine."""
+"""Landing zone: each feed's new raw files parsed against its contract, merged into the landing table.
+
+A run reads only the files its ledger has not consumed (new, or rewritten since: another fingerprint), and
+removes the rows of files that are gone or rewritten; the table's commit records the new ledger atomically.
+`lake.rebuild` rereads every file and replaces the table.
+"""
 
 from collections.abc import Iterator
+from dataclasses import replace
 
-from dagster import AssetExecutionContext, AssetsDefinition, Output, multi_asset
+from dagster import AssetCheckResult, AssetExecutionContext, AssetsDefinition, MaterializeResult, multi_asset
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from stedi_assets.assets.accounting import settle
-from stedi_assets.assets.specs import zone_outs
+from stedi_assets.assets.accounting import Output, cached, measure, publish, quarantine_rows
+from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.resources.lake import Lake
-from stedi_assets.tables import LANDING_TABLES, ZoneTable
-from stedi_assets.transforms.landing import parse_landing
+from stedi_assets.resources.ledger import Delivery, compare, consumed, read_ledger, write_ledger
+from stedi_assets.resources.spark import Spark
+from stedi_assets.tables import LANDING_TABLES, QUARANTINE_OF, ZoneTable
+from stedi_assets.transforms.classify import kept
+from stedi_assets.transforms.landing import parse_landing, split_lines
+
+
+def read_lines(session: SparkSession, lake: Lake, files: list[str]) -> DataFrame:
+    """Every line of the given landing files: source_file (as the lake spells it), line_number, raw."""
+    if not files:
+        return session.createDataFrame([], "source_file string, line_number long, raw string")
+    spelled = {lake.storage.spark_uri(uri): uri for uri in files}
+    whole = session.read.text(list(spelled), wholetext=True).select(
+        F.col("_metadata.file_path").alias("path"), F.col("value").alias("content")
+    )
+    lines = split_lines(whole)
+    # Spark names files by its own URI (file:/..., s3a://...): back to the lake's spelling.
+    names = session.createDataFrame([(spark_name(uri), uri) for uri in spelled], "spark_name string, lake_name string")
+    return lines.join(F.broadcast(names), lines.source_file == names.spark_name).select(
+        F.col("lake_name").alias("source_file"), "line_number", "raw"
+    )
+
+
+def spark_name(uri: str) -> str:
+    return uri if "://" in uri else f"file:{uri}"
+
+
+def merged(
+    lake: Lake, session: SparkSession, table: ZoneTable, base, rows: DataFrame, delivery: Delivery, whole: bool
+) -> Output:
+    """How a batch's rows enter a table keyed by landing file: rows of gone (or rewritten) files leave."""
+    if whole or base is None:
+        return Output(rows, base)
+    survivors, replaced = lake.survivors(session, table, base, "source_file", delivery.gone)
+    return Output(rows.unionByName(survivors), base, replaced)
 
 
 def landing_asset(table: ZoneTable) -> AssetsDefinition:
-    @multi_asset(name=table.name, outs=zone_outs(table))
-    def _landing(context: AssetExecutionContext, lake: Lake) -> Iterator[Output]:
-        yield from settle(context, lake, table, parse_landing(lake.read_lines(table), table))
+    quarantine = QUARANTINE_OF[table.name]
+
+    @multi_asset(name=table.name, specs=zone_specs(table), check_specs=zone_check_specs(table))
+    def _landing(
+        context: AssetExecutionContext, lake: Lake, spark: Spark
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        base, quarantine_base = lake.snapshot(table), lake.snapshot(quarantine)
+        delta = lake.delta(table)
+        ledger = read_ledger(delta, base)
+        listed = lake.landing_files(table)
+        delivery = Delivery(new=listed, gone=sorted(ledger)) if lake.rebuild else compare(ledger, listed)
+        context.log.info(f"{table.name}: {len(delivery.new)} new or rewritten files, {len(delivery.gone)} gone")
+        session = spark.session
+        classified = parse_landing(read_lines(session, lake, [f.uri for f in delivery.new]), table)
+        whole = lake.rebuild or base is None
+        with cached(classified) as classified:
+            measured = measure(table, classified)
+            lines = {row.source_file: row["count"] for row in classified.groupBy("source_file").count().collect()}
+            entries = consumed({} if lake.rebuild else ledger, delivery, lines, quarantined=set())
+            rows = kept(classified).select(*table.columns)
+            rejected = quarantine_rows(table, classified, context.run.run_id)
+            table_output = merged(lake, session, table, base, rows, delivery, whole)
+            yield from publish(
+                context,
+                lake,
+                table,
+                measured,
+                replace(table_output, commit_metadata={"ledger": write_ledger(delta, entries)}),
+                merged(lake, session, quarantine, quarantine_base, rejected, delivery, whole),
+                metadata={
+                    "files_new": len(delivery.new),
+                    "files_gone": len(delivery.gone),
+                    "files_in_ledger": len(entries),
+                },
+            )
 
     return _landing
 

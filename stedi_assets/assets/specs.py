@@ -1,11 +1,16 @@
-"""Dagster declarations of zone tables, taken from the registry."""
+"""Dagster declarations of zone tables, taken from the registry: asset specs and their check specs."""
 
 from __future__ import annotations
 
-from dagster import AssetOut, TableColumn, TableSchema
+from collections.abc import Sequence
 
+from dagster import AssetCheckSpec, AssetSpec, TableColumn, TableColumnLineage, TableSchema
+
+from stedi_assets.checks import contract_spec
 from stedi_assets.contracts import column_docs
 from stedi_assets.tables import QUARANTINE_OF, ZoneTable
+
+OWNERS = ["team:data-engineering"]
 
 
 def table_schema(table: ZoneTable) -> TableSchema:
@@ -18,15 +23,39 @@ def table_schema(table: ZoneTable) -> TableSchema:
     )
 
 
-def zone_outs(table: ZoneTable) -> dict[str, AssetOut]:
-    """The asset outputs of a zone table: the table itself and, where it rejects rows, its quarantine."""
-    tables = [table] + ([QUARANTINE_OF[table.name]] if table.name in QUARANTINE_OF else [])
-    return {
-        t.name: AssetOut(
-            group_name=t.zone.value,
-            description=f"{t.description}\n\nPath: `{{root}}/{t.path}/`",
-            metadata={"dagster/column_schema": table_schema(t), "table_path": t.path},
-            kinds={"spark", "parquet"} if t.zone.value != "landing" else {"spark", "json"},
-        )
-        for t in tables
+def table_spec(
+    table: ZoneTable, deps: Sequence[ZoneTable] = (), lineage: TableColumnLineage | None = None
+) -> AssetSpec:
+    metadata: dict[str, object] = {
+        "dagster/column_schema": table_schema(table),
+        "dagster/table_name": table.name,
+        "table_path": table.path,
     }
+    if lineage is not None:
+        metadata["dagster/column_lineage"] = lineage
+    tags = {"zone": table.zone.value, "entity": table.entity, **({"pii": ""} if table.pii else {})}
+    return AssetSpec(
+        table.name,
+        deps=[d.name for d in deps],
+        description=f"{table.description}\n\nDelta table at `{{root}}/{table.path}/`",
+        group_name=table.zone.value,
+        metadata=metadata,
+        kinds={"spark", "delta"},
+        owners=OWNERS,
+        tags=tags,
+    )
+
+
+def zone_specs(
+    table: ZoneTable, deps: Sequence[ZoneTable] = (), lineage: TableColumnLineage | None = None
+) -> list[AssetSpec]:
+    """The specs of a zone asset: its table and, where it rejects rows, its quarantine (made by the same step)."""
+    specs = [table_spec(table, deps, lineage)]
+    if table.name in QUARANTINE_OF:
+        specs.append(table_spec(QUARANTINE_OF[table.name], deps))
+    return specs
+
+
+def zone_check_specs(table: ZoneTable, extra: Sequence[AssetCheckSpec] = ()) -> list[AssetCheckSpec]:
+    tables = [table] + ([QUARANTINE_OF[table.name]] if table.name in QUARANTINE_OF else [])
+    return [*extra, *(contract_spec(t) for t in tables)]

@@ -2,50 +2,60 @@
 
 from collections.abc import Iterator
 
-from dagster import AssetExecutionContext, Output, multi_asset
-from pyspark.sql import DataFrame
+from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult, multi_asset
 
-from stedi_assets.assets.accounting import settle
-from stedi_assets.assets.specs import zone_outs
+from stedi_assets.assets.accounting import Inputs, rebuild
+from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
-from stedi_assets.tables import ACCELEROMETER_TRUSTED, CUSTOMER_TRUSTED, STEP_TRAINER_TRUSTED
+from stedi_assets.resources.spark import Spark
+from stedi_assets.tables import (
+    ACCELEROMETER_LANDING,
+    ACCELEROMETER_TRUSTED,
+    CUSTOMER_CURATED,
+    CUSTOMER_LANDING,
+    CUSTOMER_TRUSTED,
+    STEP_TRAINER_LANDING,
+    STEP_TRAINER_TRUSTED,
+)
 from stedi_assets.transforms.customers import classify_customer_trusted, current_customers
 from stedi_assets.transforms.readings import classify_accelerometer_trusted, classify_step_trainer_trusted
 
-
-@multi_asset(outs=zone_outs(CUSTOMER_TRUSTED))
-def customer_trusted(context: AssetExecutionContext, lake: Lake, customer_landing: DataFrame) -> Iterator[Output]:
-    yield from settle(
-        context, lake, CUSTOMER_TRUSTED, classify_customer_trusted(customer_landing), rows_in=customer_landing.count()
-    )
+Results = Iterator[MaterializeResult | AssetCheckResult]
 
 
-@multi_asset(outs=zone_outs(ACCELEROMETER_TRUSTED))
-def accelerometer_trusted(
-    context: AssetExecutionContext,
-    lake: Lake,
-    privacy: Privacy,
-    accelerometer_landing: DataFrame,
-    customer_landing: DataFrame,
-    customer_trusted: DataFrame,
-) -> Iterator[Output]:
+@multi_asset(specs=zone_specs(CUSTOMER_TRUSTED, [CUSTOMER_LANDING]), check_specs=zone_check_specs(CUSTOMER_TRUSTED))
+def customer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark) -> Results:
+    inputs = Inputs(lake, spark.session, CUSTOMER_LANDING)
+    classified = classify_customer_trusted(inputs.read(CUSTOMER_LANDING))
+    yield from rebuild(context, lake, CUSTOMER_TRUSTED, classified, inputs, inputs.rows(CUSTOMER_LANDING))
+
+
+@multi_asset(
+    specs=zone_specs(ACCELEROMETER_TRUSTED, [ACCELEROMETER_LANDING, CUSTOMER_LANDING, CUSTOMER_TRUSTED]),
+    check_specs=zone_check_specs(ACCELEROMETER_TRUSTED),
+)
+def accelerometer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy) -> Results:
+    inputs = Inputs(lake, spark.session, ACCELEROMETER_LANDING, CUSTOMER_LANDING, CUSTOMER_TRUSTED)
     classified = classify_accelerometer_trusted(
-        accelerometer_landing, current_customers(customer_landing), customer_trusted, privacy.consent_policy
+        inputs.read(ACCELEROMETER_LANDING),
+        current_customers(inputs.read(CUSTOMER_LANDING)),
+        inputs.read(CUSTOMER_TRUSTED),
+        privacy.policy,
     )
-    yield from settle(context, lake, ACCELEROMETER_TRUSTED, classified, rows_in=accelerometer_landing.count())
+    yield from rebuild(context, lake, ACCELEROMETER_TRUSTED, classified, inputs, inputs.rows(ACCELEROMETER_LANDING))
 
 
-@multi_asset(outs=zone_outs(STEP_TRAINER_TRUSTED))
-def step_trainer_trusted(
-    context: AssetExecutionContext,
-    lake: Lake,
-    privacy: Privacy,
-    step_trainer_landing: DataFrame,
-    customer_landing: DataFrame,
-    customer_curated: DataFrame,
-) -> Iterator[Output]:
+@multi_asset(
+    specs=zone_specs(STEP_TRAINER_TRUSTED, [STEP_TRAINER_LANDING, CUSTOMER_LANDING, CUSTOMER_CURATED]),
+    check_specs=zone_check_specs(STEP_TRAINER_TRUSTED),
+)
+def step_trainer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy) -> Results:
+    inputs = Inputs(lake, spark.session, STEP_TRAINER_LANDING, CUSTOMER_LANDING, CUSTOMER_CURATED)
     classified = classify_step_trainer_trusted(
-        step_trainer_landing, current_customers(customer_landing), customer_curated, privacy.consent_policy
+        inputs.read(STEP_TRAINER_LANDING),
+        current_customers(inputs.read(CUSTOMER_LANDING)),
+        inputs.read(CUSTOMER_CURATED),
+        privacy.policy,
     )
-    yield from settle(context, lake, STEP_TRAINER_TRUSTED, classified, rows_in=step_trainer_landing.count())
+    yield from rebuild(context, lake, STEP_TRAINER_TRUSTED, classified, inputs, inputs.rows(STEP_TRAINER_LANDING))

@@ -1,35 +1,82 @@
-"""`make run`: materialize every asset and its checks in one run, then print what each asset did with its rows.
+"""Materialize every asset and its checks in one run, printing each asset as it finishes, then a summary.
 
-python -m stedi_assets.cli.run
+Runs the project's Definitions object (the one `dagster dev` loads) on the lake of STEDI_LAKE_ROOT (unset: the
+built-in sample lake, which `stedi sample` generates), recording the run in the Dagster instance of
+DAGSTER_HOME (`make run` sets ./.dagster_home). Environment: STEDI_LAKE_ROOT, STEDI_CONSENT_POLICY,
+STEDI_PSEUDONYM_KEY, STEDI_SPARK_MASTER, STEDI_SPARK_CONF, DAGSTER_HOME and the standard AWS variables.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+import threading
 import time
 
-from dagster import DagsterInstance, materialize
+from dagster import DagsterEventType, DagsterInstance, ExecuteInProcessResult
+from dagster._core.utils import make_new_run_id
 
-from stedi_assets.assets import ZONE_ASSETS
-from stedi_assets.checks import contract_checks
 from stedi_assets.cli.summary import summarize
-from stedi_assets.definitions import build_resources
-from stedi_assets.settings import from_env
+from stedi_assets.definitions import defs
+
+
+def execute(run_config: dict, instance: DagsterInstance, progress: bool = True) -> ExecuteInProcessResult:
+    """Runs the whole graph in this process; with `progress`, prints each asset as it is committed."""
+    job = defs().resolve_implicit_global_asset_job_def()
+    run_id = make_new_run_id()
+    outcome: dict[str, ExecuteInProcessResult] = {}
+
+    def run() -> None:
+        outcome["result"] = job.execute_in_process(
+            run_config=run_config, instance=instance, run_id=run_id, raise_on_error=False
+        )
+
+    worker = threading.Thread(target=run, name="stedi-run")
+    started = time.monotonic()
+    worker.start()
+    printed: set[int] = set()
+    while worker.is_alive() or progress:
+        worker.join(timeout=0.5)
+        if progress:
+            for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records:
+                if record.storage_id not in printed:
+                    printed.add(record.storage_id)
+                    print(_progress_line(record.event_log_entry, started), flush=True)
+        if not worker.is_alive():
+            break
+    return outcome["result"]
+
+
+def _progress_line(entry, started: float) -> str:
+    materialization = entry.dagster_event.step_materialization_data.materialization
+    meta = {key: value.value for key, value in materialization.metadata.items()}
+    rows = meta.get("rows_out", 0)
+    total = meta.get("dagster/row_count", 0)
+    name = materialization.asset_key.to_user_string()
+    return f"  {time.monotonic() - started:6.1f}s  {name:<34} {rows:>10,} rows this run, {total:>10,} in the table"
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    started = time.monotonic()
-    result = materialize(
-        [*ZONE_ASSETS, *contract_checks],
-        resources=build_resources(from_env()),
-        instance=DagsterInstance.get(),
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        raise_on_error=False,
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--rebuild", action="store_true", help="reread every landing file and rebuild every table from scratch"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no per-asset progress, only the summary")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    # The progress lines replace Dagster's console log; warnings and errors still show.
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    if args.rebuild:
+        run_config["resources"] = {"lake": {"config": {"rebuild": True}}}
+    result = execute(run_config, instance, progress=not args.quiet)
     print(summarize(result))
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        if failure is not None:
+            print(f"error: {failure.step_failure_data.error.message.strip().splitlines()[0]}", file=sys.stderr)
     print(f"run {result.run_id} {'succeeded' if result.success else 'FAILED'} in {time.monotonic() - started:.1f}s")
     return 0 if result.success else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import random
 import shutil
 import sys
@@ -21,9 +20,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO
 
-log = logging.getLogger(__name__)
 EXPECTED_FILE = "_sample_expected.json"
 # The built-in sample lake (STEDI_LAKE_ROOT unset).
+SAMPLE_LAKE = Path(__file__).resolve().parents[2] / "sample_lake"
 SAMPLE_CUSTOMERS = 1000
 SAMPLE_SEED = 7
 FEEDS = ("customer", "accelerometer", "step_trainer")
@@ -184,13 +183,6 @@ def _customer(seed: int, index: int, rates: Rates, shared_serial: str | None, re
     return customer, records, rng
 
 
-def ensure_sample_lake(root: Path) -> None:
-    """The built-in sample lake (STEDI_LAKE_ROOT unset): generated on first use, kept afterwards."""
-    if not root.exists():
-        log.info("generating the sample lake at %s", root)
-        generate(root, customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED)
-
-
 def generate(out: Path, customers: int, seed: int, readings: int = 60, files: int = 4, rates: Rates = Rates()) -> dict:
     """Writes the landing feeds under `out` and returns the expected counts (also written to EXPECTED_FILE)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -279,12 +271,16 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     parser.add_argument("--customers", type=int, default=SAMPLE_CUSTOMERS)
     parser.add_argument("--seed", type=int, default=SAMPLE_SEED)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=SAMPLE_LAKE, help="default: the built-in sample lake ./sample_lake")
+    parser.add_argument("--if-missing", action="store_true", help="do nothing if --out already exists")
     parser.add_argument("--readings", type=int, default=60, help="phone readings per customer")
     parser.add_argument("--files", type=int, default=4, help="files per feed")
     names = [f.name for f in fields(Rates)]
     parser.add_argument("--rate", action="append", default=[], metavar="NAME=VALUE", help=f"one of {names}")
     args = parser.parse_args(argv)
+    if args.if_missing and args.out.exists():
+        print(f"{args.out} exists: kept as it is")
+        return 0
     overrides = {}
     for item in args.rate:
         name, _, value = item.partition("=")

@@ -22,14 +22,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyspark
 
-from stedi_assets.cli.sample import ensure_sample_lake
-from stedi_assets.resources.spark import application_config, is_connect
-from stedi_assets.settings import SAMPLE_LAKE, Settings, from_env
+from stedi_assets.cli.sample import SAMPLE_CUSTOMERS, SAMPLE_LAKE, SAMPLE_SEED, generate
+from stedi_assets.resources.spark import application_config, is_connect, parse_conf
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -46,6 +45,24 @@ class ServiceError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class SparkTarget:
+    """What a Connect server runs: the master (STEDI_SPARK_MASTER), extra settings (STEDI_SPARK_CONF) and the
+    lake it serves (STEDI_LAKE_ROOT: s3a settings for an s3:// root)."""
+
+    master: str = "local[*]"
+    conf: dict[str, str] = field(default_factory=dict)
+    lake_root: str = ""
+
+    @classmethod
+    def from_env(cls) -> SparkTarget:
+        return cls(
+            master=os.environ.get("STEDI_SPARK_MASTER", "").strip() or "local[*]",
+            conf=parse_conf(os.environ.get("STEDI_SPARK_CONF", "")),
+            lake_root=os.environ.get("STEDI_LAKE_ROOT", "").strip(),
+        )
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     command: list[str]
@@ -57,13 +74,13 @@ class Service:
     ready_log: str | None = None
 
 
-def spark_connect(settings: Settings, port: int) -> Service:
+def spark_connect(target: SparkTarget, port: int) -> Service:
     """pyspark's own start-connect-server.sh, in the foreground (--wait) so that its group can be stopped."""
-    if is_connect(settings.spark_master):
-        raise ServiceError(f"STEDI_SPARK_MASTER={settings.spark_master} already names a Connect server")
+    if is_connect(target.master):
+        raise ServiceError(f"STEDI_SPARK_MASTER={target.master} already names a Connect server")
     conf = {
-        **application_config(settings),
-        **settings.spark_conf,
+        **application_config(target.master, target.conf, target.lake_root),
+        **target.conf,
         "spark.app.name": "stedi-connect",
         # At INFO, the server logs every plan of every request: thousands of lines per run.
         "spark.log.level": "WARN",
@@ -71,7 +88,7 @@ def spark_connect(settings: Settings, port: int) -> Service:
         "spark.connect.grpc.binding.address": "127.0.0.1",
         "spark.connect.grpc.binding.port": str(port),
     }
-    command = [str(SPARK_HOME / "sbin" / "start-connect-server.sh"), "--wait", "--master", settings.spark_master]
+    command = [str(SPARK_HOME / "sbin" / "start-connect-server.sh"), "--wait", "--master", target.master]
     for key, value in conf.items():
         command += ["--conf", f"{key}={value}"]
     return Service("spark-connect", command, {"SPARK_HOME": str(SPARK_HOME)}, port=port)
@@ -177,7 +194,7 @@ def _group_alive(pid: int) -> bool:
 
 
 def up(
-    settings: Settings,
+    target: SparkTarget,
     state_dir: Path = DEFAULT_STATE_DIR,
     connect_port: int | None = CONNECT_PORT,
     webserver_port: int = WEBSERVER_PORT,
@@ -193,7 +210,7 @@ def up(
     dagster_env = dict(dagster_env or {})
     services = []
     if connect_port is not None:
-        services.append(spark_connect(settings, connect_port))
+        services.append(spark_connect(target, connect_port))
         dagster_env["STEDI_SPARK_MASTER"] = f"sc://127.0.0.1:{connect_port}"
     services += [dagster_daemon(dagster_env), dagster_webserver(dagster_env, webserver_port)]
     try:
@@ -231,12 +248,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.action == "up":
-            settings = from_env()
-            if settings.uses_sample_lake:
-                ensure_sample_lake(SAMPLE_LAKE)  # for the sensor to find
+            target = SparkTarget.from_env()
+            if not target.lake_root and not SAMPLE_LAKE.exists():
+                generate(SAMPLE_LAKE, SAMPLE_CUSTOMERS, SAMPLE_SEED)  # for the sensor to find
             # An sc:// STEDI_SPARK_MASTER names a Connect server elsewhere: runs use it, none is started here.
-            connect = not args.no_connect and not is_connect(settings.spark_master)
-            pids = up(settings, args.state_dir, args.connect_port if connect else None, args.webserver_port)
+            connect = not args.no_connect and not is_connect(target.master)
+            pids = up(target, args.state_dir, args.connect_port if connect else None, args.webserver_port)
             for name, pid in pids.items():
                 print(f"{name:<18} pid {pid}  log {args.state_dir / name}.log")
             if connect:

@@ -6,7 +6,7 @@ from dagster import ExecuteInProcessResult
 
 from stedi_assets.tables import ALL_TABLES
 
-COLUMNS = ("asset", "rows_in", "rows_out", "filtered", "quarantined", "check")
+COLUMNS = ("asset", "rows_in", "rows_out", "filtered", "quarantined", "table rows", "version", "checks")
 
 
 def summary_rows(result: ExecuteInProcessResult) -> list[tuple[str, ...]]:
@@ -14,17 +14,22 @@ def summary_rows(result: ExecuteInProcessResult) -> list[tuple[str, ...]]:
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
         materialized[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
-    checks = {}
+    checks: dict[str, list[str]] = {}
     for evaluation in result.get_asset_check_evaluations():
-        checks[evaluation.asset_key.to_user_string()] = "passed" if evaluation.passed else "FAILED"
+        outcome = "passed" if evaluation.passed else f"{evaluation.severity.value.lower()}: {evaluation.check_name}"
+        checks.setdefault(evaluation.asset_key.to_user_string(), []).append(outcome)
     rows = []
     for name in ALL_TABLES:
         meta = materialized.get(name)
+        outcomes = sorted(
+            set(checks.get(name, ["not run"])) - ({"passed"} if len(set(checks.get(name, []))) > 1 else set())
+        )
         if meta is None:
-            rows.append((name, "-", "-", "-", "-", checks.get(name, "not run")))
+            rows.append((name, "-", "-", "-", "-", "-", "-", ", ".join(outcomes)))
             continue
-        values = (meta.get("rows_in"), meta.get("rows_out"), meta.get("rows_filtered"), meta.get("rows_quarantined"))
-        rows.append((name, *(f"{v:,}" for v in values), checks.get(name, "not run")))
+        keys = ("rows_in", "rows_out", "rows_filtered", "rows_quarantined", "dagster/row_count")
+        values = tuple(f"{meta.get(key, 0):,}" for key in keys)
+        rows.append((name, *values, str(meta.get("table_version", "-")), ", ".join(outcomes)))
     return rows
 
 

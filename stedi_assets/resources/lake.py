@@ -1,115 +1,137 @@
-"""The lake: where each zone table lives under the root, and how it is read and written."""
+"""The lake: where each zone table lives under the root, and how it is read and written (Delta tables)."""
 
-from pathlib import Path
-from typing import Any
+from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError, ClientError
-from dagster import ConfigurableResource, InitResourceContext, ResourceDependency
-from dagster_pyspark import LazyPySparkResource
-from pydantic import PrivateAttr
+import uuid
+from functools import cached_property
+
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import StructField, StructType
 
-from stedi_assets.cli.sample import ensure_sample_lake
-from stedi_assets.resources.storage import folder_exists, is_s3, s3_client, spark_uri, split_s3
-from stedi_assets.tables import LANDING_TABLES, Zone, ZoneTable
-from stedi_assets.transforms.classify import kept
-from stedi_assets.transforms.landing import parse_landing, split_lines
+from stedi_assets.cli.sample import SAMPLE_LAKE
+from stedi_assets.resources.delta import DeltaLakeTable, Snapshot
+from stedi_assets.resources.storage import FileInfo, LakeRootError, Storage, storage_for
+from stedi_assets.tables import LANDING_TABLES, ZoneTable
 
 
-class LakeRootError(RuntimeError):
-    """The lake root is missing or unreadable."""
+class MissingTableError(LookupError):
+    """A table that has not been materialized yet."""
 
 
 class Lake(ConfigurableResource):
-    """Reads and writes zone tables under `root`, a local directory or s3://bucket/prefix (read through s3a).
+    """The zone tables under `root`, a local directory or s3://bucket/prefix: each a Delta table at its path."""
 
-    Within one run, a table written or parsed once is served from memory/Parquet instead of being
-    recomputed, and everything cached for the run is released when the run ends.
-    """
-
-    root: str
-    spark: ResourceDependency[LazyPySparkResource]
-    # True for the built-in sample lake: generated on first use when absent.
-    sample: bool = False
-    _frames: dict[str, DataFrame] = PrivateAttr(default_factory=dict)
-    _cached: list[DataFrame] = PrivateAttr(default_factory=list)
-    _client: Any = PrivateAttr(default=None)
-
-    def setup_for_execution(self, context: InitResourceContext) -> None:
-        if self.sample:
-            ensure_sample_lake(Path(self.root))
-        self.check_root()
-        conf = self.spark.spark_config
-        context.log.info(f"lake {self.root}; Spark: {conf.get('spark.remote') or conf.get('spark.master', 'default')}")
-
-    def teardown_after_execution(self, context: InitResourceContext) -> None:
-        for frame in self._cached:
-            frame.unpersist()
-        self._cached.clear()
-        self._frames.clear()
+    root: str = Field(
+        default="",
+        description="A directory or s3://bucket/prefix holding {entity}/landing/ folders; empty: the built-in"
+        " sample lake ./sample_lake",
+    )
+    rebuild: bool = Field(
+        default=False,
+        description="Reread every landing file and rebuild every table, instead of taking up only new files",
+    )
 
     @property
-    def session(self) -> SparkSession:
-        return self.spark.spark_session
+    def uri(self) -> str:
+        return self.root.strip().rstrip("/") or str(SAMPLE_LAKE)
+
+    @property
+    def is_sample(self) -> bool:
+        return not self.root.strip()
+
+    @cached_property
+    def storage(self) -> Storage:
+        return storage_for(self.uri)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self.check_root()
+        context.log.info(f"lake {self.uri}")
 
     def check_root(self) -> None:
         """Fails at once, in one line naming the path, when the root or a landing folder cannot be read."""
-        client = self._s3_client()
-        if client is not None:
-            try:
-                client.head_bucket(Bucket=split_s3(self.root)[0])
-            except (BotoCoreError, ClientError) as error:
-                raise LakeRootError(f"lake root {self.root} is not readable (STEDI_LAKE_ROOT): {error}") from None
-        elif not Path(self.root).is_dir():
-            raise LakeRootError(f"lake root {self.root} does not exist or is not a directory (STEDI_LAKE_ROOT)")
+        try:
+            self.storage.check_root()
+        except LakeRootError as error:
+            if self.is_sample:
+                raise LakeRootError(f"{error}; it is the built-in sample lake: `stedi sample` builds it") from None
+            raise
         for table in LANDING_TABLES:
-            if not self.exists(table):
-                raise LakeRootError(f"lake root {self.root} has no landing folder {self.location(table)}")
-
-    def _s3_client(self) -> Any:
-        """boto3's S3 client for an s3:// root, made once; None for a local root."""
-        if self._client is None and is_s3(self.root):
-            self._client = s3_client()
-        return self._client
+            folder = self.files_location(table)
+            if not self.storage.exists(folder):
+                raise LakeRootError(f"lake root {self.uri} has no landing folder {folder}")
 
     def location(self, table: ZoneTable) -> str:
         """The table's folder under the root, spelled as the root is (s3:// stays s3://)."""
-        return f"{self.root}/{table.path}"
+        return f"{self.uri}/{table.path}"
+
+    def files_location(self, table: ZoneTable) -> str:
+        return f"{self.uri}/{table.files_path}"
+
+    def delta(self, table: ZoneTable) -> DeltaLakeTable:
+        return DeltaLakeTable(self.location(table), self.storage)
+
+    def snapshot(self, table: ZoneTable, version: int | None = None) -> Snapshot | None:
+        """The table's current version (or `version`); None before its first commit."""
+        return self.delta(table).snapshot(version)
 
     def exists(self, table: ZoneTable) -> bool:
-        """Whether the table's folder exists: landing folders must; other tables have none until materialized."""
-        return folder_exists(self.location(table), self._s3_client())
+        return self.snapshot(table) is not None
 
-    def uri(self, table: ZoneTable) -> str:
-        """The table's location as Spark reads it (s3:// roots become s3a://)."""
-        return spark_uri(self.location(table))
+    def landing_files(self, table: ZoneTable) -> list[FileInfo]:
+        """The raw files a feed has delivered (names starting with _ or . are skipped: staging, markers)."""
+        return self.storage.list_files(self.files_location(table))
 
-    def cache(self, frame: DataFrame) -> DataFrame:
-        """Caches a frame for the rest of the run."""
-        self._cached.append(frame.cache())
-        return frame
+    def read(self, session: SparkSession, table: ZoneTable, snapshot: Snapshot | None = None) -> DataFrame:
+        """A version of a table (the current one unless given) as a DataFrame with the contract's schema."""
+        snapshot = snapshot or self.snapshot(table)
+        if snapshot is None:
+            raise MissingTableError(f"{table.name} has not been materialized yet (no table at {self.location(table)})")
+        return self.read_files(session, table.schema, snapshot.files)
 
-    def read_lines(self, table: ZoneTable) -> DataFrame:
-        """Every line of every landing file of a feed (files starting with _ or . are skipped, as in Hadoop)."""
-        files = self.session.read.text(self.uri(table), wholetext=True, recursiveFileLookup=True)
-        return split_lines(files.select(F.col("_metadata.file_path").alias("path"), F.col("value").alias("content")))
+    def read_files(self, session: SparkSession, schema: StructType, files: list[str]) -> DataFrame:
+        if not files:
+            return session.createDataFrame([], schema)
+        return session.read.schema(schema).parquet(*(self.storage.spark_uri(f) for f in files))
 
-    def read(self, table: ZoneTable) -> DataFrame:
-        """A table as a DataFrame: this run's copy if there is one; else parsed (landing) or read (Parquet)."""
-        if table.name in self._frames:
-            return self._frames[table.name]
-        if table.zone is Zone.LANDING:
-            # Landing data lives only as raw files: parse once per run, however many assets read it.
-            self._frames[table.name] = self.cache(
-                kept(parse_landing(self.read_lines(table), table)).select(*table.columns)
-            )
-            return self._frames[table.name]
-        return self.session.read.schema(table.schema).parquet(self.uri(table))
+    def survivors(
+        self, session: SparkSession, table: ZoneTable, base: Snapshot, column: str, values: list[str]
+    ) -> tuple[DataFrame, list[str]]:
+        """For rows whose `column` is one of `values` to leave a table: the files holding such rows (to be
+        replaced) and those files' other rows (to be written again)."""
+        if not values:
+            return self.read_files(session, table.schema, []), []
+        leaving = F.col(column).isin(values)
+        found = self.read(session, table, base).where(leaving).select(F.col("_metadata.file_path")).distinct()
+        # Spark names files by its own URI (file:/..., s3a://...): back to the lake's spelling of the same file.
+        marker = f"/{table.path}/"
+        replaced = sorted(f"{self.location(table)}/{row[0].split(marker, 1)[1]}" for row in found.collect())
+        return self.read_files(session, table.schema, replaced).where(~F.coalesce(leaving, F.lit(False))), replaced
 
-    def write(self, table: ZoneTable, frame: DataFrame) -> None:
-        """Writes a table (Parquet, replacing the previous version); landing data is never rewritten."""
-        if table.zone is not Zone.LANDING:
-            frame.select(*table.columns).write.mode("overwrite").parquet(self.uri(table))
-            frame = self.session.read.schema(table.schema).parquet(self.uri(table))
-        self._frames[table.name] = frame
+    def write(
+        self,
+        table: ZoneTable,
+        frame: DataFrame,
+        base: Snapshot | None,
+        replaced: list[str] | None = None,
+        metadata: dict[str, object] | None = None,
+    ) -> Snapshot:
+        """Commits `frame` as the table's next version after `base` (the version this run read), in one atomic
+        Delta commit: with `replaced`, those files leave the table and the others stay; without, the frame
+        replaces the whole table. Another run's commit since `base` makes this fail (ConcurrentWriteError)."""
+        delta = self.delta(table)
+        write_id = uuid.uuid4().hex
+        staging = delta.staging_folder(write_id)
+        frame.select(*table.columns).write.mode("errorifexists").parquet(self.storage.spark_uri(staging))
+        added = self.storage.list_files(staging)
+        schema = to_arrow_schema(StructType([StructField(f.name, f.dataType, True) for f in table.schema.fields]))
+        return delta.commit(
+            schema,
+            added,
+            replaced,
+            None if base is None else base.version,
+            {**(metadata or {}), "write_id": write_id, "table": table.name},
+        )

@@ -1,15 +1,50 @@
-"""The privacy settings assets need: the consent policy and the pseudonym key."""
+"""The privacy settings of a run: the consent policy, the pseudonym key, and the time consent is judged at."""
 
-from dagster import ConfigurableResource
+import time
 
-from stedi_assets.settings import DEVELOPMENT_PSEUDONYM_KEY
+from dagster import ConfigurableResource, InitResourceContext, ResourceDependency
+from pydantic import Field, PrivateAttr
+
+from stedi_assets.resources.lake import Lake
 from stedi_assets.transforms.readings import ConsentPolicy
+
+PSEUDONYM_KEY_ENV = "STEDI_PSEUDONYM_KEY"
+# Clearly not a secret: allowed only on the built-in sample lake, with a warning in the run log.
+DEVELOPMENT_PSEUDONYM_KEY = "stedi-development-key-not-for-production"
+
+
+class PrivacySettingError(ValueError):
+    """A privacy setting the project cannot use."""
 
 
 class Privacy(ConfigurableResource):
-    consent_policy: ConsentPolicy = ConsentPolicy.SINCE
-    # Wired from EnvVar("STEDI_PSEUDONYM_KEY") so the UI shows the variable's name, never its value.
-    pseudonym_key: str = ""
+    consent_policy: str = Field(
+        default=ConsentPolicy.SINCE.value,
+        description="since: readings taken at or after research consent; flag: every reading of a consenting customer",
+    )
+    # Wired from EnvVar("STEDI_PSEUDONYM_KEY"): the UI and the run config show the variable's name, never its value.
+    pseudonym_key: str = Field(default="", description="Secret key of subject_key (set STEDI_PSEUDONYM_KEY)")
+    lake: ResourceDependency[Lake]
+    _as_of: int = PrivateAttr(default=0)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self.policy  # noqa: B018 - validates, failing the run at once in one line
+        if not self.pseudonym_key and not self.lake.is_sample:
+            raise PrivacySettingError(
+                f"lake {self.lake.uri} needs a pseudonym key: set {PSEUDONYM_KEY_ENV} to a secret (the development"
+                " key is allowed only on the built-in sample lake)"
+            )
+        self._as_of = int(time.time() * 1000)
+
+    @property
+    def policy(self) -> ConsentPolicy:
+        try:
+            return ConsentPolicy(self.consent_policy.strip().lower())
+        except ValueError:
+            choices = ", ".join(p.value for p in ConsentPolicy)
+            raise PrivacySettingError(
+                f"STEDI_CONSENT_POLICY / privacy.consent_policy={self.consent_policy!r} is not one of: {choices}"
+            ) from None
 
     @property
     def uses_development_key(self) -> bool:
@@ -18,3 +53,8 @@ class Privacy(ConfigurableResource):
     @property
     def key_bytes(self) -> bytes:
         return (self.pseudonym_key or DEVELOPMENT_PSEUDONYM_KEY).encode()
+
+    @property
+    def as_of(self) -> int:
+        """The run's time (epoch ms), fixed when the run starts: consent dated later is not consent yet."""
+        return self._as_of or int(time.time() * 1000)

@@ -1,15 +1,123 @@
-"""Listing landing files on a local or s3:// lake root, for the root check and the sensors (no Spark needed)."""
+"""The one place where local files and S3 differ: listing, reading, writing and deleting files under a root.
+
+The lake, the sensor, the SQL command and the catalog all go through `storage_for(root)`; nothing else asks
+whether a path is on S3. No Dagster and no Spark here, so the sensor and the SQL command stay light.
+Credentials are never arguments: boto3 (and s3a, and delta-rs) read them from the standard AWS environment.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import uuid
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
-from dagster_aws.s3 import S3Resource
+
+class LakeRootError(RuntimeError):
+    """The lake root is missing or unreadable."""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """A file as listed: its URI as the lake spells it, size, modification time and (on S3) ETag."""
+
+    uri: str
+    size: int
+    modified_ms: int
+    # What changes when the file is rewritten: the ETag on S3, the modification time in ns locally.
+    version: str
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.size}:{self.version}"
+
+
+def hidden(name: str) -> bool:
+    """Names readers skip, as Hadoop does: staging files (`.x`, `_x`) and markers (`_SUCCESS`)."""
+    return name.startswith(("_", "."))
 
 
 def is_s3(uri: str) -> bool:
     return uri.startswith(("s3://", "s3a://"))
+
+
+class Storage(Protocol):
+    root: str
+
+    def check_root(self) -> None: ...
+    def list_files(self, folder: str) -> list[FileInfo]: ...
+    def exists(self, folder: str) -> bool: ...
+    def stat(self, uri: str) -> FileInfo | None: ...
+    def open(self, uri: str) -> IO[bytes]: ...
+    def read_bytes(self, uri: str) -> bytes: ...
+    def read_tail(self, uri: str, length: int) -> bytes: ...
+    def write_bytes(self, uri: str, data: bytes) -> None: ...
+    def delete(self, uri: str) -> None: ...
+    def spark_uri(self, uri: str) -> str: ...
+    def delta_options(self) -> dict[str, str]: ...
+
+
+class LocalStorage:
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def check_root(self) -> None:
+        if not Path(self.root).is_dir():
+            raise LakeRootError(f"lake root {self.root} does not exist or is not a directory (STEDI_LAKE_ROOT)")
+
+    def list_files(self, folder: str) -> list[FileInfo]:
+        base = Path(folder)
+        if not base.is_dir():
+            return []
+        found = []
+        for path in sorted(base.rglob("*")):
+            if path.is_file() and not any(hidden(part) for part in path.relative_to(base).parts):
+                info = self.stat(str(path))
+                if info is not None:  # deleted since the directory listing
+                    found.append(info)
+        return found
+
+    def exists(self, folder: str) -> bool:
+        return Path(folder).is_dir()
+
+    def stat(self, uri: str) -> FileInfo | None:
+        try:
+            st = os.stat(uri)
+        except FileNotFoundError:
+            return None
+        return FileInfo(uri, st.st_size, st.st_mtime_ns // 1_000_000, str(st.st_mtime_ns))
+
+    def open(self, uri: str) -> IO[bytes]:
+        return open(uri, "rb")
+
+    def read_bytes(self, uri: str) -> bytes:
+        return Path(uri).read_bytes()
+
+    def read_tail(self, uri: str, length: int) -> bytes:
+        with open(uri, "rb") as file:
+            file.seek(-length, os.SEEK_END)
+            return file.read()
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        """Atomic: written beside the target under a hidden name, then renamed over it."""
+        target = Path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+        staged.write_bytes(data)
+        os.replace(staged, target)
+
+    def delete(self, uri: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(uri)
+
+    def spark_uri(self, uri: str) -> str:
+        return uri
+
+    def delta_options(self) -> dict[str, str]:
+        return {}
 
 
 def split_s3(uri: str) -> tuple[str, str]:
@@ -18,47 +126,86 @@ def split_s3(uri: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-def spark_uri(uri: str) -> str:
-    """The URI Spark reads: Hadoop's S3 filesystem is s3a://."""
-    return "s3a://" + uri.removeprefix("s3://") if uri.startswith("s3://") else uri
+class S3Storage:
+    """An s3://bucket/prefix root through boto3, configured from the standard AWS environment."""
 
+    def __init__(self, root: str) -> None:
+        self.root = "s3://" + root.split("://", 1)[1]
 
-def s3_client() -> Any:
-    """A boto3 S3 client configured from the standard AWS environment (endpoint, keys, region or profile)."""
-    return S3Resource().get_client()
+    @cached_property
+    def client(self) -> Any:
+        import boto3
 
+        return boto3.client("s3")
 
-def _hidden(name: str) -> bool:
-    return name.startswith(("_", "."))
+    def check_root(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
 
+        try:
+            self.client.head_bucket(Bucket=split_s3(self.root)[0])
+        except (BotoCoreError, ClientError) as error:
+            raise LakeRootError(f"lake root {self.root} is not readable (STEDI_LAKE_ROOT): {error}") from None
 
-def list_files(folder: str, client: Any | None = None) -> dict[str, str]:
-    """Every file under a folder (recursively, skipping _ and . names as Hadoop does) -> a fingerprint that
-    changes when the file is rewritten: size and modification time locally, size and ETag on S3."""
-    if is_s3(folder):
+    def list_files(self, folder: str) -> list[FileInfo]:
         bucket, prefix = split_s3(folder)
-        client = client or s3_client()
-        found = {}
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        found = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
             for obj in page.get("Contents", []):
                 relative = obj["Key"][len(prefix) + 1 :]
-                if not any(_hidden(part) for part in relative.split("/")):
-                    found[f"s3://{bucket}/{obj['Key']}"] = f"{obj['Size']}:{obj['ETag'].strip(chr(34))}"
-        return found
-    root = Path(folder)
-    if not root.is_dir():
-        return {}
-    return {
-        str(path): f"{stat.st_size}:{stat.st_mtime_ns}"
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and not any(_hidden(part) for part in path.relative_to(root).parts)
-        for stat in [path.stat()]
-    }
+                if relative and not any(hidden(part) for part in relative.split("/")):
+                    found.append(self._info(bucket, obj["Key"], obj["Size"], obj["LastModified"], obj["ETag"]))
+        return sorted(found, key=lambda f: f.uri)
 
+    @staticmethod
+    def _info(bucket: str, key: str, size: int, modified: Any, etag: str) -> FileInfo:
+        return FileInfo(f"s3://{bucket}/{key}", size, int(modified.timestamp() * 1000), etag.strip('"'))
 
-def folder_exists(folder: str, client: Any | None = None) -> bool:
-    if is_s3(folder):
+    def exists(self, folder: str) -> bool:
         bucket, prefix = split_s3(folder)
-        client = client or s3_client()
-        return client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/", MaxKeys=1).get("KeyCount", 0) > 0
-    return Path(folder).is_dir()
+        return self.client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/", MaxKeys=1).get("KeyCount", 0) > 0
+
+    def stat(self, uri: str) -> FileInfo | None:
+        bucket, key = split_s3(uri)
+        try:
+            head = self.client.head_object(Bucket=bucket, Key=key)
+        except self.client.exceptions.ClientError:
+            return None
+        return self._info(bucket, key, head["ContentLength"], head["LastModified"], head["ETag"])
+
+    def open(self, uri: str) -> IO[bytes]:
+        bucket, key = split_s3(uri)
+        return self.client.get_object(Bucket=bucket, Key=key)["Body"]
+
+    def read_bytes(self, uri: str) -> bytes:
+        with contextlib.closing(self.open(uri)) as body:
+            return body.read()
+
+    def read_tail(self, uri: str, length: int) -> bytes:
+        bucket, key = split_s3(uri)
+        with contextlib.closing(self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{length}")["Body"]) as b:
+            return b.read()
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        """Atomic by S3's own rule: an object appears whole or not at all."""
+        bucket, key = split_s3(uri)
+        self.client.put_object(Bucket=bucket, Key=key, Body=data)
+
+    def delete(self, uri: str) -> None:
+        bucket, key = split_s3(uri)
+        self.client.delete_object(Bucket=bucket, Key=key)
+
+    def spark_uri(self, uri: str) -> str:
+        """Hadoop's S3 filesystem is s3a://."""
+        return "s3a://" + uri.split("://", 1)[1]
+
+    def delta_options(self) -> dict[str, str]:
+        """delta-rs reads credentials from the environment itself; only an S3-compatible server needs saying."""
+        endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+        options = {"AWS_ALLOW_HTTP": "true"} if endpoint.startswith("http://") else {}
+        # delta-rs needs a lock or conditional writes for concurrent writers on S3; S3 (since 2024) and moto
+        # support conditional PUTs, which make a commit fail cleanly when another writer took the version.
+        return {**options, "conditional_put": "etag"}
+
+
+def storage_for(root: str) -> Storage:
+    return S3Storage(root) if is_s3(root) else LocalStorage(root)

@@ -1,0 +1,167 @@
+"""Delta tables over the Parquet files Spark writes, committed with delta-rs (Spark cannot load delta-spark here).
+
+A write is two steps: Spark writes new Parquet files into a fresh folder under the table's root (invisible to
+every reader: no commit names them), then one Delta commit adds them and removes the files they replace. A
+reader sees the previous version or the new one, never a mix; a killed writer leaves only unreferenced files,
+which `vacuum` deletes. Each commit carries `stedi.*` metadata (the run, the inputs it read, the landing
+ledger) in its commitInfo, and an application transaction per table, so two writers that read the same version
+cannot both commit: the second fails cleanly with a conflict.
+No Dagster and no Spark here: the sensor and the SQL command use it too.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, Schema
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.transaction import (
+    AddAction,
+    CommitProperties,
+    RemoveAction,
+    Transaction,
+    create_table_with_add_actions,
+)
+
+from stedi_assets.resources.storage import FileInfo, Storage
+
+APP_ID = "stedi"
+PARQUET_MAGIC = b"PAR1"
+FOOTER_GUESS = 64 * 1024
+METADATA_PREFIX = "stedi."
+
+
+class ConcurrentWriteError(RuntimeError):
+    """Another run committed to the table since this run read it: nothing was committed; rerun."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One version of a table: its data files (URIs as the lake spells them), rows and commit metadata."""
+
+    version: int
+    files: list[str]
+    rows: int
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class DeltaLakeTable:
+    """The Delta table at `uri` (a folder under the lake root)."""
+
+    def __init__(self, uri: str, storage: Storage) -> None:
+        self.uri = uri.rstrip("/")
+        self.storage = storage
+
+    def open(self, version: int | None = None) -> DeltaTable | None:
+        try:
+            return DeltaTable(self.uri, version=version, storage_options=self.storage.delta_options())
+        except TableNotFoundError:
+            return None
+
+    def snapshot(self, version: int | None = None) -> Snapshot | None:
+        table = self.open(version)
+        return None if table is None else self._snapshot(table)
+
+    def _snapshot(self, table: DeltaTable) -> Snapshot:
+        actions = pa.table(table.get_add_actions(flatten=True))
+        rows = pa.compute.sum(actions["num_records"]).as_py() if actions.num_rows else 0
+        history = table.history(1)
+        metadata = {k: str(v) for k, v in history[0].items() if k.startswith(METADATA_PREFIX)} if history else {}
+        files = [f"{self.uri}/{path}" for path in actions["path"].to_pylist()]
+        return Snapshot(table.version(), sorted(files), int(rows or 0), metadata)
+
+    def staging_folder(self, write_id: str) -> str:
+        """Where a write puts its new files before the commit names them."""
+        return f"{self.uri}/data/{write_id}"
+
+    def commit(
+        self,
+        schema: pa.Schema,
+        added: list[FileInfo],
+        removed: list[str] | None,
+        base_version: int | None,
+        metadata: dict[str, Any],
+    ) -> Snapshot:
+        """Commits `added` files, removing `removed` (None: every current file), as the version after
+        `base_version` (the version the writer read; None: the table must not exist yet).
+
+        Raises ConcurrentWriteError if another writer committed after `base_version`.
+        """
+        rows = {info.uri: _parquet_rows(self.storage, info) for info in added}
+        adds = [
+            AddAction(
+                self._relative(info.uri),
+                info.size,
+                {},
+                info.modified_ms,
+                True,
+                json.dumps({"numRecords": rows[info.uri]}),
+            )
+            for info in added
+        ]
+        custom = {f"{METADATA_PREFIX}{key}": _text(value) for key, value in metadata.items()}
+        next_version = 0 if base_version is None else base_version + 1
+        properties = CommitProperties(custom_metadata=custom, app_transactions=[Transaction(APP_ID, next_version)])
+        try:
+            if base_version is None:
+                create_table_with_add_actions(
+                    self.uri,
+                    Schema.from_arrow(schema),
+                    adds,
+                    mode="error",
+                    storage_options=self.storage.delta_options(),
+                    commit_properties=properties,
+                )
+            else:
+                table = self.open(base_version)
+                assert table is not None
+                now = int(time.time() * 1000)
+                current = self._snapshot(table).files
+                gone = current if removed is None else removed
+                removes = [RemoveAction(self._relative(uri), True, now) for uri in gone]
+                table.create_write_transaction(
+                    [*removes, *adds], mode="append", schema=schema, commit_properties=properties
+                )
+        except (CommitFailedError, FileExistsError) as error:
+            raise ConcurrentWriteError(
+                f"{self.uri}: another run committed a new version since this run read version {base_version};"
+                f" nothing was committed ({error.__class__.__name__})"
+            ) from None
+        snapshot = self.snapshot(next_version)
+        write_id = f"{METADATA_PREFIX}write_id"
+        if snapshot is None or snapshot.metadata.get(write_id) != custom.get(write_id):
+            raise ConcurrentWriteError(f"{self.uri}: version {next_version} was committed by another run")
+        return snapshot
+
+    def _relative(self, uri: str) -> str:
+        prefix = self.uri + "/"
+        if not uri.startswith(prefix):
+            raise ValueError(f"{uri} is not inside the table {self.uri}")
+        return uri[len(prefix) :]
+
+    def vacuum(self, retention_hours: int) -> list[str]:
+        """Deletes files that no version within the retention needs, and files no commit ever named."""
+        table = self.open()
+        if table is None:
+            return []
+        return table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False, full=True)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _parquet_rows(storage: Storage, info: FileInfo) -> int:
+    """Rows of a Parquet file, from its footer alone (the file's last bytes: footer, its length, magic)."""
+    tail = storage.read_tail(info.uri, min(info.size, FOOTER_GUESS))
+    footer_length = int.from_bytes(tail[-8:-4], "little")
+    if footer_length + 8 > len(tail):
+        tail = storage.read_tail(info.uri, footer_length + 8)
+    footer = tail[-(footer_length + 8) :]
+    return pq.read_metadata(io.BytesIO(PARQUET_MAGIC + footer)).num_rows

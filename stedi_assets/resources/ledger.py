@@ -1,0 +1,109 @@
+"""The ledger of landing files: which raw files a landing table's current version consumed.
+
+Each commit of a landing table names, in its commit metadata, a Parquet snapshot of the whole ledger written
+just before it (under the table's `_stedi/` folder, which Delta readers and vacuum leave alone). The ledger is
+thus atomic with the version: a file counts as consumed exactly when a committed version says so. A run
+consumes the files whose fingerprint (size and ETag on S3, size and modification time locally) the ledger
+does not hold, and removes the rows of files that are gone.
+No Dagster and no Spark here: the sensor reads the ledger too.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from dataclasses import asdict, dataclass, replace
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from stedi_assets.resources.delta import DeltaLakeTable, Snapshot
+from stedi_assets.resources.storage import FileInfo
+
+LEDGER_KEY = "ledger"  # commit metadata key (stedi.ledger): the snapshot's path relative to the table root
+READ = "read"
+QUARANTINED = "quarantined"  # the whole file could not be read: see the landing quarantine for why
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    source_file: str
+    size: int
+    version: str
+    # When the file arrived: its modification time when first consumed (orders records delivered as ties).
+    arrived_at: int
+    status: str = READ
+    lines: int = 0
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.size}:{self.version}"
+
+    @classmethod
+    def of(cls, info: FileInfo) -> LedgerEntry:
+        return cls(info.uri, info.size, info.version, info.modified_ms)
+
+
+SCHEMA = pa.schema(
+    [
+        ("source_file", pa.string()),
+        ("size", pa.int64()),
+        ("version", pa.string()),
+        ("arrived_at", pa.int64()),
+        ("status", pa.string()),
+        ("lines", pa.int64()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the landing folder holds against what the ledger consumed."""
+
+    new: list[FileInfo]  # not in the ledger, or rewritten since (another fingerprint)
+    gone: list[str]  # in the ledger, no longer in the folder (or rewritten: their old rows go)
+
+    @property
+    def empty(self) -> bool:
+        return not self.new and not self.gone
+
+
+def compare(ledger: dict[str, LedgerEntry], files: list[FileInfo]) -> Delivery:
+    listed = {f.uri: f for f in files}
+    new = [f for f in files if f.uri not in ledger or ledger[f.uri].fingerprint != f.fingerprint]
+    rewritten = [f.uri for f in new if f.uri in ledger]
+    gone = sorted(set(ledger) - set(listed)) + rewritten
+    return Delivery(new=new, gone=sorted(gone))
+
+
+def read_ledger(table: DeltaLakeTable, snapshot: Snapshot | None) -> dict[str, LedgerEntry]:
+    """The ledger of a landing table's version (empty before its first commit)."""
+    if snapshot is None or f"stedi.{LEDGER_KEY}" not in snapshot.metadata:
+        return {}
+    data = table.storage.read_bytes(f"{table.uri}/{snapshot.metadata[f'stedi.{LEDGER_KEY}']}")
+    rows = pq.read_table(io.BytesIO(data)).to_pylist()
+    return {row["source_file"]: LedgerEntry(**row) for row in rows}
+
+
+def write_ledger(table: DeltaLakeTable, entries: dict[str, LedgerEntry]) -> str:
+    """Writes a ledger snapshot for the next commit; returns the path to name in its metadata."""
+    rows = [asdict(entry) for entry in sorted(entries.values(), key=lambda e: e.source_file)]
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), buffer)
+    relative = f"_stedi/ledger-{uuid.uuid4().hex}.parquet"
+    table.storage.write_bytes(f"{table.uri}/{relative}", buffer.getvalue())
+    return relative
+
+
+def consumed(
+    ledger: dict[str, LedgerEntry], delivery: Delivery, read: dict[str, int], quarantined: set[str]
+) -> dict[str, LedgerEntry]:
+    """The ledger after a run: gone files out, new files in with their line counts (`read`) or as quarantined."""
+    entries = {uri: entry for uri, entry in ledger.items() if uri not in set(delivery.gone)}
+    for info in delivery.new:
+        entry = LedgerEntry.of(info)
+        if info.uri in quarantined:
+            entries[info.uri] = replace(entry, status=QUARANTINED)
+        elif info.uri in read:
+            entries[info.uri] = replace(entry, lines=read[info.uri])
+    return entries
