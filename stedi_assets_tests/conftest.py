@@ -3,16 +3,16 @@ and one real S3 API server (moto's) on 127.0.0.1 that the session can already re
 
 from __future__ import annotations
 
-import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
-from moto.server import ThreadedMotoServer
 from pyspark.sql import SparkSession
 
+from stedi_assets.cli import services
 from stedi_assets.cli.services import free_port
 from stedi_assets.resources.spark import s3a_config
 from stedi_assets.transforms.readings import ConsentPolicy
@@ -47,14 +47,17 @@ TEST_SPARK_CONF = {
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[str]:
-    """moto's S3 server on 127.0.0.1; yields its endpoint URL."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3 (and Glue) API server on 127.0.0.1, in its own process group; yields its endpoint URL.
+
+    Its own process, not a thread of this one: delta-rs holds the GIL during some calls, which would stall a
+    server thread in the same interpreter."""
     port = int(S3_ENDPOINT.rsplit(":", 1)[1])
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    command = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    server = services.Service("moto", command, {}, url=f"{S3_ENDPOINT}/moto-api/")
+    pid = services.launch(server, tmp_path_factory.mktemp("moto"))
     yield S3_ENDPOINT
-    server.stop()
+    services.stop(pid)
 
 
 @pytest.fixture(scope="session")

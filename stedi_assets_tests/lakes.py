@@ -51,7 +51,7 @@ def run_config(root: Path | str, policy: ConsentPolicy = ConsentPolicy.SINCE, re
         "resources": {
             "lake": {"config": {"root": str(root), "rebuild": rebuild}},
             "privacy": {"config": {"consent_policy": policy.value}},
-            "spark": {"config": TEST_SPARK},
+            "spark": {"config": dict(TEST_SPARK)},
         }
     }
 

@@ -90,8 +90,7 @@ def spark_connect(state_dir: Path, settings: services.SparkTarget = TEST_SERVER_
 
 
 def run_graph(lake: Path | str, master: str, home: Path) -> subprocess.CompletedProcess:
-    """`python -m stedi_assets.cli.run` (what `make run` runs) in its own process, against a Spark master."""
+    """`stedi run` (what `make run` runs) in its own process, against a Spark master."""
     env = {**os.environ, **services.dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SPARK_MASTER": master}
-    return subprocess.run(
-        [sys.executable, "-m", "stedi_assets.cli.run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
-    )
+    command = [str(Path(sys.executable).parent / "stedi"), "run"]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)

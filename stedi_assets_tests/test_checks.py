@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from dagster import AssetKey, DagsterInstance, asset, materialize
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from stedi_assets.checks import contract_check, failing_rows, schema_errors
+from stedi_assets.checks import failing_rows, schema_errors
 from stedi_assets.contracts import CustomerTrusted, StepTrainerTrusted
-from stedi_assets.definitions import build_resources
-from stedi_assets.settings import Settings
 from stedi_assets.tables import CUSTOMER_TRUSTED, STEP_TRAINER_TRUSTED
 from stedi_assets_tests.builders import T0, customer
 
@@ -71,31 +66,3 @@ def test_value_checks_count_rows_out_of_range(spark: SparkSession) -> None:
         "distanceFromObject:greater_than_or_equal_to": 1,
         "sensorReadingTime:greater_than_or_equal_to": 1,
     }
-
-
-def test_a_failing_trusted_check_blocks_downstream(spark: SparkSession, tmp_path: Path) -> None:
-    for entity in ("customer", "accelerometer", "step_trainer"):
-        (tmp_path / entity / "landing").mkdir(parents=True)
-    bad = _customers(spark, customer(email="a@x.com"), customer(email="a@x.com", shareWithResearchAsOfDate=T0 + 1))
-
-    @asset(name=CUSTOMER_TRUSTED.name)
-    def broken_customer_trusted() -> DataFrame:
-        return bad
-
-    @asset(deps=[CUSTOMER_TRUSTED.name])
-    def downstream() -> None:
-        """Materializes whenever it runs: its absence below shows that the check blocked it."""
-
-    with DagsterInstance.ephemeral() as instance:
-        result = materialize(
-            [broken_customer_trusted, contract_check(CUSTOMER_TRUSTED), downstream],
-            resources=build_resources(Settings(lake_root=str(tmp_path))),
-            instance=instance,
-            raise_on_error=False,
-        )
-    (evaluation,) = result.get_asset_check_evaluations()
-    assert not evaluation.passed
-    assert _failed(evaluation.metadata["failing_rows_by_check"].value) == {"unique(email)": 1}
-    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
-    assert materialized == {AssetKey(CUSTOMER_TRUSTED.name)}
-    assert not result.success

@@ -12,7 +12,8 @@ import duckdb
 import pytest
 
 from stedi_assets.cli.sample import EXPECTED_FILE
-from stedi_assets_tests.lakes import generate_lake
+from stedi_assets.tables import MACHINE_LEARNING_CURATED
+from stedi_assets_tests.lakes import duckdb_source, generate_lake
 
 REPO = Path(__file__).resolve().parent.parent
 DAGSTER = Path(sys.executable).parent / "dagster"
@@ -33,11 +34,8 @@ def test_cli_materializes_everything(tmp_path: Path, policy: str) -> None:
     done = _materialize(lake, tmp_path / "home", STEDI_CONSENT_POLICY=policy)
     assert done.returncode == 0, done.stderr[-3000:]
     expected = json.loads((lake / EXPECTED_FILE).read_text())["tables"][policy]
-    glob = f"{lake}/machine_learning/curated/*.parquet"
-    assert (
-        duckdb.sql(f"select count(*) from read_parquet('{glob}')").fetchall()[0][0]
-        == expected["machine_learning_curated"]
-    )
+    source = duckdb_source(lake, MACHINE_LEARNING_CURATED)
+    assert duckdb.sql(f"select count(*) from {source}").fetchall()[0][0] == expected["machine_learning_curated"]
 
 
 def test_cli_with_a_missing_lake_root_names_the_path(tmp_path: Path) -> None:

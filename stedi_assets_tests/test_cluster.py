@@ -13,45 +13,27 @@ import pytest
 from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 
-from stedi_assets.tables import ALL_TABLES, Zone
+from stedi_assets.tables import ALL_TABLES
 from stedi_assets.transforms.readings import ConsentPolicy
-from stedi_assets_tests.lakes import generate_lake, materialize_lake, upload
+from stedi_assets_tests.lakes import generate_lake, materialize_lake, table_frame, upload
 from stedi_assets_tests.servers import TEST_SERVER_SETTINGS, run_graph, spark_connect, spark_standalone
+from stedi_assets_tests.test_s3 import comparable
 
 BUCKET = "stedi-connect"
-STORED_TABLES = [table for table in ALL_TABLES.values() if table.zone is not Zone.LANDING]
 
 
-def snapshot(lake: Path, spark_root: str | None = None) -> dict[str, pd.DataFrame]:
-    """Every stored table as pandas reads it (pyarrow skips _SUCCESS and the like), in a canonical row order.
+def snapshot(root: Path | str) -> dict[str, pd.DataFrame]:
+    """Every table's current version as delta-rs reads it, in a canonical row order.
 
-    Quarantine rows name their run, which differs between runs by design, and their file as Spark saw it
-    (`spark_root`, file:{lake} by default): the run is left out and the file kept relative to the lake.
+    Quarantine rows name their run, which differs between runs by design, and lineage names files under the
+    lake root: the run is left out and the file kept relative to the root.
     """
-    prefix = f"{spark_root or f'file:{lake}'}/"
-    tables = {}
-    for table in STORED_TABLES:
-        frame = pd.read_parquet(lake / table.path).drop(columns=["run_id"], errors="ignore")
-        if "source_file" in frame:
-            assert frame["source_file"].str.startswith(prefix).all(), table.name
-            frame["source_file"] = frame["source_file"].str.removeprefix(prefix)
-        tables[table.name] = frame.sort_values(list(frame.columns)).reset_index(drop=True)
-    return tables
-
-
-def download(bucket: str, prefix: str, local: Path) -> Path:
-    client = boto3.client("s3")
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/"):
-        for item in page.get("Contents", []):
-            target = local / item["Key"].removeprefix(f"{prefix}/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            client.download_file(bucket, item["Key"], str(target))
-    return local
+    return {table.name: comparable(table_frame(root, table), str(root)) for table in ALL_TABLES.values()}
 
 
 def remove_outputs(lake: Path) -> None:
     """So that only the run under test can have written the tables compared afterwards."""
-    for table in STORED_TABLES:
+    for table in ALL_TABLES.values():
         shutil.rmtree(lake / table.path)
 
 
@@ -61,10 +43,13 @@ def assert_same_tables(actual: dict[str, pd.DataFrame], expected: dict[str, pd.D
 
 
 def run_on(root: Path | str, master: str, home: Path) -> None:
-    """`python -m stedi_assets.cli.run` against `master`: it must succeed, and its run log name that Spark."""
+    """`stedi run` against `master`: it must succeed, and its run log name that Spark."""
     run = run_graph(root, master, home)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert f"Spark: {master}" in run.stderr
+    with DagsterInstance.from_config(str(home)) as instance:
+        (record,) = instance.get_run_records()
+        logs = [entry.user_message for entry in instance.all_logs(record.dagster_run.run_id)]
+    assert f"Spark: {master}" in logs
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +89,7 @@ def test_a_connect_server_started_for_an_s3_lake_gives_the_local_tables(lake, s3
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     upload(tmp_path / "landing-only", BUCKET, "lake")
     root = f"s3://{BUCKET}/lake"
-    server_settings = replace(TEST_SERVER_SETTINGS, lake_root=root, aws_endpoint_url=s3_server, aws_region="us-east-1")
+    server_settings = replace(TEST_SERVER_SETTINGS, lake_root=root)
     with spark_connect(tmp_path / "services", server_settings) as remote:
         run_on(root, remote, tmp_path / "home")
-    written = download(BUCKET, "lake", tmp_path / "downloaded")
-    assert_same_tables(snapshot(written, f"s3a://{BUCKET}/lake"), local)
+    assert_same_tables(snapshot(root), local)

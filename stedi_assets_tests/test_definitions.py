@@ -1,13 +1,11 @@
-"""The Definitions object loads, and the graph is the one the registry declares."""
+"""The Definitions object loads, and the graph is the one the registry declares, with what the UI shows."""
 
 from __future__ import annotations
 
 from dagster import AssetKey, Definitions, in_process_executor
 
 from stedi_assets.definitions import defs
-from stedi_assets.resources.spark import spark_config
-from stedi_assets.settings import Settings
-from stedi_assets.tables import ALL_TABLES
+from stedi_assets.tables import ALL_TABLES, QUARANTINE_OF
 
 UPSTREAMS = {
     "customer_landing": set(),
@@ -22,35 +20,44 @@ UPSTREAMS = {
 
 
 def test_definitions_load() -> None:
-    Definitions.validate_loadable(defs)
-    assert defs.executor is in_process_executor
+    definitions = defs()
+    Definitions.validate_loadable(definitions)
+    assert definitions.executor is in_process_executor
 
 
-def test_every_registered_table_is_an_asset_in_its_zone_group_with_a_contract_check() -> None:
-    graph = defs.resolve_asset_graph()
+def test_every_registered_table_is_an_asset_in_its_zone_group_with_its_metadata_and_checks() -> None:
+    graph = defs().resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == set(ALL_TABLES)
     for name, table in ALL_TABLES.items():
         node = graph.get(AssetKey(name))
         assert node.group_name == table.zone.value
         assert table.description in (node.description or "")
         assert [c.name for c in node.metadata["dagster/column_schema"].columns] == table.columns
-    checked = {key.asset_key.to_user_string() for key in graph.asset_check_keys}
-    assert checked == set(ALL_TABLES)
+        assert node.metadata["dagster/table_name"] == name
+        assert node.tags["zone"] == table.zone.value and node.tags["entity"] == table.entity
+        assert ("pii" in node.tags) is table.pii, name
+        assert node.owners and "delta" in node.kinds
+        assert "dagster/code_references" in node.metadata, name
+    assert "pii" not in graph.get(AssetKey("machine_learning_curated")).tags
+    checked = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
+    assert {name for name, check in checked if check == "contract"} == set(ALL_TABLES)
+
+
+def test_curated_tables_carry_column_lineage_to_existing_upstream_columns() -> None:
+    graph = defs().resolve_asset_graph()
+    for name in ("customer_curated", "machine_learning_curated"):
+        lineage = graph.get(AssetKey(name)).metadata["dagster/column_lineage"]
+        assert set(lineage.deps_by_column) == set(ALL_TABLES[name].columns)
+        for deps in lineage.deps_by_column.values():
+            for dep in deps:
+                assert dep.column_name in ALL_TABLES[dep.asset_key.to_user_string()].columns
 
 
 def test_zone_assets_depend_exactly_on_their_declared_upstreams() -> None:
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     for name, upstream in UPSTREAMS.items():
         parents = {key.to_user_string() for key in graph.get(AssetKey(name)).parent_keys}
         assert parents == upstream, name
-
-
-def test_spark_target_follows_the_master_setting() -> None:
-    assert spark_config(Settings(spark_master="local[2]"))["spark.master"] == "local[2]"
-    connect = spark_config(Settings(spark_master="sc://spark.example:15002", lake_root="s3://bucket/lake"))
-    assert connect["spark.remote"] == "sc://spark.example:15002" and "spark.master" not in connect
-    # A Connect client sends session settings only: jars and s3a settings belong to the server's start.
-    assert {key for key in connect if not key.startswith("spark.sql.")} == {"spark.remote"}
-    assert connect["spark.sql.session.timeZone"] == "UTC"
-    overridden = spark_config(Settings(spark_conf={"spark.sql.session.timeZone": "Europe/Paris"}))
-    assert overridden["spark.sql.session.timeZone"] == "Europe/Paris"
+    # A table and its quarantine are made by the same step: they are selected together.
+    for name, quarantine in QUARANTINE_OF.items():
+        assert graph.get(AssetKey(name)).assets_def is graph.get(AssetKey(quarantine.name)).assets_def

@@ -14,8 +14,8 @@ import duckdb
 import pytest
 from dagster import DagsterRunStatus
 
-from stedi_assets.tables import ALL_TABLES, Zone
-from stedi_assets_tests.lakes import generate_lake
+from stedi_assets.tables import ALL_TABLES, CUSTOMER_CURATED, MACHINE_LEARNING_CURATED, STEP_TRAINER_TRUSTED, Zone
+from stedi_assets_tests.lakes import duckdb_source, generate_lake
 from stedi_assets_tests.servers import Servers, dagster_servers
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -66,13 +66,11 @@ def servers(tmp_path_factory) -> Servers:
 def test_a_dropped_landing_file_reaches_the_curated_tables(servers: Servers) -> None:
     # The sensor's first tick sees every file of the new lake and loads it.
     servers.wait_for(lambda: next(iter(servers.runs(DagsterRunStatus.SUCCESS)), None), 300, "the initial load")
-    ml = f"{servers.lake}/machine_learning/curated/*.parquet"
-    before = _sql(f"select count(*) from read_parquet('{ml}')")[0][0]
+    before = _sql(f"select count(*) from {duckdb_source(servers.lake, MACHINE_LEARNING_CURATED)}")[0][0]
     # A curated customer whose device has trusted readings: one owner, so new readings are not quarantined.
     email, serial = _sql(
-        f"select email, serialNumber from read_parquet('{servers.lake}/customer/curated/*.parquet') where"
-        f" serialNumber in (select serialNumber from read_parquet('{servers.lake}/step_trainer/trusted/*.parquet'))"
-        " order by email limit 1"
+        f"select email, serialNumber from {duckdb_source(servers.lake, CUSTOMER_CURATED)} where serialNumber in"
+        f" (select serialNumber from {duckdb_source(servers.lake, STEP_TRAINER_TRUSTED)}) order by email limit 1"
     )[0]
 
     dropped = time.monotonic()
@@ -93,11 +91,10 @@ def test_a_dropped_landing_file_reaches_the_curated_tables(servers: Servers) -> 
     run = servers.wait_for(run_for_new_files, 300, "the run of the dropped files")
     print(f"file drop -> run SUCCESS: {time.monotonic() - dropped:.1f}s")
     assert run.tags["stedi/landing_feeds"] == "accelerometer_landing,step_trainer_landing"
-    rows = _sql(
-        f"select distanceFromObject, x, y, z from read_parquet('{ml}') where sensorReadingTime = {NEW_READING_TIME}"
-    )
+    ml = duckdb_source(servers.lake, MACHINE_LEARNING_CURATED)
+    rows = _sql(f"select distanceFromObject, x, y, z from {ml} where sensorReadingTime = {NEW_READING_TIME}")
     assert rows == [(42, 0.5, -0.25, 1.0)]
-    assert _sql(f"select count(*) from read_parquet('{ml}')")[0][0] == before + 1
+    assert _sql(f"select count(*) from {ml}")[0][0] == before + 1
 
 
 @pytest.mark.skipif(

@@ -32,7 +32,9 @@ def read_lines(session: SparkSession, lake: Lake, files: list[str]) -> DataFrame
     )
     lines = split_lines(whole)
     # Spark names files by its own URI (file:/..., s3a://...): back to the lake's spelling.
-    names = session.createDataFrame([(spark_name(uri), uri) for uri in spelled], "spark_name string, lake_name string")
+    names = session.createDataFrame(
+        [(spark_name(spark_uri), uri) for spark_uri, uri in spelled.items()], "spark_name string, lake_name string"
+    )
     return lines.join(F.broadcast(names), lines.source_file == names.spark_name).select(
         F.col("lake_name").alias("source_file"), "line_number", "raw"
     )

@@ -30,7 +30,7 @@ import pyspark
 from stedi_assets.cli.sample import SAMPLE_CUSTOMERS, SAMPLE_LAKE, SAMPLE_SEED, generate
 from stedi_assets.resources.spark import application_config, is_connect, parse_conf
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
 SPARK_CLASS = str(SPARK_HOME / "bin" / "spark-class")

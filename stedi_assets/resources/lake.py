@@ -125,7 +125,7 @@ class Lake(ConfigurableResource):
         delta = self.delta(table)
         write_id = uuid.uuid4().hex
         staging = delta.staging_folder(write_id)
-        frame.select(*table.columns).write.mode("errorifexists").parquet(self.storage.spark_uri(staging))
+        frame.select(*table.columns).write.mode("error").parquet(self.storage.spark_uri(staging))
         added = self.storage.list_files(staging)
         schema = to_arrow_schema(StructType([StructField(f.name, f.dataType, True) for f in table.schema.fields]))
         return delta.commit(

@@ -1,0 +1,83 @@
+"""Publishing a zone table: a blocking contract failure commits nothing (readers keep the last good version)
+and skips everything downstream; an undeclared reason or unbalanced rows fail the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterInstance, asset, materialize, multi_asset
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from stedi_assets.assets.accounting import Inputs, RowsLostError, measure, rebuild
+from stedi_assets.assets.specs import zone_check_specs, zone_specs
+from stedi_assets.definitions import defs
+from stedi_assets.resources.lake import Lake
+from stedi_assets.resources.spark import Spark
+from stedi_assets.tables import CUSTOMER_TRUSTED
+from stedi_assets.transforms.classify import DETAIL, REASON
+from stedi_assets_tests.builders import customer
+from stedi_assets_tests.lakes import generate_lake, run_config, table_frame
+
+
+def classified(spark: SparkSession, *records: dict, reason: str | None = None) -> DataFrame:
+    rows = [tuple(r[c] for c in CUSTOMER_TRUSTED.columns) for r in records]
+    frame = spark.createDataFrame(rows, CUSTOMER_TRUSTED.schema)
+    return frame.withColumn(REASON, F.lit(reason).cast("string")).withColumn(DETAIL, F.lit(None).cast("string"))
+
+
+def publishing(frame: DataFrame):
+    """customer_trusted as an asset that publishes the given classified frame, and an asset downstream of it."""
+
+    @multi_asset(specs=zone_specs(CUSTOMER_TRUSTED), check_specs=zone_check_specs(CUSTOMER_TRUSTED))
+    def customer_trusted(context, lake: Lake, spark: Spark):
+        yield from rebuild(context, lake, CUSTOMER_TRUSTED, frame, Inputs(lake, spark.session), frame.count())
+
+    @asset(deps=[CUSTOMER_TRUSTED.name])
+    def downstream() -> None:
+        """Materializes whenever it runs: its absence shows that the failed check stopped it."""
+
+    return [customer_trusted, downstream]
+
+
+def run(assets, root: Path):
+    config = run_config(root)
+    del config["resources"]["privacy"]
+    resources = {k: v for k, v in defs().resources.items() if k in ("lake", "spark")}
+    with DagsterInstance.ephemeral() as instance:
+        return materialize(assets, resources=resources, run_config=config, instance=instance, raise_on_error=False)
+
+
+def test_a_failing_trusted_contract_commits_nothing_and_skips_downstream(spark: SparkSession, tmp_path: Path) -> None:
+    generate_lake(tmp_path, customers=3)
+    good = run(publishing(classified(spark, customer(email="a@x.com"), customer(email="b@x.com"))), tmp_path)
+    assert good.success
+    assert sorted(table_frame(tmp_path, CUSTOMER_TRUSTED)["email"]) == ["a@x.com", "b@x.com"]
+
+    duplicate = customer(email="a@x.com", shareWithResearchAsOfDate=customer()["shareWithResearchAsOfDate"] + 1)
+    bad = run(publishing(classified(spark, customer(email="a@x.com"), duplicate)), tmp_path)
+    assert not bad.success
+    (evaluation,) = bad.get_asset_check_evaluations()
+    assert not evaluation.passed
+    failing = {k: v for k, v in evaluation.metadata["failing_rows_by_check"].value.items() if v}
+    assert failing == {"unique(email)": 1}
+    assert bad.get_asset_materialization_events() == []
+    # Readers still see the last good version.
+    assert sorted(table_frame(tmp_path, CUSTOMER_TRUSTED)["email"]) == ["a@x.com", "b@x.com"]
+    assert {e.asset_key for e in good.get_asset_materialization_events()} == {
+        AssetKey(CUSTOMER_TRUSTED.name),
+        AssetKey("downstream"),
+    }
+
+
+def test_a_reason_the_table_does_not_declare_fails_the_count(spark: SparkSession) -> None:
+    frame = classified(spark, customer(email="a@x.com"), reason="because")
+    with pytest.raises(RowsLostError, match="not declared"):
+        measure(CUSTOMER_TRUSTED, frame)
+
+
+def test_rows_that_do_not_balance_fail_the_count(spark: SparkSession) -> None:
+    frame = classified(spark, customer(email="a@x.com"))
+    with pytest.raises(RowsLostError, match="do not balance"):
+        measure(CUSTOMER_TRUSTED, frame, rows_in=2)
