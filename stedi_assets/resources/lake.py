@@ -93,7 +93,13 @@ class Lake(ConfigurableResource):
     def read_lines(self, table: ZoneTable) -> DataFrame:
         """Every line of every landing file of a feed (files starting with _ or . are skipped, as in Hadoop)."""
         files = self.session.read.text(self.uri(table), wholetext=True, recursiveFileLookup=True)
-        return split_lines(files.select(F.col("_metadata.file_path").alias("path"), F.col("value").alias("content")))
+        return split_lines(
+            files.select(
+                F.col("_metadata.file_path").alias("path"),
+                F.col("value").alias("content"),
+                F.unix_millis(F.col("_metadata.file_modification_time")).alias("arrived_at"),
+            )
+        )
 
     def read(self, table: ZoneTable) -> DataFrame:
         """A table as a DataFrame: this run's copy if there is one; else parsed (landing) or read (Parquet)."""
