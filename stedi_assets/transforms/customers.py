@@ -25,10 +25,10 @@ from stedi_assets.contracts import EPOCH_MS_MAX, EPOCH_MS_MIN
 from stedi_assets.tables import CUSTOMER_TRUSTED
 from stedi_assets.transforms import classify as r
 from stedi_assets.transforms.identity import ARRIVAL_ORDER, IDENTITY_KEY, identities, identity_key
+from stedi_assets.transforms.landing import RAW
 
 CUSTOMER_COLUMNS = CUSTOMER_TRUSTED.columns
 RESEARCH_CONSENT = "shareWithResearchAsOfDate"
-RAW = "raw"
 # What a quarantined customer line must yield to count as a record: read as text, as the landing parser reads it.
 _QUARANTINED_FIELDS = T.ArrayType(
     T.StructType([T.StructField(name, T.StringType()) for name in ("email", "lastUpdateDate", "registrationDate")])

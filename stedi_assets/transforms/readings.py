@@ -11,8 +11,8 @@ from stedi_assets.tables import ACCELEROMETER_TRUSTED, STEP_TRAINER_TRUSTED
 from stedi_assets.transforms import classify as r
 from stedi_assets.transforms.customers import RESEARCH_CONSENT, device_claims
 from stedi_assets.transforms.identity import ARRIVAL_ORDER, IDENTITY_KEY, identities, identity_key
+from stedi_assets.transforms.landing import RAW
 
-RAW = "raw"
 OWNER = "_owner"
 
 
