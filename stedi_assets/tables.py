@@ -113,7 +113,7 @@ CUSTOMER_TRUSTED = ZoneTable(
     Zone.TRUSTED,
     c.CustomerTrusted,
     "Current state of each customer whose current record consents to research.",
-    frozenset({r.DUPLICATE, r.SUPERSEDED, r.NO_CONSENT}),
+    frozenset({r.DUPLICATE, r.SUPERSEDED, r.SUPERSEDED_BY_QUARANTINED, r.NO_CONSENT, r.FUTURE_CONSENT}),
 )
 ACCELEROMETER_TRUSTED = ZoneTable(
     "accelerometer_trusted",
@@ -141,6 +141,7 @@ STEP_TRAINER_TRUSTED = ZoneTable(
         {
             r.DUPLICATE,
             r.UNKNOWN_DEVICE,
+            r.NO_OWNER_AT_TIME,
             r.AMBIGUOUS_DEVICE_OWNER,
             r.NO_CONSENT,
             r.OWNER_NOT_CURATED,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,8 @@ Record = dict[str, Any]
 
 SOURCE_FILE = "s3://stedi/landing/part-0000.json"
 T0 = 1_655_564_444_000  # 2022-06-18T15:00:44Z in epoch ms: inside the contract's plausible range
+ARRIVED = T0 + 86_400_000  # when SOURCE_FILE arrived, unless a record says otherwise
+AS_OF = T0 + 365 * 86_400_000  # the run's time in transform tests
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
 CAROL = "carol@example.com"
@@ -51,12 +54,30 @@ def step_reading(**fields: Any) -> Record:
     return {"sensorReadingTime": T0, "serialNumber": SERIAL_1, "distanceFromObject": 10, **fields}
 
 
+def quarantined(record: Record | str, line_number: int, **lineage: Any) -> Record:
+    """A customer_landing_quarantine row: `record` as its raw line (a str is taken as is), rejected as wrong_type."""
+    raw = record if isinstance(record, str) else json.dumps(record, separators=(",", ":"))
+    return {
+        "raw": raw,
+        "source_file": SOURCE_FILE,
+        "line_number": line_number,
+        "arrived_at": ARRIVED,
+        "reason": "wrong_type",
+        "detail": "shareWithResearchAsOfDate",
+        "rejected_by": "customer_landing",
+        "run_id": "test-run",
+        **lineage,
+    }
+
+
 def frame(spark: SparkSession, schema: StructType, records: Sequence[Record]) -> DataFrame:
-    """The records as a frame of `schema`. In a landing schema, record n is line n of SOURCE_FILE unless it says."""
+    """The records as a frame of `schema`. In a landing schema, record n is line n of SOURCE_FILE (arrived at
+    ARRIVED) unless it says otherwise."""
     names = schema.fieldNames()
     rows = []
     for line_number, record in enumerate(records, start=1):
-        row = {"source_file": SOURCE_FILE, "line_number": line_number, **record} if "source_file" in names else record
+        lineage = {"source_file": SOURCE_FILE, "line_number": line_number, "arrived_at": ARRIVED}
+        row = {**lineage, **record} if "source_file" in names and "raw" not in names else record
         if set(row) != set(names):
             raise ValueError(f"record fields {sorted(row)} are not the schema's {names}")
         rows.append(tuple(row[name] for name in names))

@@ -27,6 +27,11 @@ DEFECTIVE = Rates(
     shared_device=0.1,
     withdrawn=0.15,
     no_consent=0.15,
+    email_variant=0.2,
+    exact_tie=0.1,
+    malformed_consent=0.1,
+    future_consent=0.1,
+    device_move=0.1,
 )
 TEST_KEY = "test-pseudonym-key"  # set as STEDI_PSEUDONYM_KEY by the test session (conftest)
 # The test session's Spark (conftest) is reused by runs in this process; keep its small partitioning.

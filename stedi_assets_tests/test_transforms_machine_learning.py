@@ -8,9 +8,15 @@ import hmac
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from stedi_assets.tables import ACCELEROMETER_TRUSTED, CUSTOMER_CURATED, MACHINE_LEARNING_CURATED, STEP_TRAINER_TRUSTED
+from stedi_assets.tables import (
+    ACCELEROMETER_TRUSTED,
+    CUSTOMER_LANDING,
+    MACHINE_LEARNING_CURATED,
+    STEP_TRAINER_TRUSTED,
+)
 from stedi_assets.transforms.classify import DETAIL, REASON
 from stedi_assets.transforms.machine_learning import classify_machine_learning_curated
+from stedi_assets.transforms.pseudonyms import subject_keys, subjects_frame
 from stedi_assets_tests.builders import (
     ALICE,
     BOB,
@@ -27,22 +33,26 @@ from stedi_assets_tests.builders import (
 
 KEY = b"test-pseudonym-key"
 T1 = T0 + 1
+T2 = T0 + 2
 ML_KEYS = ["sensorReadingTime", "distanceFromObject", "x", "subject_key"]
 IDENTIFIERS = {"email", "user", "serialNumber", "customerName", "phone", "birthDay"}
+# Alice owns SERIAL_1, Bob owns SERIAL_2; both are curated.
+OWNERS = [customer(), customer(email=BOB, serialNumber=SERIAL_2)]
 
 
 def pseudonym(email: str) -> str:
     return hmac.new(KEY, email.encode(), hashlib.sha256).hexdigest()
 
 
-def classify(spark: SparkSession, steps: list[Record], phone_readings: list[Record]) -> DataFrame:
-    """Alice owns SERIAL_1, Bob owns SERIAL_2; both are curated."""
-    curated = frame(spark, CUSTOMER_CURATED.schema, [customer(), customer(email=BOB, serialNumber=SERIAL_2)])
+def classify(
+    spark: SparkSession, steps: list[Record], phone_readings: list[Record], owners: list[Record] = OWNERS
+) -> DataFrame:
+    subjects = subjects_frame(spark, subject_keys([ALICE, BOB], KEY))
     return classify_machine_learning_curated(
         frame(spark, STEP_TRAINER_TRUSTED.schema, steps),
         frame(spark, ACCELEROMETER_TRUSTED.schema, phone_readings),
-        curated,
-        KEY,
+        frame(spark, CUSTOMER_LANDING.schema, owners),
+        subjects,
     )
 
 
@@ -94,3 +104,28 @@ def test_subject_key_is_the_hmac_sha256_of_the_email(spark: SparkSession) -> Non
     )
     expected = spark.createDataFrame([(pseudonym(ALICE),), (pseudonym(BOB),)], "subject_key string")
     assertDataFrameEqual(classified.select("subject_key"), expected, checkRowOrder=False)
+
+
+def test_a_step_reading_pairs_with_whoever_held_the_device_at_its_time(spark: SparkSession) -> None:
+    # Bob held SERIAL_1 until T2 (then SERIAL_2); Alice registered SERIAL_1 at T2. Both read at T1 and T2.
+    owners = [
+        customer(email=BOB),
+        customer(email=BOB, serialNumber=SERIAL_2, lastUpdateDate=T2),
+        customer(registrationDate=T2, lastUpdateDate=T2),
+    ]
+    steps = [step_reading(sensorReadingTime=T1), step_reading(sensorReadingTime=T2)]
+    phone = [
+        accelerometer(user=user, timestamp=t, x=x)
+        for user, t, x in [(BOB, T1, 1.0), (ALICE, T1, 2.0), (BOB, T2, 3.0), (ALICE, T2, 4.0)]
+    ]
+    classified = classify(spark, steps, phone, owners)
+    assert_reasons(
+        classified, ML_KEYS, [(T1, 10, 1.0, pseudonym(BOB), None, None), (T2, 10, 4.0, pseudonym(ALICE), None, None)]
+    )
+
+
+def test_subject_key_is_the_same_for_every_spelling_of_the_email(spark: SparkSession) -> None:
+    owners = [customer(email=f"\u00a0{ALICE.upper()}"), customer(email=BOB, serialNumber=SERIAL_2)]
+    phone = [accelerometer(user=f"{ALICE.title()}\u200b")]
+    classified = classify(spark, [step_reading()], phone, owners)
+    assert_reasons(classified, ML_KEYS, [(T0, 10, 1.0, pseudonym(ALICE), None, None)])

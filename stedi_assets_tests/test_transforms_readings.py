@@ -12,11 +12,12 @@ from stedi_assets.tables import (
     ACCELEROMETER_TRUSTED,
     CUSTOMER_LANDING,
     CUSTOMER_TRUSTED,
+    QUARANTINE_OF,
     STEP_TRAINER_LANDING,
     STEP_TRAINER_TRUSTED,
 )
 from stedi_assets.transforms.classify import kept
-from stedi_assets.transforms.customers import classify_customer_trusted, current_customers
+from stedi_assets.transforms.customers import classify_customer_trusted
 from stedi_assets.transforms.readings import (
     ConsentPolicy,
     classify_accelerometer_trusted,
@@ -24,6 +25,7 @@ from stedi_assets.transforms.readings import (
 )
 from stedi_assets_tests.builders import (
     ALICE,
+    AS_OF,
     BOB,
     CAROL,
     SERIAL_1,
@@ -42,23 +44,27 @@ from stedi_assets_tests.builders import (
 
 POLICIES = pytest.mark.parametrize("policy", list(ConsentPolicy))
 T1 = T0 + 60_000
+T2 = T0 + 120_000
 READING_KEYS = ["user", "timestamp"]
 STEP_KEYS = ["serialNumber", "sensorReadingTime", "line_number"]
+# Alice, registered (and holding SERIAL_1) a minute before she consented at T0.
+REGISTERED_EARLIER = customer(registrationDate=T0 - 60_000)
 
 
 def customers(spark: SparkSession, records: list[Record]) -> tuple[DataFrame, DataFrame]:
-    """(current_customers, customer_trusted) of these customer landing records."""
+    """(customer_landing, customer_trusted) of these customer landing records, with nothing quarantined."""
     landing = frame(spark, CUSTOMER_LANDING.schema, records)
-    trusted = kept(classify_customer_trusted(landing)).select(*CUSTOMER_TRUSTED.columns)
-    return current_customers(landing), trusted
+    quarantine = frame(spark, QUARANTINE_OF[CUSTOMER_LANDING.name].schema, [])
+    trusted = kept(classify_customer_trusted(landing, quarantine, AS_OF)).select(*CUSTOMER_TRUSTED.columns)
+    return landing, trusted
 
 
 def classify_readings(
     spark: SparkSession, customer_records: list[Record], readings: list[Record], policy: ConsentPolicy
 ) -> DataFrame:
-    current, trusted = customers(spark, customer_records)
+    landing, trusted = customers(spark, customer_records)
     return classify_accelerometer_trusted(
-        frame(spark, ACCELEROMETER_LANDING.schema, readings), current, trusted, policy
+        frame(spark, ACCELEROMETER_LANDING.schema, readings), landing, trusted, policy
     )
 
 
@@ -70,9 +76,10 @@ def classify_steps(
     not_curated: tuple[str, ...] = (),
 ) -> DataFrame:
     """classify_step_trainer_trusted, with every trusted customer curated except those in `not_curated`."""
-    current, trusted = customers(spark, customer_records)
+    landing, trusted = customers(spark, customer_records)
     curated = trusted.where(~trusted["email"].isin(*not_curated))
-    return classify_step_trainer_trusted(frame(spark, STEP_TRAINER_LANDING.schema, readings), current, curated, policy)
+    steps = frame(spark, STEP_TRAINER_LANDING.schema, readings)
+    return classify_step_trainer_trusted(steps, landing, trusted, curated, policy)
 
 
 def test_accelerometer_since_consent_keeps_readings_from_the_consent_time_on(spark: SparkSession) -> None:
@@ -125,7 +132,7 @@ def test_accelerometer_duplicate_reading_is_kept_once(spark: SparkSession, polic
 
 def test_step_since_consent_keeps_readings_from_the_consent_time_on(spark: SparkSession) -> None:
     readings = [step_reading(sensorReadingTime=t) for t in (T0 - 1, T0, T1)]
-    classified = classify_steps(spark, [customer()], readings, ConsentPolicy.SINCE)
+    classified = classify_steps(spark, [REGISTERED_EARLIER], readings, ConsentPolicy.SINCE)
     assert_reasons(
         classified,
         STEP_KEYS,
@@ -136,7 +143,7 @@ def test_step_since_consent_keeps_readings_from_the_consent_time_on(spark: Spark
 
 def test_step_flag_keeps_readings_before_consent(spark: SparkSession) -> None:
     readings = [step_reading(sensorReadingTime=t) for t in (T0 - 1, T0)]
-    classified = classify_steps(spark, [customer()], readings, ConsentPolicy.FLAG)
+    classified = classify_steps(spark, [REGISTERED_EARLIER], readings, ConsentPolicy.FLAG)
     assert_reasons(classified, STEP_KEYS, [(SERIAL_1, T0 - 1, 1, None, None), (SERIAL_1, T0, 2, None, None)])
     assert_kept(classified, STEP_TRAINER_TRUSTED.schema, readings)
 
@@ -196,3 +203,70 @@ def test_step_device_claimed_only_in_an_older_record_has_one_owner(spark: SparkS
     classified = classify_steps(spark, [customer(), *bob], [reading], policy)
     assert_reasons(classified, STEP_KEYS, [(SERIAL_1, T1, 1, None, None)])
     assert_kept(classified, STEP_TRAINER_TRUSTED.schema, [reading])
+
+
+@POLICIES
+def test_accelerometer_user_spelled_another_way_is_the_same_customer(
+    spark: SparkSession, policy: ConsentPolicy
+) -> None:
+    # Alice's current record spells her address " Alice@Example.com"; readings spell it in other ways.
+    delivered = " Alice@Example.com"
+    alice = customer(email=delivered)
+    readings = [
+        accelerometer(user=f"\u200b{ALICE.upper()}\u00a0", timestamp=T1),
+        accelerometer(user=ALICE, timestamp=T1),
+        accelerometer(user=f"\t{ALICE}\ufeff", timestamp=T2),
+    ]
+    classified = classify_readings(spark, [alice], readings, policy)
+    assert_reasons(
+        classified,
+        READING_KEYS,
+        [(delivered, T1, None, None), (delivered, T1, "duplicate", None), (delivered, T2, None, None)],
+    )
+    assert_kept(
+        classified, ACCELEROMETER_TRUSTED.schema, [accelerometer(user=delivered, timestamp=t) for t in (T1, T2)]
+    )
+
+
+@POLICIES
+def test_accelerometer_reading_of_a_customer_whose_consent_starts_after_the_run(
+    spark: SparkSession, policy: ConsentPolicy
+) -> None:
+    alice = customer(shareWithResearchAsOfDate=AS_OF + 1)
+    classified = classify_readings(spark, [alice], [accelerometer(timestamp=AS_OF + 2)], policy)
+    assert_reasons(classified, READING_KEYS, [(ALICE, AS_OF + 2, "no_consent", None)])
+
+
+@POLICIES
+def test_step_reading_belongs_to_whoever_held_the_device_at_its_time(
+    spark: SparkSession, policy: ConsentPolicy
+) -> None:
+    # Bob (no consent) held SERIAL_1 until T2, then moved to SERIAL_2; Alice (consenting since T0, long before
+    # either reading) registered SERIAL_1 at T2. Her consent must not pull in Bob's reading.
+    bob = [
+        customer(email=BOB, shareWithResearchAsOfDate=None),
+        customer(email=BOB, shareWithResearchAsOfDate=None, serialNumber=SERIAL_2, lastUpdateDate=T2),
+    ]
+    alice = customer(registrationDate=T2, lastUpdateDate=T2)
+    readings = [step_reading(sensorReadingTime=T1), step_reading(sensorReadingTime=T2)]
+    classified = classify_steps(spark, [*bob, alice], readings, policy)
+    assert_reasons(classified, STEP_KEYS, [(SERIAL_1, T1, 1, "no_consent", None), (SERIAL_1, T2, 2, None, None)])
+    assert_kept(classified, STEP_TRAINER_TRUSTED.schema, readings[1:])
+
+
+@POLICIES
+def test_step_reading_of_a_claimed_device_before_anyone_claimed_it(spark: SparkSession, policy: ConsentPolicy) -> None:
+    # Alice registered SERIAL_1 at T1: a reading at T0 has no owner yet, even though Alice consents.
+    alice = customer(registrationDate=T1, lastUpdateDate=T1)
+    classified = classify_steps(spark, [alice], [step_reading(sensorReadingTime=T0)], policy)
+    assert_reasons(classified, STEP_KEYS, [(SERIAL_1, T0, 1, "no_owner_at_time", None)])
+
+
+@POLICIES
+def test_step_reading_goes_to_its_owner_whatever_the_case_of_their_email(
+    spark: SparkSession, policy: ConsentPolicy
+) -> None:
+    # Alice's two records spell her address differently: one customer, whose device SERIAL_1 stays hers.
+    alice = [customer(), customer(email=f" {ALICE.upper()}", lastUpdateDate=T1)]
+    classified = classify_steps(spark, alice, [step_reading(sensorReadingTime=T2)], policy)
+    assert_reasons(classified, STEP_KEYS, [(SERIAL_1, T2, 1, None, None)])

@@ -20,13 +20,16 @@ from stedi_assets.resources.spark import Spark
 from stedi_assets.tables import (
     ACCELEROMETER_TRUSTED,
     CUSTOMER_CURATED,
+    CUSTOMER_LANDING,
     CUSTOMER_TRUSTED,
     MACHINE_LEARNING_CURATED,
     STEP_TRAINER_TRUSTED,
     ZoneTable,
 )
 from stedi_assets.transforms.customers import classify_customer_curated
+from stedi_assets.transforms.identity import IDENTITY_KEY, identities
 from stedi_assets.transforms.machine_learning import classify_machine_learning_curated
+from stedi_assets.transforms.pseudonyms import key_fingerprint, subject_keys, subjects_frame
 
 Results = Iterator[MaterializeResult | AssetCheckResult]
 
@@ -57,7 +60,7 @@ def customer_curated(context: AssetExecutionContext, lake: Lake, spark: Spark) -
 @multi_asset(
     specs=zone_specs(
         MACHINE_LEARNING_CURATED,
-        [STEP_TRAINER_TRUSTED, ACCELEROMETER_TRUSTED, CUSTOMER_CURATED],
+        [STEP_TRAINER_TRUSTED, ACCELEROMETER_TRUSTED, CUSTOMER_LANDING, CUSTOMER_CURATED],
         column_lineage(
             {
                 "sensorReadingTime": [
@@ -78,13 +81,24 @@ def machine_learning_curated(context: AssetExecutionContext, lake: Lake, spark: 
             "STEDI_PSEUDONYM_KEY is unset: subject_key uses the built-in DEVELOPMENT key, which anyone can"
             " reproduce (allowed on the built-in sample lake only)."
         )
-    inputs = Inputs(lake, spark.session, STEP_TRAINER_TRUSTED, ACCELEROMETER_TRUSTED, CUSTOMER_CURATED)
+    session = spark.session
+    inputs = Inputs(lake, session, STEP_TRAINER_TRUSTED, ACCELEROMETER_TRUSTED, CUSTOMER_LANDING, CUSTOMER_CURATED)
+    # Pseudonyms are computed here, in the driver, for the curated subjects, and joined in as data: the key is
+    # never part of a Spark plan (plans show literals in full in the UI and event logs).
+    subjects = [row[IDENTITY_KEY] for row in identities(inputs.read(CUSTOMER_CURATED)).collect()]
     classified = classify_machine_learning_curated(
         inputs.read(STEP_TRAINER_TRUSTED),
         inputs.read(ACCELEROMETER_TRUSTED),
-        inputs.read(CUSTOMER_CURATED),
-        privacy.key_bytes,
+        inputs.read(CUSTOMER_LANDING),
+        subjects_frame(session, subject_keys(subjects, privacy.key_bytes)),
     )
     yield from rebuild(
-        context, lake, MACHINE_LEARNING_CURATED, classified, inputs, inputs.rows(STEP_TRAINER_TRUSTED), pairing=True
+        context,
+        lake,
+        MACHINE_LEARNING_CURATED,
+        classified,
+        inputs,
+        inputs.rows(STEP_TRAINER_TRUSTED),
+        pairing=True,
+        metadata={"pseudonym_key_fingerprint": key_fingerprint(privacy.key_bytes)},
     )

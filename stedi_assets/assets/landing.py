@@ -15,28 +15,29 @@ from pyspark.sql import functions as F
 from stedi_assets.assets.accounting import Output, cached, measure, publish, quarantine_rows
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.resources.lake import Lake
-from stedi_assets.resources.ledger import Delivery, compare, consumed, read_ledger, write_ledger
+from stedi_assets.resources.ledger import Delivery, arrival_times, compare, consumed, read_ledger, write_ledger
 from stedi_assets.resources.spark import Spark
 from stedi_assets.tables import LANDING_TABLES, QUARANTINE_OF, ZoneTable
 from stedi_assets.transforms.classify import kept
 from stedi_assets.transforms.landing import parse_landing, split_lines
 
 
-def read_lines(session: SparkSession, lake: Lake, files: list[str]) -> DataFrame:
-    """Every line of the given landing files: source_file (as the lake spells it), line_number, raw."""
-    if not files:
-        return session.createDataFrame([], "source_file string, line_number long, raw string")
-    spelled = {lake.storage.spark_uri(uri): uri for uri in files}
-    whole = session.read.text(list(spelled), wholetext=True).select(
-        F.col("_metadata.file_path").alias("path"), F.col("value").alias("content")
-    )
-    lines = split_lines(whole)
-    # Spark names files by its own URI (file:/..., s3a://...): back to the lake's spelling.
+def read_lines(session: SparkSession, lake: Lake, arrivals: dict[str, int]) -> DataFrame:
+    """Every line of the given landing files (URI -> arrival, epoch ms): source_file (as the lake spells it),
+    line_number, arrived_at, raw."""
+    if not arrivals:
+        return session.createDataFrame([], "source_file string, line_number long, arrived_at long, raw string")
     names = session.createDataFrame(
-        [(spark_name(spark_uri), uri) for spark_uri, uri in spelled.items()], "spark_name string, lake_name string"
+        [(spark_name(lake.storage.spark_uri(uri)), uri, arrived) for uri, arrived in arrivals.items()],
+        "spark_name string, lake_name string, arrived_at long",
     )
+    whole = session.read.text([lake.storage.spark_uri(uri) for uri in arrivals], wholetext=True).select(
+        F.col("_metadata.file_path").alias("path"), F.col("value").alias("content"), F.lit(0).alias("arrived_at")
+    )
+    lines = split_lines(whole).drop("arrived_at")
+    # Spark names files by its own URI (file:/..., s3a://...): back to the lake's spelling.
     return lines.join(F.broadcast(names), lines.source_file == names.spark_name).select(
-        F.col("lake_name").alias("source_file"), "line_number", "raw"
+        F.col("lake_name").alias("source_file"), "line_number", "arrived_at", "raw"
     )
 
 
@@ -68,12 +69,13 @@ def landing_asset(table: ZoneTable) -> AssetsDefinition:
         delivery = Delivery(new=listed, gone=sorted(ledger)) if lake.rebuild else compare(ledger, listed)
         context.log.info(f"{table.name}: {len(delivery.new)} new or rewritten files, {len(delivery.gone)} gone")
         session = spark.session
-        classified = parse_landing(read_lines(session, lake, [f.uri for f in delivery.new]), table)
+        arrivals = arrival_times(ledger, delivery.new)
+        classified = parse_landing(read_lines(session, lake, arrivals), table)
         whole = lake.rebuild or base is None
         with cached(classified) as classified:
             measured = measure(table, classified)
             lines = {row.source_file: row["count"] for row in classified.groupBy("source_file").count().collect()}
-            entries = consumed({} if lake.rebuild else ledger, delivery, lines, quarantined=set())
+            entries = consumed({} if lake.rebuild else ledger, delivery, arrivals, lines, quarantined=set())
             rows = kept(classified).select(*table.columns)
             rejected = quarantine_rows(table, classified, context.run.run_id)
             table_output = merged(lake, session, table, base, rows, delivery, whole)

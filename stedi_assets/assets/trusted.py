@@ -15,19 +15,27 @@ from stedi_assets.tables import (
     CUSTOMER_CURATED,
     CUSTOMER_LANDING,
     CUSTOMER_TRUSTED,
+    QUARANTINE_OF,
     STEP_TRAINER_LANDING,
     STEP_TRAINER_TRUSTED,
 )
-from stedi_assets.transforms.customers import classify_customer_trusted, current_customers
+from stedi_assets.transforms.customers import classify_customer_trusted
 from stedi_assets.transforms.readings import classify_accelerometer_trusted, classify_step_trainer_trusted
 
 Results = Iterator[MaterializeResult | AssetCheckResult]
+# Quarantined customer lines take part in customer state: a malformed newer record keeps a customer out.
+CUSTOMER_LANDING_QUARANTINE = QUARANTINE_OF[CUSTOMER_LANDING.name]
 
 
-@multi_asset(specs=zone_specs(CUSTOMER_TRUSTED, [CUSTOMER_LANDING]), check_specs=zone_check_specs(CUSTOMER_TRUSTED))
-def customer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark) -> Results:
-    inputs = Inputs(lake, spark.session, CUSTOMER_LANDING)
-    classified = classify_customer_trusted(inputs.read(CUSTOMER_LANDING))
+@multi_asset(
+    specs=zone_specs(CUSTOMER_TRUSTED, [CUSTOMER_LANDING, CUSTOMER_LANDING_QUARANTINE]),
+    check_specs=zone_check_specs(CUSTOMER_TRUSTED),
+)
+def customer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy) -> Results:
+    inputs = Inputs(lake, spark.session, CUSTOMER_LANDING, CUSTOMER_LANDING_QUARANTINE)
+    classified = classify_customer_trusted(
+        inputs.read(CUSTOMER_LANDING), inputs.read(CUSTOMER_LANDING_QUARANTINE), privacy.as_of
+    )
     yield from rebuild(context, lake, CUSTOMER_TRUSTED, classified, inputs, inputs.rows(CUSTOMER_LANDING))
 
 
@@ -39,7 +47,7 @@ def accelerometer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spa
     inputs = Inputs(lake, spark.session, ACCELEROMETER_LANDING, CUSTOMER_LANDING, CUSTOMER_TRUSTED)
     classified = classify_accelerometer_trusted(
         inputs.read(ACCELEROMETER_LANDING),
-        current_customers(inputs.read(CUSTOMER_LANDING)),
+        inputs.read(CUSTOMER_LANDING),
         inputs.read(CUSTOMER_TRUSTED),
         privacy.policy,
     )
@@ -47,14 +55,17 @@ def accelerometer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spa
 
 
 @multi_asset(
-    specs=zone_specs(STEP_TRAINER_TRUSTED, [STEP_TRAINER_LANDING, CUSTOMER_LANDING, CUSTOMER_CURATED]),
+    specs=zone_specs(
+        STEP_TRAINER_TRUSTED, [STEP_TRAINER_LANDING, CUSTOMER_LANDING, CUSTOMER_TRUSTED, CUSTOMER_CURATED]
+    ),
     check_specs=zone_check_specs(STEP_TRAINER_TRUSTED),
 )
 def step_trainer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy) -> Results:
-    inputs = Inputs(lake, spark.session, STEP_TRAINER_LANDING, CUSTOMER_LANDING, CUSTOMER_CURATED)
+    inputs = Inputs(lake, spark.session, STEP_TRAINER_LANDING, CUSTOMER_LANDING, CUSTOMER_TRUSTED, CUSTOMER_CURATED)
     classified = classify_step_trainer_trusted(
         inputs.read(STEP_TRAINER_LANDING),
-        current_customers(inputs.read(CUSTOMER_LANDING)),
+        inputs.read(CUSTOMER_LANDING),
+        inputs.read(CUSTOMER_TRUSTED),
         inputs.read(CUSTOMER_CURATED),
         privacy.policy,
     )

@@ -1,6 +1,6 @@
 """Sample lake generator: the three landing feeds, with every real-feed defect at configurable rates.
 
-    python -m stedi_assets.cli.sample --customers 1000 --seed 7 --out sample_lake
+    stedi sample [--customers 1000] [--seed 7] [--out sample_lake] [--if-missing]
 
 Deterministic for a seed (each customer draws from its own seeded stream), streamed to disk at any size,
 and it writes `_sample_expected.json` (skipped by readers: it starts with `_`) with the counts the pipeline
@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import sys
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 EXPECTED_FILE = "_sample_expected.json"
 # The built-in sample lake (STEDI_LAKE_ROOT unset).
@@ -29,6 +30,17 @@ FEEDS = ("customer", "accelerometer", "step_trainer")
 DAY_MS = 86_400_000
 EPOCH_2022 = 1_640_995_200_000
 READING_INTERVAL_MS = 200
+# Landing files arrive (modification time) from here on, a minute apart: after every record's lastUpdateDate.
+ARRIVAL_BASE = EPOCH_2022 + 500 * DAY_MS
+ARRIVAL_STEP_MS = 60_000
+# Research consent dated from 2090 on is in the future of any run the expectations are meant for.
+FUTURE_CONSENT_FROM = 3_786_912_000_000
+# Devices change hands on this day; phone sessions are on day 400, those of a device's new owner on day 402.
+HANDOVER = EPOCH_2022 + 401 * DAY_MS
+# What may surround an e-mail in the feeds without changing whose it is (a subset of what the pipeline strips).
+EMAIL_SPACES = (" ", "\t", "\u00a0", "\u200b", "\u200c", "\u200d", "\ufeff", "\u2060")
+# The epoch-ms range the contract accepts: a time outside it is unreadable.
+EPOCH_MS_RANGE = range(946_684_800_000, 4_102_444_800_000 + 1)
 FIRST_NAMES = ("Santosh", "Ben", "Frank", "Jerry", "Sarah", "Chris", "Liz", "Lyn", "Steph", "Bobby", "Grace", "Ann")
 LAST_NAMES = ("Clayton", "Lincoln", "Mitra", "Abram", "Hansen", "Jones", "Habschied", "Staples", "Wu", "Kim")
 
@@ -45,6 +57,11 @@ class Rates:
     no_readings: float = 0.08  # per customer: the phone app never sent anything
     shared_device: float = 0.02  # per customer: the next customer claims the same step trainer
     time_stamp_spelling: float = 0.25  # per customer: the phone export spells the field timeStamp
+    email_variant: float = 0.1  # per customer: records and readings spell the e-mail in other cases and spaces
+    exact_tie: float = 0.02  # per customer: the current record again, same times, other consent (+ each file's last)
+    malformed_consent: float = 0.02  # per consenting customer: a newer record with a malformed research consent
+    future_consent: float = 0.02  # per consenting customer: research consent dated in the future
+    device_move: float = 0.02  # per customer: hands the step trainer on to the next customer (who consents)
     step_without_phone: float = 0.15  # per reading: a step reading with no phone reading at that millisecond
     duplicate_line: float = 0.02  # per line: delivered twice
     malformed_line: float = 0.005  # per line: not JSON, or cut off
@@ -55,16 +72,50 @@ class Rates:
     redelivered_files: int = 1  # per feed: whole files delivered again under another name
 
 
+class Entry(NamedTuple):
+    """One delivered record of a customer (accepted, or quarantined with a readable e-mail), for the recency order."""
+
+    time: int  # lastUpdateDate; a quarantined record's unreadable one: its file's arrival
+    registered: int  # registrationDate; a quarantined record's unreadable one: its time
+    file: int  # index of the customer landing file it is in
+    line: int  # order of delivery within the files (only its order within one file counts)
+    consent: int | None  # research consent (None: withholds; always None for a quarantined record)
+    accepted: bool
+
+
 @dataclass
 class Customer:
     index: int
     email: str
-    serial: str
-    consent: int | None  # research consent of the current record, epoch ms
+    serial: str  # the device whose readings this customer sends
+    consent: int | None  # research consent of the generated current record, epoch ms
     reading_times: list[int]
     step_times: list[int]  # step readings of this customer's device (paired and unpaired)
     ambiguous: bool = False  # another current customer claims the same device
     sends_steps: bool = True  # of customers sharing a device, only the first one's device sends readings
+    current: dict = field(default_factory=dict)  # the generated current record
+    story: str = "plain"  # gives (a device), receives (one), future_consent, malformed_consent, exact_tie, plain
+    spelled: bool = False  # spells the e-mail in other cases and surrounding spaces
+    late: list[dict] = field(default_factory=list)  # records delivered with the next customer
+    gives: tuple[str, int] | None = None  # (serial, time) the next customer takes this customer's device over
+    spare: tuple[str, int] | None = None  # a giver's new device and the time it was tested, before it was theirs
+    giver: Customer | None = None  # the customer whose device this one took over
+    entries: list[Entry] = field(default_factory=list)
+    current_file: int = -1
+    story_cases: list[str] = field(default_factory=list)  # cases seen while writing, counted by _expect
+    effective_consent: int | None = None  # research consent the pipeline must see (set by _expect)
+
+    @property
+    def identity(self) -> str:
+        return _identity(self.email)
+
+
+@dataclass
+class Ledger:
+    """The generator's own bookkeeping of what it delivered: order of lines, and how often each case occurs."""
+
+    line: int = 0
+    cases: Counter = field(default_factory=Counter)
 
 
 class FeedWriter:
@@ -86,8 +137,8 @@ class FeedWriter:
             self.handle = (self.folder / f"{self.feed}-{wanted:04d}.json").open("w")
             self.per_file.append(Counter())
 
-    def record(self, record: dict, defect_of: dict | None = None) -> None:
-        """Writes a clean record (maybe twice), and sometimes a defective line beside it."""
+    def record(self, record: dict, defect_of: dict | None = None) -> str | None:
+        """Writes a clean record (maybe twice), and sometimes a defective line beside it, which it returns."""
         assert self.handle is not None
         counts = self.per_file[-1]
         line = json.dumps(record, separators=(",", ":"))
@@ -105,9 +156,10 @@ class FeedWriter:
             field = next(k for k in ("user", "serialNumber", "email") if k in record)
             bad = json.dumps({k: v for k, v in record.items() if k != field})
         else:
-            return
+            return None
         self.handle.write(bad + "\n")
         counts["rejected"] += 1
+        return bad
 
     def close(self) -> None:
         if self.handle is not None:
@@ -131,56 +183,148 @@ def _uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def _customer(seed: int, index: int, rates: Rates, shared_serial: str | None, readings: int) -> tuple:
-    """One customer's records and readings, drawn from the customer's own stream."""
+def _customer(
+    seed: int,
+    index: int,
+    rates: Rates,
+    shared_serial: str | None,
+    readings: int,
+    received: tuple | None = None,
+    last_of_file: bool = False,
+) -> tuple:
+    """One customer's records (dicts: valid lines; str: lines the pipeline quarantines) and readings, drawn from
+    the customer's own stream. `received`: (serial, time) of a device this customer takes over from the previous.
+    The last customer of a file delivers its current record again with the next customer, in the next file: an
+    exact tie that the files' arrival order decides (see `_arrival_ms`)."""
     rng = random.Random(f"{seed}:customer:{index}")
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     email = f"{first}.{last}.{index}@test.com"
-    serial = shared_serial or _uuid(rng)
+    own_serial = _uuid(rng)
+    serial = received[0] if received else shared_serial or own_serial
     registered = EPOCH_2022 + rng.randrange(365) * DAY_MS + rng.randrange(DAY_MS)
-    # Sessions start on a shared grid of whole seconds, so different customers read at the same millisecond.
-    start = EPOCH_2022 + 400 * DAY_MS + rng.randrange(30) * 1000
+    # Sessions start on a shared grid of whole seconds, so different customers read at the same millisecond; a
+    # device's new owner reads after the hand-over.
+    start = EPOCH_2022 + (402 if received else 400) * DAY_MS + rng.randrange(30) * 1000
     count = 0 if rng.random() < rates.no_readings else readings
     times = [start + j * READING_INTERVAL_MS for j in range(count)]
 
+    story = _story(rng, rates, received is not None, shared_serial is not None, last_of_file)
     kind = rng.random()
-    withdrawn = rates.no_consent <= kind < rates.no_consent + rates.withdrawn
+    withdrawn = story == "plain" and rates.no_consent <= kind < rates.no_consent + rates.withdrawn
     consent: int | None
-    if kind < rates.no_consent + rates.withdrawn:
+    if story == "gives" or (story != "receives" and kind < rates.no_consent + rates.withdrawn):
         consent = None
     else:
         place = rng.random()
-        if place < rates.consent_after_readings:
+        if story == "future_consent":
+            consent = FUTURE_CONSENT_FROM + rng.randrange(3650) * DAY_MS
+        elif story == "receives":
+            consent = registered + DAY_MS  # long before the device's previous owner read with it
+        elif place < rates.consent_after_readings:
             consent = start + (count + 1) * READING_INTERVAL_MS
         elif place < rates.consent_after_readings + rates.consent_mid_readings and count > 1:
             consent = times[rng.randrange(1, count)]
         else:
             consent = registered + DAY_MS
+    if story in ("future_consent", "malformed_consent") and consent is None:
+        story = "plain"  # those stories are of consenting customers
+    spelled = rng.random() < rates.email_variant
     base = {
         "customerName": f"{first} {last}",
         "email": email,
         "phone": f"{rng.randrange(10**9, 10**10)}",
         "birthDay": f"{rng.randrange(1940, 2005)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
-        "serialNumber": serial,
+        "serialNumber": serial if story != "receives" else own_serial,
         "registrationDate": registered,
         "shareWithPublicAsOfDate": registered if rng.random() < 0.5 else None,
         "shareWithFriendsAsOfDate": registered if rng.random() < 0.5 else None,
     }
     updated = start + count * READING_INTERVAL_MS + DAY_MS
-    records = []
+    records: list = []
     if withdrawn:
         records.append({**base, "lastUpdateDate": registered, "shareWithResearchAsOfDate": registered})
+    elif story in ("gives", "receives"):
+        # The giver's first record holds the device until the hand-over, when a new record names a new device;
+        # the receiver's first record names another device, a new one at the hand-over names this one.
+        records.append({**base, "lastUpdateDate": registered, "shareWithResearchAsOfDate": consent})
+        updated = HANDOVER
+        base = {**base, "serialNumber": _uuid(rng) if story == "gives" else serial}
     elif consent is not None and rng.random() < rates.updated:
         records.append({**base, "lastUpdateDate": registered, "shareWithResearchAsOfDate": None})
-    records.append({**base, "lastUpdateDate": max(updated, consent or 0), "shareWithResearchAsOfDate": consent})
+    current_time = updated if story in ("gives", "receives", "future_consent") else max(updated, consent or 0)
+    current = {**base, "lastUpdateDate": current_time, "shareWithResearchAsOfDate": consent}
+    records.append(current)
     rng.shuffle(records)
+    if spelled:
+        records = [{**record, "email": _spell(email, rng)} for record in records]
+        current = next(record for record in records if record["lastUpdateDate"] == current_time)
 
     steps = [t for t in times]
     steps += [t + READING_INTERVAL_MS // 2 for t in times if rng.random() < rates.step_without_phone]
     if not times:
         steps = [start + j * 1000 + 7 for j in range(5)]
-    customer = Customer(index, email, serial, consent, times, sorted(steps))
+    customer = Customer(index, email, serial, consent, times, sorted(steps), current=current, story=story)
+    customer.spelled = spelled
+    if story == "gives":
+        customer.gives = (serial, HANDOVER)
+        customer.spare = (base["serialNumber"], HANDOVER - 3_600_000)
+    elif story == "exact_tie":
+        customer.late.append(_tie_copy(customer))
+    elif story == "malformed_consent":
+        records += _malformed_consent(current, rng)
     return customer, records, rng
+
+
+def _story(rng: random.Random, rates: Rates, receives: bool, shares: bool, tie: bool) -> str:
+    """At most one special case per customer: a device hand-over excludes sharing one."""
+    roll = rng.random()
+    if receives:
+        return "receives"
+    if tie:
+        return "exact_tie"
+    for story, rate in (
+        ("gives", 0.0 if shares else rates.device_move),
+        ("future_consent", rates.future_consent),
+        ("malformed_consent", rates.malformed_consent),
+        ("exact_tie", rates.exact_tie),
+    ):
+        if roll < rate:
+            return story
+        roll -= rate
+    return "plain"
+
+
+def _identity(email: str) -> str:
+    return email.strip("".join(EMAIL_SPACES)).lower()
+
+
+def _spell(email: str, rng: random.Random) -> str:
+    """The e-mail in another case, with white or zero-width space around it."""
+    cased = "".join(ch.swapcase() if rng.random() < 0.3 else ch for ch in email)
+    before = "".join(rng.choice(EMAIL_SPACES) for _ in range(rng.randrange(3)))
+    after = "".join(rng.choice(EMAIL_SPACES) for _ in range(rng.randrange(3)))
+    return before + cased + after
+
+
+def _tie_copy(c: Customer) -> dict:
+    """The current record again with the same times but the other research consent (and phone): an exact tie."""
+    consent = c.current["shareWithResearchAsOfDate"]
+    other = None if consent is not None else c.current["registrationDate"] + DAY_MS
+    return {**c.current, "phone": c.current["phone"][::-1], "shareWithResearchAsOfDate": other}
+
+
+def _malformed_consent(current: dict, rng: random.Random) -> list:
+    """A newer record whose research consent is malformed (quarantined at landing). Sometimes its update time is
+    unreadable too (its file's arrival stands in), sometimes a valid record newer still follows (it counts)."""
+    newer = {**current, "lastUpdateDate": current["lastUpdateDate"] + DAY_MS}
+    newer["shareWithResearchAsOfDate"] = rng.choice(["2023-02-30", "soon", 1234, -5])
+    variant = rng.random()
+    if variant < 0.25:
+        newer["lastUpdateDate"] = "2023-02-30T10:00:00Z"
+    lines: list = [json.dumps(newer, separators=(",", ":"))]
+    if 0.25 <= variant < 0.5:
+        lines.append({**current, "lastUpdateDate": current["lastUpdateDate"] + 2 * DAY_MS, "phone": "5550100"})
+    return lines
 
 
 def generate(out: Path, customers: int, seed: int, readings: int = 60, files: int = 4, rates: Rates = Rates()) -> dict:
@@ -190,31 +334,40 @@ def generate(out: Path, customers: int, seed: int, readings: int = 60, files: in
     writers = {feed: FeedWriter(out, feed, max(1, min(files, customers)), noise, rates) for feed in FEEDS}
     expected = {policy: Counter() for policy in ("since", "flag")}
     ambiguous_steps = 0
+    ledger = Ledger()
     previous: Customer | None = None
     share_next = False
     for index in range(customers + 1):
-        # Customers are finished one step late, once we know whether the next one claims the same device.
+        # Customers are finished one step late, once we know whether the next one claims the same device, and
+        # once their late records (delivered with the next customer, perhaps in the next file) are written.
         current = None
         if index < customers:
             shared = previous.serial if (previous is not None and share_next) else None
-            current, records, rng = _customer(seed, index, rates, shared, readings)
+            received = previous.gives if previous is not None else None
+            last_of_file = (
+                index * writers["customer"].files // customers != (index + 1) * writers["customer"].files // customers
+            )
+            current, records, rng = _customer(seed, index, rates, shared, readings, received, last_of_file)
+            current.giver = previous if received else None
             current.ambiguous = shared is not None
             current.sends_steps = shared is None
             if previous is not None and shared is not None:
                 previous.ambiguous = True
-            share_next = rng.random() < rates.shared_device
+            share_next = rng.random() < rates.shared_device and current.story not in ("gives", "receives")
             for writer in writers.values():
                 writer.open_for(index, customers)
-            for record in records:
-                writers["customer"].record(record)
-            _write_readings(writers, current, rng, rates)
         if previous is not None:
-            ambiguous_steps += _expect(expected, previous)
+            _deliver(writers["customer"], previous, previous.late, ledger)
+            ambiguous_steps += _expect(expected, previous, ledger)
+        if current is not None:
+            _deliver(writers["customer"], current, records, ledger)
+            _write_readings(writers, current, rng, rates)
         previous = current
 
     for writer in writers.values():
         writer.close()
     landing = {feed: writer.totals() + writer.redeliver() for feed, writer in writers.items()}
+    _stamp_arrivals(writers)
     report = {
         "customers": customers,
         "seed": seed,
@@ -226,6 +379,7 @@ def generate(out: Path, customers: int, seed: int, readings: int = 60, files: in
             "step_trainer_trusted_quarantine": ambiguous_steps,
         },
         "tables": {policy: dict(sorted(counts.items())) for policy, counts in expected.items()},
+        "cases": dict(sorted(ledger.cases.items())),
     }
     (out / EXPECTED_FILE).write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -236,30 +390,142 @@ def _write_readings(writers: dict[str, FeedWriter], c: Customer, rng: random.Ran
     phone, device = writers["accelerometer"], writers["step_trainer"]
     for t in c.reading_times:
         xyz = {axis: round(rng.uniform(-2, 2), 3) for axis in "xyz"}
-        phone.record({"user": c.email, spelling: t, **xyz})
+        user = _spell(c.email, rng) if c.spelled and rng.random() < 0.5 else c.email
+        phone.record({"user": user, spelling: t, **xyz})
+        if c.spelled and rng.random() < 0.05:
+            # The same reading again under another spelling of the address: one reading, kept once.
+            phone.record({"user": _spell(c.email, rng), spelling: t, **xyz})
+            c.story_cases.append("email_variant_reading_resent")
         if rng.random() < rates.unknown_user:
             phone.record({"user": f"ghost.{c.index}.{t}@nowhere.com", "timestamp": t, **xyz})
     for t in c.step_times if c.sends_steps else []:
         device.record({"sensorReadingTime": t, "serialNumber": c.serial, "distanceFromObject": rng.randrange(0, 500)})
         if rng.random() < rates.unknown_device:
             device.record({"sensorReadingTime": t, "serialNumber": _uuid(rng), "distanceFromObject": 1})
+    if c.spare is not None:
+        # The giver's new device, tested before it was theirs: no customer held it then.
+        device.record({"sensorReadingTime": c.spare[1], "serialNumber": c.spare[0], "distanceFromObject": 0})
 
 
-def _expect(expected: dict[str, Counter], c: Customer) -> int:
+def _deliver(writer: FeedWriter, c: Customer, records: list, ledger: Ledger) -> None:
+    """Writes a customer's records (dicts valid, str quarantined) and notes each as an entry of the customer."""
+    if records and records is c.late:
+        later = _arrival_ms(writer.file_index) - _arrival_ms(c.current_file)
+        if writer.file_index == c.current_file:
+            c.story_cases.append("exact_tie_same_file")
+        elif later:
+            c.story_cases.append("exact_tie_later_file" if later > 0 else "exact_tie_earlier_file")
+        else:
+            c.story_cases.append("exact_tie_same_arrival")
+    for record in records:
+        if isinstance(record, str):
+            _reject(writer, record)
+            _note_quarantined(writer, c, record, ledger)
+            continue
+        ledger.line += 1
+        if record is c.current:
+            c.current_file = writer.file_index
+        time, registered = record["lastUpdateDate"], record["registrationDate"]
+        consent = record["shareWithResearchAsOfDate"]
+        c.entries.append(Entry(time, registered, writer.file_index, ledger.line, consent, True))
+        defect = writer.record(record)
+        if defect is not None:
+            _note_quarantined(writer, c, defect, ledger)
+
+
+def _reject(writer: FeedWriter, line: str) -> None:
+    """Writes a line the pipeline quarantines, counted as rejected in the writer's current file."""
+    assert writer.handle is not None
+    writer.handle.write(line + "\n")
+    writer.per_file[-1]["rejected"] += 1
+
+
+def _note_quarantined(writer: FeedWriter, c: Customer, line: str, ledger: Ledger) -> None:
+    """A quarantined customer line whose e-mail can be read is a record of that customer that withholds consent;
+    its unreadable times take the latest value they can have (update: the file's arrival; registration: update)."""
+    ledger.line += 1
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return
+    email = record.get("email") if isinstance(record, dict) else None
+    if not isinstance(email, str) or _identity(email) != c.identity:
+        return
+
+    def readable(value: object) -> int | None:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value in EPOCH_MS_RANGE
+        return value if ok else None
+
+    time = readable(record.get("lastUpdateDate")) or _arrival_ms(writer.file_index)
+    registered = readable(record.get("registrationDate")) or time
+    c.entries.append(Entry(time, registered, writer.file_index, ledger.line, None, False))
+
+
+def _current_entry(entries: list[Entry]) -> Entry:
+    """The current record: latest update, then registration, then arrival; on equal arrival the last line of a
+    file, then the record without consent, then file and line."""
+    last_line: dict[tuple, int] = {}
+    for e in entries:
+        key = (e.time, e.registered, _arrival_ms(e.file), e.file)
+        last_line[key] = max(last_line.get(key, 0), e.line)
+
+    def order(e: Entry) -> tuple:
+        last = last_line[(e.time, e.registered, _arrival_ms(e.file), e.file)] == e.line
+        return (e.time, e.registered, _arrival_ms(e.file), last, e.consent is None, e.file, e.line)
+
+    return max(entries, key=order)
+
+
+def _arrival_ms(file_index: int) -> int:
+    """When a customer-NNNN file arrives: in blocks of three, the first arrives after the other two, which arrive
+    together (file 0 after files 1 and 2, which tie; file 3 after them all...), so file-name order is not arrival
+    order, and two files can arrive at the same time."""
+    block, place = divmod(file_index, 3)
+    return ARRIVAL_BASE + (3 * block + (2 if place == 0 else 1)) * ARRIVAL_STEP_MS
+
+
+def _stamp_arrivals(writers: dict[str, FeedWriter]) -> None:
+    """Sets every landing file's modification time (its arrival): NNNN files by `_arrival_ms`, any other file
+    (files delivered again) after all of them, in name order."""
+    for writer in writers.values():
+        arrivals = {writer.folder / f"{writer.feed}-{k:04d}.json": _arrival_ms(k) for k in range(len(writer.per_file))}
+        latest = max(arrivals.values(), default=ARRIVAL_BASE)
+        others = sorted(p for p in writer.folder.iterdir() if p.is_file() and p not in arrivals)
+        arrivals.update({path: latest + n * ARRIVAL_STEP_MS for n, path in enumerate(others, start=1)})
+        for path, ms in arrivals.items():
+            os.utime(path, ns=(ms * 1_000_000, ms * 1_000_000))
+
+
+def _expect(expected: dict[str, Counter], c: Customer, ledger: Ledger) -> int:
     """Adds one finished customer's share of every table; returns its step readings quarantined as ambiguous."""
+    current = _current_entry(c.entries)
+    consent = current.consent if current.accepted and (current.consent or 0) < FUTURE_CONSENT_FROM else None
+    c.effective_consent = consent
+    ledger.cases.update(c.story_cases)
+    ledger.cases.update(
+        name
+        for name, happened in (
+            ("email_variant", c.spelled),
+            ("future_consent", c.story == "future_consent"),
+            ("malformed_consent", c.story == "malformed_consent"),
+            ("customer_out_by_quarantined_record", not current.accepted),
+            ("device_move", c.giver is not None and c.giver.effective_consent is None and consent is not None),
+        )
+        if happened
+    )
     phone_times = set(c.reading_times)
     for policy, counts in expected.items():
-        if c.consent is None:
+        if consent is None:
             continue
         counts["customer_trusted"] += 1
-        kept = [t for t in c.reading_times if policy == "flag" or t >= c.consent]
+        kept = [t for t in c.reading_times if policy == "flag" or t >= consent]
         counts["accelerometer_trusted"] += len(kept)
         if not kept:
             continue
         counts["customer_curated"] += 1
         if c.ambiguous:
             continue
-        steps = [t for t in c.step_times if policy == "flag" or t >= c.consent]
+        steps = [t for t in c.step_times if policy == "flag" or t >= consent]
         counts["step_trainer_trusted"] += len(steps)
         counts["machine_learning_curated"] += sum(1 for t in steps if t in phone_times)
     return len(c.step_times) if c.ambiguous and c.sends_steps else 0

@@ -95,13 +95,28 @@ def write_ledger(table: DeltaLakeTable, entries: dict[str, LedgerEntry]) -> str:
     return relative
 
 
+def arrival_times(ledger: dict[str, LedgerEntry], files: list[FileInfo]) -> dict[str, int]:
+    """When each file arrived: its modification time when first consumed. A file the ledger already holds as it
+    is (a rebuild rereads it) keeps its recorded arrival; a new or rewritten file arrives now, at its mtime."""
+    return {
+        f.uri: ledger[f.uri].arrived_at
+        if f.uri in ledger and ledger[f.uri].fingerprint == f.fingerprint
+        else f.modified_ms
+        for f in files
+    }
+
+
 def consumed(
-    ledger: dict[str, LedgerEntry], delivery: Delivery, read: dict[str, int], quarantined: set[str]
+    ledger: dict[str, LedgerEntry],
+    delivery: Delivery,
+    arrivals: dict[str, int],
+    read: dict[str, int],
+    quarantined: set[str],
 ) -> dict[str, LedgerEntry]:
     """The ledger after a run: gone files out, new files in with their line counts (`read`) or as quarantined."""
     entries = {uri: entry for uri, entry in ledger.items() if uri not in set(delivery.gone)}
     for info in delivery.new:
-        entry = LedgerEntry.of(info)
+        entry = replace(LedgerEntry.of(info), arrived_at=arrivals[info.uri])
         if info.uri in quarantined:
             entries[info.uri] = replace(entry, status=QUARANTINED)
         elif info.uri in read:

@@ -14,10 +14,17 @@ DETAIL = "detail"
 DUPLICATE = "duplicate"
 BLANK_LINE = "blank_line"
 SUPERSEDED = "superseded"
+# The customer's newest record was quarantined at landing: the older records lose to it, and the customer does not
+# consent until a valid newer record arrives. The detail names the quarantined line (file:line).
+SUPERSEDED_BY_QUARANTINED = "superseded_by_quarantined"
 NO_CONSENT = "no_consent"
+# The current record's research consent starts after the run's as-of time: not consent yet.
+FUTURE_CONSENT = "future_consent"
 BEFORE_CONSENT = "before_consent"
 UNKNOWN_USER = "unknown_user"
 UNKNOWN_DEVICE = "unknown_device"
+# The serial is claimed by some customer's record, but by none at the reading's time.
+NO_OWNER_AT_TIME = "no_owner_at_time"
 OWNER_NOT_CURATED = "owner_not_curated"
 NO_ACCELEROMETER_READINGS = "no_accelerometer_readings"
 NO_ACCELEROMETER_MATCH = "no_accelerometer_match"

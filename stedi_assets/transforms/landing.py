@@ -10,7 +10,7 @@ from stedi_assets.contracts import column_rules
 from stedi_assets.tables import ZoneTable
 from stedi_assets.transforms import classify as r
 
-LINEAGE_COLUMNS = ("source_file", "line_number")
+LINEAGE_COLUMNS = ("source_file", "line_number", "arrived_at")
 RAW = "raw"
 
 
@@ -21,9 +21,9 @@ def split_lines(files: DataFrame) -> DataFrame:
     """
     # \z, not $: in Java regex $ also matches before a final line break, which would drop a last blank line.
     lines = F.split(F.regexp_replace("content", r"\r?\n\z", ""), r"\r?\n")
-    return files.select(F.col("path").alias("source_file"), F.posexplode(lines).alias("position", RAW)).select(
-        "source_file", (F.col("position") + 1).cast("long").alias("line_number"), RAW
-    )
+    return files.select(
+        F.col("path").alias("source_file"), "arrived_at", F.posexplode(lines).alias("position", RAW)
+    ).select("source_file", (F.col("position") + 1).cast("long").alias("line_number"), "arrived_at", RAW)
 
 
 def parse_landing(lines: DataFrame, table: ZoneTable) -> DataFrame:

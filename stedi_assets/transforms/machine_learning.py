@@ -7,43 +7,37 @@ from pyspark.sql import functions as F
 
 from stedi_assets.tables import MACHINE_LEARNING_CURATED
 from stedi_assets.transforms import classify as r
-from stedi_assets.transforms.pseudonyms import hmac_sha256_hex
+from stedi_assets.transforms.customers import device_claims
+from stedi_assets.transforms.identity import IDENTITY_KEY, identity_key
+from stedi_assets.transforms.pseudonyms import SUBJECT_KEY
+from stedi_assets.transforms.readings import OWNER, with_owner_at_time
 
 
 def classify_machine_learning_curated(
     step_trainer_trusted: DataFrame,
     accelerometer_trusted: DataFrame,
-    customer_curated: DataFrame,
-    pseudonym_key: bytes,
+    customer_landing: DataFrame,
+    subjects: DataFrame,
 ) -> DataFrame:
     """Pairs each step reading with the accelerometer reading(s) of the SAME customer at the SAME millisecond.
 
-    The join goes through the owner (serialNumber -> customer email -> accelerometer user) and equal
-    times; time alone would pair readings of different customers. A step reading with k matches gives k
-    rows; one with none is filtered as no_accelerometer_match. Identifiers end at the join: only the
-    keyed pseudonym of the email leaves.
+    The join goes through the customer who held the device at the reading's time (serialNumber and time ->
+    `customers.device_claims` -> identity key -> accelerometer `user`'s identity key) and equal times; time
+    alone would pair readings of different customers. A step reading with k matches gives k rows; one with none
+    is filtered as no_accelerometer_match. Identifiers end at the join: only `subject_key` leaves, looked up in
+    `subjects` (identity_key, subject_key: see `pseudonyms.subject_keys`), so this function never sees the key.
     """
-    owners = customer_curated.select("serialNumber", F.col("email").alias("_email"))
+    owned = with_owner_at_time(step_trainer_trusted, "sensorReadingTime", device_claims(customer_landing))
     phone = accelerometer_trusted.select(
-        F.col("user").alias("_email"),
+        identity_key("user").alias(OWNER),
         F.col("timestamp").alias("sensorReadingTime"),
         "x",
         "y",
         "z",
         F.lit(True).alias("_matched"),
     )
-    joined = step_trainer_trusted.join(owners, "serialNumber", "left").join(
-        phone, ["_email", "sensorReadingTime"], "left"
-    )
+    pseudonyms = subjects.select(F.col(IDENTITY_KEY).alias(OWNER), SUBJECT_KEY)
+    joined = owned.join(phone, [OWNER, "sensorReadingTime"], "left").join(pseudonyms, OWNER, "left")
+    # step_trainer_trusted kept only readings with exactly one owner at their time, so every row has one here.
     reason, detail = r.first_reason([(F.col("_matched").isNull(), r.NO_ACCELEROMETER_MATCH, None)])
-    subject_key = hmac_sha256_hex(F.col("_email"), pseudonym_key).alias("subject_key")
-    return joined.select(
-        "sensorReadingTime",
-        "distanceFromObject",
-        "x",
-        "y",
-        "z",
-        subject_key,
-        reason.alias(r.REASON),
-        detail.alias(r.DETAIL),
-    ).select(*MACHINE_LEARNING_CURATED.columns, r.REASON, r.DETAIL)
+    return joined.select(*MACHINE_LEARNING_CURATED.columns, reason.alias(r.REASON), detail.alias(r.DETAIL))

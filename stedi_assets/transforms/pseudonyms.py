@@ -1,21 +1,45 @@
-"""Keyed pseudonyms computed inside Spark (no Python UDF, so it also runs over Spark Connect)."""
+"""Keyed pseudonyms, computed in the driver: the key never enters a Spark plan, conf or event log.
+
+Spark prints literals in full in its plans (UI, `explain()`, event logs), so a key used in a DataFrame expression
+can be read there. Instead the driver computes HMAC-SHA256 with Python's `hmac` for the few distinct subjects
+(`subject_keys`) and hands Spark only the result, a small identity_key -> subject_key table joined in as data
+(`subjects_frame`). No transform receives the key.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+from collections.abc import Iterable
 
-from pyspark.sql import Column
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame, SparkSession
 
-_BLOCK_SIZE = 64  # SHA-256 block size in bytes (RFC 2104)
+from stedi_assets.transforms.identity import IDENTITY_KEY
+
+SUBJECT_KEY = "subject_key"
+SUBJECTS_SCHEMA = f"{IDENTITY_KEY} string, {SUBJECT_KEY} string"
+_FINGERPRINT_LABEL = b"stedi subject_key fingerprint v1"
+_FINGERPRINT_ROUNDS = 100_000
 
 
-def hmac_sha256_hex(value: Column, key: bytes) -> Column:
-    """HMAC-SHA256 of a string column's UTF-8 bytes, as 64 lowercase hex digits (same as Python's hmac)."""
-    if len(key) > _BLOCK_SIZE:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(_BLOCK_SIZE, b"\0")
-    inner_pad = bytes(b ^ 0x36 for b in key)
-    outer_pad = bytes(b ^ 0x5C for b in key)
-    inner = F.unhex(F.sha2(F.concat(F.lit(inner_pad), F.encode(value, "UTF-8")), 256))
-    return F.sha2(F.concat(F.lit(outer_pad), inner), 256)
+def subject_keys(identity_keys: Iterable[str], key: bytes) -> dict[str, str]:
+    """identity key -> HMAC-SHA256(key, UTF-8 of the identity key) as 64 lowercase hex digits.
+
+    Takes identity keys (`identity.identity_key`, already normalised), so every spelling of a customer's e-mail
+    gets the same pseudonym.
+    """
+    return {k: hmac.new(key, k.encode("utf-8"), hashlib.sha256).hexdigest() for k in set(identity_keys)}
+
+
+def subjects_frame(spark: SparkSession, subjects: dict[str, str]) -> DataFrame:
+    """The mapping as the small frame `classify_machine_learning_curated` joins: identity_key, subject_key."""
+    return spark.createDataFrame(sorted(subjects.items()), SUBJECTS_SCHEMA)
+
+
+def key_fingerprint(key: bytes) -> str:
+    """16 hex digits that change with the key and reveal nothing of it, for run metadata.
+
+    PBKDF2-HMAC-SHA256 of a fixed label keyed by the key, many rounds: a keyed hash (no one without the key can
+    compute it) that is slow to test guesses against, so it adds nothing to what a weak key already exposes.
+    """
+    return hashlib.pbkdf2_hmac("sha256", key, _FINGERPRINT_LABEL, _FINGERPRINT_ROUNDS).hex()[:16]

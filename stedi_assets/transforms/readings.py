@@ -1,16 +1,19 @@
-"""Device and phone readings: identity, ownership and consent."""
+"""Device and phone readings: identity, ownership at the reading's time, and consent."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from stedi_assets.tables import ACCELEROMETER_TRUSTED, STEP_TRAINER_TRUSTED
 from stedi_assets.transforms import classify as r
-from stedi_assets.transforms.customers import RESEARCH_CONSENT
-from stedi_assets.transforms.landing import LINEAGE_COLUMNS, RAW
+from stedi_assets.transforms.customers import RESEARCH_CONSENT, device_claims
+from stedi_assets.transforms.identity import ARRIVAL_ORDER, IDENTITY_KEY, identities, identity_key
+from stedi_assets.transforms.landing import RAW
+
+OWNER = "_owner"
 
 
 class ConsentPolicy(StrEnum):
@@ -20,31 +23,78 @@ class ConsentPolicy(StrEnum):
     FLAG = "flag"
 
 
-def _before_consent(policy: ConsentPolicy, reading_time: str, consent_time: str) -> F.Column:
+def _before_consent(policy: ConsentPolicy, reading_time: str, consent_time: str) -> Column:
     if policy is ConsentPolicy.FLAG:
         return F.lit(False)
     return F.col(reading_time) < F.col(consent_time)
 
 
-def _raw_line(columns: list[str]) -> F.Column:
+def _raw_line(columns: list[str]) -> Column:
     """The landing line re-serialised: rows rejected after landing carry their parsed record as JSON."""
     return F.to_json(F.struct(*columns))
 
 
+def with_owner_at_time(readings: DataFrame, time_column: str, claims: DataFrame) -> DataFrame:
+    """Adds who held each reading's device at the reading's time, from `customers.device_claims`.
+
+    `_claimed`: the serial is claimed by some record (null: by none); `_owners`: how many customers claim it at
+    that time; `_owner`: their identity key when exactly one does (null otherwise, so nothing joins to it).
+    """
+    times = readings.select("serialNumber", F.col(time_column).alias("_t")).distinct()
+    claim = claims.select(
+        F.col("serialNumber").alias("_serial"), F.col(IDENTITY_KEY).alias("_claimant"), "claimed_from", "claimed_until"
+    )
+    covers = (
+        (F.col("serialNumber") == F.col("_serial"))
+        & (F.col("_t") >= F.col("claimed_from"))
+        & (F.col("claimed_until").isNull() | (F.col("_t") < F.col("claimed_until")))
+    )
+    at_time = (
+        times.join(claim, covers, "left")
+        .groupBy("serialNumber", "_t")
+        .agg(F.count_distinct("_claimant").alias("_owners"), F.min("_claimant").alias("_any_owner"))
+        .select(
+            "serialNumber",
+            F.col("_t").alias(time_column),
+            "_owners",
+            F.when(F.col("_owners") == 1, F.col("_any_owner")).alias(OWNER),
+        )
+    )
+    claimed = claims.select("serialNumber").distinct().withColumn("_claimed", F.lit(True))
+    return readings.join(at_time, ["serialNumber", time_column], "left").join(claimed, "serialNumber", "left")
+
+
+def ownership_rules() -> list[tuple[Column, str, Column | str | None]]:
+    """unknown_device (no record ever claimed the serial), no_owner_at_time, ambiguous_device_owner (quarantine)."""
+    return [
+        (F.col("_claimed").isNull(), r.UNKNOWN_DEVICE, None),
+        (F.col("_owners") == 0, r.NO_OWNER_AT_TIME, None),
+        (F.col("_owners") > 1, r.AMBIGUOUS_DEVICE_OWNER, F.concat(F.col("_owners"), F.lit(" owners"))),
+    ]
+
+
 def classify_accelerometer_trusted(
     accelerometer_landing: DataFrame,
-    current_customers: DataFrame,
+    customer_landing: DataFrame,
     customer_trusted: DataFrame,
     policy: ConsentPolicy,
 ) -> DataFrame:
-    """Keeps one copy of each reading of a customer_trusted customer, within the consent policy."""
-    columns = ACCELEROMETER_TRUSTED.columns
-    known = current_customers.select(F.col("email").alias("user"), F.lit(True).alias("_known"))
-    consent = customer_trusted.select(F.col("email").alias("user"), F.col(RESEARCH_CONSENT).alias("_consent"))
+    """Keeps one copy of each reading of a customer_trusted customer, within the consent policy.
+
+    A reading belongs to the customer whose identity key its `user` has (case and surrounding space do not
+    matter); a kept reading shows the customer's e-mail as their current record delivered it, so readings that
+    differ only in how `user` is spelled are one reading (`duplicate`). `unknown_user`: no accepted customer
+    record has that identity.
+    """
+    known = identities(customer_landing).select(F.col(IDENTITY_KEY).alias("_id"), F.lit(True).alias("_known"))
+    trusted = customer_trusted.select(
+        identity_key("email").alias("_id"), F.col("email").alias("_email"), F.col(RESEARCH_CONSENT).alias("_consent")
+    )
+    readings = accelerometer_landing.withColumn("_id", identity_key("user"))
     joined = (
-        accelerometer_landing.withColumn("_copy", r.duplicate_rank(columns, LINEAGE_COLUMNS))
-        .join(known, "user", "left")
-        .join(consent, "user", "left")
+        readings.withColumn("_copy", r.duplicate_rank(["_id", "timestamp", "x", "y", "z"], ARRIVAL_ORDER))
+        .join(known, "_id", "left")
+        .join(trusted, "_id", "left")
     )
     reason, detail = r.first_reason(
         [
@@ -54,46 +104,42 @@ def classify_accelerometer_trusted(
             (_before_consent(policy, "timestamp", "_consent"), r.BEFORE_CONSENT, None),
         ]
     )
-    return joined.select(*columns, reason.alias(r.REASON), detail.alias(r.DETAIL))
-
-
-def device_owners(current_customers: DataFrame) -> DataFrame:
-    """serialNumber -> owner email and research consent; `_owners` counts the current customers claiming it."""
-    return current_customers.groupBy("serialNumber").agg(
-        F.count("*").alias("_owners"),
-        F.min("email").alias("_owner"),
-        F.min(RESEARCH_CONSENT).alias("_owner_consent"),
-    )
+    user = F.coalesce(F.col("_email"), F.col("user")).alias("user")
+    return joined.select(user, *ACCELEROMETER_TRUSTED.columns[1:], reason.alias(r.REASON), detail.alias(r.DETAIL))
 
 
 def classify_step_trainer_trusted(
     step_trainer_landing: DataFrame,
-    current_customers: DataFrame,
+    customer_landing: DataFrame,
+    customer_trusted: DataFrame,
     customer_curated: DataFrame,
     policy: ConsentPolicy,
 ) -> DataFrame:
-    """Keeps one copy of each reading of a device owned by exactly one customer, who is in customer_curated.
+    """Keeps one copy of each reading whose device was held by exactly one customer at the reading's time, who is
+    in customer_curated, within the consent policy.
 
-    Ownership comes from every customer's current record, consenting or not, so that a device claimed by
-    two customers is quarantined (ambiguous_device_owner) rather than given to one of them.
+    Ownership comes from every customer's record history (`customers.device_claims`), consenting or not, so a
+    reading goes to the customer who held the device then, never to a later owner, and a device claimed by two
+    customers at that time is quarantined (ambiguous_device_owner) rather than given to one of them.
     """
     columns = STEP_TRAINER_TRUSTED.columns
-    curated = customer_curated.select(F.col("email").alias("_owner"), F.col(RESEARCH_CONSENT).alias("_consent"))
+    trusted = customer_trusted.select(identity_key("email").alias(OWNER), F.lit(True).alias("_trusted"))
+    curated = customer_curated.select(identity_key("email").alias(OWNER), F.col(RESEARCH_CONSENT).alias("_consent"))
+    readings = step_trainer_landing.withColumn("_copy", r.duplicate_rank(columns, ARRIVAL_ORDER))
     joined = (
-        step_trainer_landing.withColumn("_copy", r.duplicate_rank(columns, LINEAGE_COLUMNS))
-        .join(device_owners(current_customers), "serialNumber", "left")
-        .join(curated, "_owner", "left")
+        with_owner_at_time(readings, "sensorReadingTime", device_claims(customer_landing))
+        .join(trusted, OWNER, "left")
+        .join(curated, OWNER, "left")
     )
     reason, detail = r.first_reason(
         [
             (F.col("_copy") > 1, r.DUPLICATE, None),
-            (F.col("_owners").isNull(), r.UNKNOWN_DEVICE, None),
-            (F.col("_owners") > 1, r.AMBIGUOUS_DEVICE_OWNER, F.concat(F.col("_owners"), F.lit(" owners"))),
-            (F.col("_owner_consent").isNull(), r.NO_CONSENT, None),
+            *ownership_rules(),
+            (F.col("_trusted").isNull(), r.NO_CONSENT, None),
             (F.col("_consent").isNull(), r.OWNER_NOT_CURATED, None),
             (_before_consent(policy, "sensorReadingTime", "_consent"), r.BEFORE_CONSENT, None),
         ]
     )
     return joined.select(
-        *columns, *LINEAGE_COLUMNS, _raw_line(columns).alias(RAW), reason.alias(r.REASON), detail.alias(r.DETAIL)
+        *columns, *ARRIVAL_ORDER, _raw_line(columns).alias(RAW), reason.alias(r.REASON), detail.alias(r.DETAIL)
     )
