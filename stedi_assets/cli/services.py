@@ -31,7 +31,7 @@ from stedi_assets.cli.sample import ensure_sample_lake
 from stedi_assets.resources.spark import application_config, is_connect
 from stedi_assets.settings import SAMPLE_LAKE, Settings, from_env
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 BIN = Path(sys.executable).parent
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
 SPARK_CLASS = str(SPARK_HOME / "bin" / "spark-class")
