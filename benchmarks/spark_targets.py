@@ -26,6 +26,7 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from stedi_assets.cli import services
 from stedi_assets.cli.sample import SAMPLE_SEED, generate
 from stedi_assets.settings import Settings
+from stedi_assets_tests.servers import free_port, standalone_master, standalone_worker
 
 LOCAL = Settings(spark_master="local[*]")
 
@@ -61,7 +62,7 @@ def sensor_run(lake: Path, work: Path, connect: bool) -> tuple[float, float]:
     state_dir = work / ("services-connect" if connect else "services-plain")
     env = {**fresh_home(work / "home-sensor"), "STEDI_LAKE_ROOT": str(lake), "STEDI_SENSOR_INTERVAL_SECONDS": "1"}
     instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
-    services.up(LOCAL, state_dir, services.free_port() if connect else None, services.free_port(), env)
+    services.up(LOCAL, state_dir, free_port() if connect else None, free_port(), env)
     try:
         wait_for_success(instance, 1)  # the sensor's first tick loads the whole lake
         reading = {"user": "bench@example.com", "timestamp": 1_800_000_000_000, "x": 0.1, "y": 0.2, "z": 0.3}
@@ -85,16 +86,16 @@ def main() -> None:
 
     timings = {"local[*]": timed_run(lake, "local[*]", args.work / "home")}
     cluster_dir = args.work / "services-cluster"
-    port = services.free_port()
+    port = free_port()
     master = f"spark://127.0.0.1:{port}"
     try:
-        services.launch(services.standalone_master(port), cluster_dir)
-        services.launch(services.standalone_worker(master, 2, "4g", cluster_dir / "work"), cluster_dir)
+        services.launch(standalone_master(port), cluster_dir)
+        services.launch(standalone_worker(master, 2, "4g", cluster_dir / "work"), cluster_dir)
         timings["standalone (1 worker, 2 cores)"] = timed_run(lake, master, args.work / "home")
     finally:
         services.down(cluster_dir)
     try:
-        connect_port = services.free_port()
+        connect_port = free_port()
         services.launch(services.spark_connect(LOCAL, connect_port), cluster_dir)
         remote = f"sc://127.0.0.1:{connect_port}"
         timings["Spark Connect, first run"] = timed_run(lake, remote, args.work / "home")

@@ -13,11 +13,11 @@ from dagster import DagsterInstance
 from moto.server import ThreadedMotoServer
 from pyspark.sql import SparkSession
 
-from stedi_assets.cli.services import free_port
 from stedi_assets.resources.spark import s3a_config
 from stedi_assets.settings import Settings
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests.lakes import TEST_KEY, generate_lake, materialize_lake
+from stedi_assets_tests.servers import free_port
 
 S3_ENDPOINT = f"http://127.0.0.1:{free_port()}"
 S3_SECRET = "moto-secret-that-must-never-be-logged"
