@@ -78,15 +78,17 @@ class Servers:
 def dagster_servers(home: Path, lake: Path, state_dir: Path, connect: bool = False) -> Iterator[Servers]:
     """`make up` on a lake, with a 1 s sensor interval; `make down` on exit, checked to leave nothing running."""
     env = {**services.dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SENSOR_INTERVAL_SECONDS": "1"}
-    # Created once here first: concurrent first use of a fresh instance by two servers can race.
-    instance = DagsterInstance.from_config(str(home))
     port = free_port()
+    instance = None
     try:
+        # On a fresh DAGSTER_HOME: `up` creates the instance before the daemon and the webserver start.
         services.up(TEST_SERVER_SETTINGS, state_dir, free_port() if connect else None, port, env)
+        instance = DagsterInstance.from_config(str(home))
         yield Servers(url=f"http://127.0.0.1:{port}", instance=instance, lake=lake, state_dir=state_dir)
     finally:
         assert services.down(state_dir).stale == []
-        instance.dispose()
+        if instance is not None:
+            instance.dispose()
     assert services.running(state_dir) == {}
 
 

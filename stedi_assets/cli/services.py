@@ -42,6 +42,7 @@ from ipaddress import ip_address
 from pathlib import Path
 
 import pyspark
+from dagster import DagsterInstance
 
 from stedi_assets.cli.sample import ensure_sample_lake
 from stedi_assets.resources.spark import application_config, is_connect
@@ -666,6 +667,10 @@ def up(
     env = dagster_environment(environ, extra)
     services += [dagster_daemon(env), dagster_webserver(env, webserver_port)]
     check_ports_free(services)
+    if "DAGSTER_HOME" in env:
+        # A fresh instance is created here, once: the daemon and the webserver creating it at the same time fail
+        # ("table alembic_version already exists").
+        DagsterInstance.from_config(env["DAGSTER_HOME"]).dispose()
     try:
         pids = {service.name: launch(service, state_dir) for service in services}
         # Every port is checked again once all have started: a service that lost its port since is a failure.
