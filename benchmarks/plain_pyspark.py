@@ -13,10 +13,10 @@ import time
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from stedi_assets.settings import DEVELOPMENT_PSEUDONYM_KEY, from_env
 
 from stedi_assets import tables as t
 from stedi_assets.resources.spark import spark_config
-from stedi_assets.settings import DEVELOPMENT_PSEUDONYM_KEY, from_env
 from stedi_assets.transforms.classify import QUARANTINE_REASONS, REASON, kept
 from stedi_assets.transforms.customers import classify_customer_curated, classify_customer_trusted
 from stedi_assets.transforms.identity import IDENTITY_KEY, identities

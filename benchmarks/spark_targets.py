@@ -2,7 +2,7 @@
 
     python -m benchmarks.spark_targets [--customers 1000] [--work /tmp/stedi-targets]
 
-1. `python -m stedi_assets.cli.run` on one generated lake with STEDI_SPARK_MASTER set to local[*], to a standalone
+1. `stedi run` on one generated lake with STEDI_SPARK_MASTER set to local[*], to a standalone
    cluster (a master and one 2-core worker started here from pyspark) and to a Spark Connect server (local[*]).
 2. A file dropped into a landing folder, until the sensor's run of it succeeds: with only the daemon and
    webserver running (each run starts its own Spark) and with `make up`'s Connect server.
@@ -25,6 +25,7 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from stedi_assets.cli import services
 from stedi_assets.cli.sample import SAMPLE_SEED, generate
+from stedi_assets_tests.servers import free_port, standalone_master, standalone_worker
 
 LOCAL = services.SparkTarget(master="local[*]")
 
@@ -37,7 +38,7 @@ def fresh_home(path: Path) -> dict[str, str]:
 def timed_run(lake: Path, master: str, home: Path) -> float:
     env = {**os.environ, **fresh_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SPARK_MASTER": master}
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "stedi_assets.cli.run"], env=env, check=True, capture_output=True)
+    subprocess.run([str(Path(sys.executable).parent / "stedi"), "run"], env=env, check=True, capture_output=True)
     return time.monotonic() - started
 
 
@@ -60,7 +61,7 @@ def sensor_run(lake: Path, work: Path, connect: bool) -> tuple[float, float]:
     state_dir = work / ("services-connect" if connect else "services-plain")
     env = {**fresh_home(work / "home-sensor"), "STEDI_LAKE_ROOT": str(lake), "STEDI_SENSOR_INTERVAL_SECONDS": "1"}
     instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
-    services.up(LOCAL, state_dir, services.free_port() if connect else None, services.free_port(), env)
+    services.up(LOCAL, state_dir, free_port() if connect else None, free_port(), env)
     try:
         wait_for_success(instance, 1)  # the sensor's first tick loads the whole lake
         reading = {"user": "bench@example.com", "timestamp": 1_800_000_000_000, "x": 0.1, "y": 0.2, "z": 0.3}
@@ -84,16 +85,16 @@ def main() -> None:
 
     timings = {"local[*]": timed_run(lake, "local[*]", args.work / "home")}
     cluster_dir = args.work / "services-cluster"
-    port = services.free_port()
+    port = free_port()
     master = f"spark://127.0.0.1:{port}"
     try:
-        services.launch(services.standalone_master(port), cluster_dir)
-        services.launch(services.standalone_worker(master, 2, "4g", cluster_dir / "work"), cluster_dir)
+        services.launch(standalone_master(port), cluster_dir)
+        services.launch(standalone_worker(master, 2, "4g", cluster_dir / "work"), cluster_dir)
         timings["standalone (1 worker, 2 cores)"] = timed_run(lake, master, args.work / "home")
     finally:
         services.down(cluster_dir)
     try:
-        connect_port = services.free_port()
+        connect_port = free_port()
         services.launch(services.spark_connect(LOCAL, connect_port), cluster_dir)
         remote = f"sc://127.0.0.1:{connect_port}"
         timings["Spark Connect, first run"] = timed_run(lake, remote, args.work / "home")
@@ -101,7 +102,7 @@ def main() -> None:
     finally:
         services.down(cluster_dir)
 
-    print(f"lake: {args.customers} customers; python -m stedi_assets.cli.run, wall seconds")
+    print(f"lake: {args.customers} customers; stedi run, wall seconds")
     for target, seconds in timings.items():
         print(f"  {target:<34}{seconds:8.1f}")
     print("sensor-triggered run of one new landing file: drop -> SUCCESS / the run itself, seconds")

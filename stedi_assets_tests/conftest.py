@@ -13,10 +13,10 @@ from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 
 from stedi_assets.cli import services
-from stedi_assets.cli.services import free_port
 from stedi_assets.resources.spark import s3a_config
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests.lakes import TEST_KEY, generate_lake, materialize_lake
+from stedi_assets_tests.servers import free_port
 
 S3_ENDPOINT = f"http://127.0.0.1:{free_port()}"
 S3_SECRET = "moto-secret-that-must-never-be-logged"
@@ -54,10 +54,11 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server thread in the same interpreter."""
     port = int(S3_ENDPOINT.rsplit(":", 1)[1])
     command = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-    server = services.Service("moto", command, {}, url=f"{S3_ENDPOINT}/moto-api/")
-    pid = services.launch(server, tmp_path_factory.mktemp("moto"))
+    server = services.Service("moto", command, {"PATH": os.environ["PATH"]}, ports=(port,))
+    state_dir = tmp_path_factory.mktemp("moto")
+    services.launch(server, state_dir)
     yield S3_ENDPOINT
-    services.stop(pid)
+    services.down(state_dir)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,11 @@
-"""Real servers for the end-to-end and cluster tests, started and stopped through `stedi_assets.cli.services`
-(the code behind `make up` / `make down`): each in its own process group, stopped by its id."""
+"""Real servers for the end-to-end and cluster tests (and benchmarks/spark_targets.py), started and stopped
+through `stedi_assets.cli.services` (the code behind `make up` / `make down`): each in its own process group,
+stopped by its recorded identity. The standalone cluster's builders live here: only tests and benchmarks use them."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -17,10 +19,35 @@ from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from stedi_assets.cli import services
 
 REPO = Path(__file__).resolve().parent.parent
+SPARK_CLASS = str(services.SPARK_HOME / "bin" / "spark-class")
 # Small Spark processes: the test session's JVM and a run's driver share the machine's 2 cores with them.
 SPARK_DAEMON_ENV = {"SPARK_DAEMON_MEMORY": "512m"}
 WORKER_MEMORY = "2g"
 TEST_SERVER_SETTINGS = services.SparkTarget(master="local[2]")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def standalone_master(port: int, daemon_env: dict[str, str] | None = None) -> services.Service:
+    """A Spark standalone master through pyspark's spark-class (pyspark ships no start-master.sh)."""
+    options = ["--host", "127.0.0.1", "--port", str(port), "--webui-port", "0"]
+    env = services.spark_environment(os.environ) | (daemon_env or {})
+    command = [SPARK_CLASS, "org.apache.spark.deploy.master.Master", *options]
+    return services.Service("spark-master", command, env, ports=(port,))
+
+
+def standalone_worker(
+    master_url: str, cores: int, memory: str, work_dir: Path, daemon_env: dict[str, str] | None = None
+) -> services.Service:
+    options = ["--host", "127.0.0.1", "--cores", str(cores), "--memory", memory, "--work-dir", str(work_dir)]
+    command = [SPARK_CLASS, "org.apache.spark.deploy.worker.Worker", master_url, *options, "--webui-port", "0"]
+    env = services.spark_environment(os.environ) | (daemon_env or {})
+    return services.Service("spark-worker", command, env, ready_log="Successfully registered with master")
 
 
 @dataclass
@@ -50,47 +77,60 @@ class Servers:
 def dagster_servers(home: Path, lake: Path, state_dir: Path, connect: bool = False) -> Iterator[Servers]:
     """`make up` on a lake, with a 1 s sensor interval; `make down` on exit, checked to leave nothing running."""
     env = {**services.dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SENSOR_INTERVAL_SECONDS": "1"}
-    # Created once here first: concurrent first use of a fresh instance by two servers can race.
-    instance = DagsterInstance.from_config(str(home))
-    port = services.free_port()
+    port = free_port()
+    instance = None
     try:
-        services.up(TEST_SERVER_SETTINGS, state_dir, services.free_port() if connect else None, port, env)
+        # On a fresh DAGSTER_HOME: `up` creates the instance before the daemon and the webserver start.
+        services.up(TEST_SERVER_SETTINGS, state_dir, free_port() if connect else None, port, env)
+        instance = DagsterInstance.from_config(str(home))
         yield Servers(url=f"http://127.0.0.1:{port}", instance=instance, lake=lake, state_dir=state_dir)
     finally:
-        services.down(state_dir)
-        instance.dispose()
+        assert services.down(state_dir).stale == []
+        if instance is not None:
+            instance.dispose()
     assert services.running(state_dir) == {}
 
 
 @contextmanager
 def spark_standalone(state_dir: Path, cores: int = 2) -> Iterator[str]:
     """A Spark standalone master and one worker, started with pyspark's own spark-class; yields spark://..."""
-    port = services.free_port()
+    port = free_port()
     master_url = f"spark://127.0.0.1:{port}"
     try:
-        services.launch(replace(services.standalone_master(port), env=SPARK_DAEMON_ENV), state_dir)
-        worker = services.standalone_worker(master_url, cores, WORKER_MEMORY, state_dir / "work")
-        services.launch(replace(worker, env=SPARK_DAEMON_ENV), state_dir)
+        services.launch(standalone_master(port, SPARK_DAEMON_ENV), state_dir)
+        worker = standalone_worker(master_url, cores, WORKER_MEMORY, state_dir / "work", SPARK_DAEMON_ENV)
+        services.launch(worker, state_dir)
         yield master_url
     finally:
-        services.down(state_dir)
+        assert services.down(state_dir).stale == []
     assert services.running(state_dir) == {}
 
 
 @contextmanager
-def spark_connect(state_dir: Path, settings: services.SparkTarget = TEST_SERVER_SETTINGS) -> Iterator[str]:
-    """A Spark Connect server (pyspark's start-connect-server.sh) as `make up` starts it; yields sc://..."""
-    port = services.free_port()
+def spark_connect(
+    state_dir: Path, target: services.SparkTarget = TEST_SERVER_SETTINGS, ui_port: int | None = None
+) -> Iterator[str]:
+    """A Spark Connect server (pyspark's start-connect-server.sh) as `make up` starts it, its UI on `ui_port` if
+    given (as STEDI_SPARK_CONF's spark.ui.enabled=true turns it on), off otherwise; yields sc://..."""
+    port = free_port()
+    if ui_port is not None:
+        target = replace(target, conf={**target.conf, "spark.ui.enabled": "true", "spark.ui.port": str(ui_port)})
     try:
-        services.launch(services.spark_connect(settings, port), state_dir)
+        services.launch(services.spark_connect(target, port), state_dir)
         yield f"sc://127.0.0.1:{port}"
     finally:
-        services.down(state_dir)
+        assert services.down(state_dir).stale == []
     assert services.running(state_dir) == {}
 
 
 def run_graph(lake: Path | str, master: str, home: Path) -> subprocess.CompletedProcess:
     """`stedi run` (what `make run` runs) in its own process, against a Spark master."""
     env = {**os.environ, **services.dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SPARK_MASTER": master}
-    command = [str(Path(sys.executable).parent / "stedi"), "run"]
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "stedi"), "run"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )

@@ -1,10 +1,12 @@
-"""Athena DDL and Glue tables from the contracts: every declared column with its type and comment, types that
-agree with the Parquet files a real run wrote, a contract change reaching both, registration on moto's Glue."""
+"""Athena DDL and Glue tables for the lake's Delta tables: personal and research tables in separate databases,
+statements Athena accepts for Delta (LOCATION and table_type only), the contract's columns in the Glue entry and
+as comments of the DDL, types that agree with the tables a real run wrote, registration on moto's Glue."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,36 +20,42 @@ from pyspark.sql import SparkSession
 
 from stedi_assets import contracts as c
 from stedi_assets.cli.catalog import (
-    JSON_LINES,
-    PARQUET,
+    DELTA_PARAMETERS,
+    PARQUET_INPUT_FORMAT,
+    PARQUET_OUTPUT_FORMAT,
+    PARQUET_SERDE,
     CatalogError,
+    Databases,
     athena_ddl,
+    database_ddl,
     glue_table_input,
     hive_type,
     main,
     register,
 )
-from stedi_assets.tables import ALL_TABLES, CUSTOMER_TRUSTED, Zone, ZoneTable
+from stedi_assets.tables import ALL_TABLES, CUSTOMER_CURATED, CUSTOMER_TRUSTED, Zone, ZoneTable
 
 S3_ROOT = "s3://stedi-lake/prefix"
-LANDING = [name for name, table in ALL_TABLES.items() if table.zone is Zone.LANDING]
-PARQUET_TABLES = [name for name in ALL_TABLES if name not in LANDING]
+DATABASES = Databases.named("stedi")
 # How Spark writes each column type to Parquet, as pyarrow reads it back, in Athena's words.
 ARROW_TO_HIVE = {pa.string(): "string", pa.int64(): "bigint", pa.int32(): "int", pa.float64(): "double"}
-COLUMN_LINE = re.compile(r"^  `(?P<name>[^`]+)` (?P<type>\S+) COMMENT '(?P<comment>(?:[^'\\]|\\.)*)',?$", re.MULTILINE)
+STATEMENT = re.compile(
+    r"^CREATE EXTERNAL TABLE IF NOT EXISTS `(?P<database>[^`]+)`\.`(?P<name>[^`]+)`\n"
+    r"LOCATION '(?P<location>(?:[^'\\]|\\.)*)'\n"
+    r"TBLPROPERTIES \('table_type'='DELTA'\);$"
+)
+COLUMN_COMMENT = re.compile(r"^--   (?P<name>\S+) (?P<type>\S+): (?P<comment>.*)$", re.MULTILINE)
 
 
-def unescaped(text: str) -> str:
-    return re.sub(r"\\(.)", r"\1", text)
+def statement(ddl: str) -> re.Match:
+    """The DDL without its comment lines, which must be exactly the Delta statement."""
+    match = STATEMENT.fullmatch("\n".join(line for line in ddl.splitlines() if not line.startswith("--")))
+    assert match, ddl
+    return match
 
 
-def ddl_columns(ddl: str) -> list[tuple[str, str, str]]:
-    return [(m["name"], m["type"], unescaped(m["comment"])) for m in COLUMN_LINE.finditer(ddl)]
-
-
-def ddl_clause(ddl: str, keyword: str) -> str:
-    """The quoted value of a one-line clause, e.g. LOCATION '...'."""
-    return unescaped(re.search(rf"^{keyword} '((?:[^'\\]|\\.)*)'$", ddl, re.MULTILINE)[1])
+def commented_columns(ddl: str) -> list[tuple[str, str, str]]:
+    return [(m["name"], m["type"], m["comment"]) for m in COLUMN_COMMENT.finditer(ddl)]
 
 
 class CustomerTrustedWithHeight(c.CustomerTrusted):
@@ -60,73 +68,93 @@ def with_height() -> ZoneTable:
     return ZoneTable("customer_trusted", "customer", Zone.TRUSTED, CustomerTrustedWithHeight, "With a height.")
 
 
+def test_the_training_table_alone_is_in_the_research_database() -> None:
+    personal = {
+        name
+        for name, table in ALL_TABLES.items()
+        if table.zone in (Zone.LANDING, Zone.QUARANTINE, Zone.TRUSTED) or table is CUSTOMER_CURATED
+    }
+    assert {name for name, t in ALL_TABLES.items() if DATABASES.of(t) == "stedi"} == personal
+    assert {name for name, t in ALL_TABLES.items() if DATABASES.of(t) == "stedi_research"} == {
+        "machine_learning_curated"
+    }
+    assert len(personal) == len(ALL_TABLES) - 1
+
+
 @pytest.mark.parametrize("name", ALL_TABLES)
-def test_ddl_declares_every_contract_column_with_its_type_and_comment(name: str) -> None:
+def test_ddl_is_athenas_delta_statement_with_the_contract_columns_as_comments(name: str) -> None:
     table = ALL_TABLES[name]
-    ddl = athena_ddl(table, S3_ROOT, "stedi")
+    ddl = athena_ddl(table, S3_ROOT, DATABASES)
     docs = c.column_docs(table.model)
     # The contracts use only types whose Spark SQL name is also their Athena name (bigint, int, double, string).
     declared = [(f.name, f.dataType.simpleString(), docs[f.name]) for f in table.schema.fields]
-    if table.zone is Zone.LANDING:  # the parser's lineage columns are not in the JSON lines
-        declared = [column for column in declared if column[0] not in ("source_file", "line_number")]
 
-    assert ddl_columns(ddl) == declared
-    assert f"CREATE EXTERNAL TABLE IF NOT EXISTS `stedi`.`{name}` (" in ddl
-    assert ddl_clause(ddl, "COMMENT") == table.description
-    assert ddl_clause(ddl, "LOCATION") == f"{S3_ROOT}/{table.path}/"
-    if table.zone is Zone.LANDING:
-        assert "ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'" in ddl
-        assert ddl.endswith("TBLPROPERTIES ('classification'='json');")
-    else:
-        assert "STORED AS PARQUET" in ddl
-        assert ddl.endswith("TBLPROPERTIES ('classification'='parquet');")
+    found = statement(ddl)
+    assert (found["database"], found["name"]) == (DATABASES.of(table), name)
+    assert found["location"] == f"{S3_ROOT}/{table.path}/"
+    assert commented_columns(ddl) == declared
+    assert ddl.splitlines()[0] == f"-- {name} ({table.zone.value} zone): {table.description}"
 
 
-@pytest.mark.parametrize("root", [S3_ROOT, "/data/lake"])
-def test_ddl_parses_as_hive_ddl(root: str, spark: SparkSession) -> None:
-    """Spark's parser speaks the Hive DDL dialect Athena uses: quoting, SerDe and format clauses must parse."""
+@pytest.fixture
+def unreserved_properties(spark: SparkSession) -> Iterator[None]:
+    """Spark reserves the property `table_type` for its own catalogs (its parser refuses it), where Athena's Delta
+    DDL needs it: parse with Spark's legacy switch, which drops reserved properties instead."""
+    spark.conf.set("spark.sql.legacy.notReserveProperties", "true")
+    yield
+    spark.conf.unset("spark.sql.legacy.notReserveProperties")
+
+
+def test_ddl_parses_as_hive_ddl(spark: SparkSession, unreserved_properties: None) -> None:
+    """Spark's parser speaks the Hive DDL dialect Athena uses: quoting, escapes and clauses must parse."""
     parser = spark._jsparkSession.sessionState().sqlParser()
-    for table in ALL_TABLES.values():
-        parser.parsePlan(athena_ddl(table, root, "stedi"))
+    for text in database_ddl(DATABASES):
+        parser.parsePlan(text.removesuffix(";"))
+    for root in (S3_ROOT, "/data/lake"):
+        for table in ALL_TABLES.values():
+            found = statement(athena_ddl(table, root, DATABASES))
+            plan = parser.parsePlan(found[0].removesuffix(";")).toString()
+            assert f"Some({found['location']})" in plan and f"[{found['database']}, {table.name}]" in plan, plan
 
 
-@pytest.mark.parametrize("name", PARQUET_TABLES)
-def test_ddl_types_agree_with_the_parquet_files_written(name: str, materialized_lake: Path) -> None:
+def written_columns(folder: Path) -> list[tuple[str, str]]:
+    """The table's columns as written: the latest schema of its Delta log (what Athena reads), or, for a table
+    that is still plain Parquet, its files' schema."""
+    log = folder / "_delta_log"
+    if log.is_dir():
+        schemas = [
+            json.loads(line)["metaData"]["schemaString"]
+            for path in sorted(log.glob("*.json"))
+            for line in path.read_text().splitlines()
+            if '"metaData"' in line
+        ]
+        return [(f.name, hive_type(f.dataType)) for f in T.StructType.fromJson(json.loads(schemas[-1])).fields]
+    if not any(folder.glob("*.parquet")):
+        pytest.skip(f"{folder} holds neither a Delta log nor Parquet files in this lake")
+    return [(f.name, ARROW_TO_HIVE[f.type]) for f in ds.dataset(folder, format="parquet").schema]
+
+
+@pytest.mark.parametrize("name", ALL_TABLES)
+def test_ddl_and_glue_columns_agree_with_the_tables_written(name: str, materialized_lake: Path) -> None:
     table = ALL_TABLES[name]
-    written = ds.dataset(materialized_lake / table.path, format="parquet").schema
-    ddl = athena_ddl(table, str(materialized_lake), "stedi")
-    assert [(column, kind) for column, kind, _ in ddl_columns(ddl)] == [
-        (f.name, ARROW_TO_HIVE[f.type]) for f in written
-    ]
-
-
-@pytest.mark.parametrize("name", LANDING)
-def test_landing_ddl_columns_are_the_keys_of_the_json_lines(name: str, materialized_lake: Path) -> None:
-    """The OpenX SerDe matches keys case-insensitively, so `timeStamp` lines fill column `timestamp`."""
-    table = ALL_TABLES[name]
-    keys = set()
-    for path in (materialized_lake / table.path).glob("*.json"):
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # the generator's malformed lines
-            keys |= {key.lower() for key in record}
-    columns = ddl_columns(athena_ddl(table, str(materialized_lake), "stedi"))
-    assert keys == {column.lower() for column, _, _ in columns}
+    written = written_columns(materialized_lake / table.path)
+    ddl = athena_ddl(table, str(materialized_lake), DATABASES)
+    assert [(column, kind) for column, kind, _ in commented_columns(ddl)] == written
+    glue = glue_table_input(table, str(materialized_lake))["StorageDescriptor"]["Columns"]
+    assert [(column["Name"], column["Type"]) for column in glue] == written
 
 
 def test_a_local_root_gives_file_uris_and_says_athena_needs_s3(tmp_path: Path) -> None:
-    ddl = athena_ddl(CUSTOMER_TRUSTED, str(tmp_path), "stedi")
-    assert ddl_clause(ddl, "LOCATION") == f"{tmp_path.as_uri()}/customer/trusted/"
+    ddl = athena_ddl(CUSTOMER_TRUSTED, str(tmp_path), DATABASES)
+    assert statement(ddl)["location"] == f"{tmp_path.as_uri()}/customer/trusted/"
     assert "-- Athena reads only S3: set STEDI_LAKE_ROOT=s3://" in ddl
-    assert ddl_clause(athena_ddl(CUSTOMER_TRUSTED, "s3a://b/p", "stedi"), "LOCATION") == "s3://b/p/customer/trusted/"
+    assert statement(athena_ddl(CUSTOMER_TRUSTED, "s3a://b/p", DATABASES))["location"] == "s3://b/p/customer/trusted/"
 
 
 def test_a_contract_change_reaches_the_ddl_and_glue_without_editing_them() -> None:
     table = with_height()
     added = ("heightCm", "double", "Height in cm, as the customer's profile says")
-    assert ddl_columns(athena_ddl(table, S3_ROOT, "stedi"))[-1] == added
+    assert commented_columns(athena_ddl(table, S3_ROOT, DATABASES))[-1] == added
     assert glue_table_input(table, S3_ROOT)["StorageDescriptor"]["Columns"][-1] == dict(
         zip(("Name", "Type", "Comment"), added, strict=True)
     )
@@ -169,14 +197,16 @@ def test_an_unmapped_type_is_a_clear_error() -> None:
         hive_type(T.ArrayType(T.VariantType()))
     table = WithInterval("customer_trusted", "customer", Zone.TRUSTED, c.CustomerTrusted, "With an interval.")
     with pytest.raises(CatalogError, match=r"^customer_trusted\.waited: Spark type interval day to second"):
-        athena_ddl(table, S3_ROOT, "stedi")
+        athena_ddl(table, S3_ROOT, DATABASES)
 
 
-def test_a_json_key_differing_beyond_case_is_refused() -> None:
-    table = ZoneTable(
-        "accelerometer_landing", "accelerometer", Zone.LANDING, c.AccelerometerLanding, "d", aliases={"ts": "timestamp"}
-    )
-    with pytest.raises(CatalogError, match="JSON key 'ts' for column 'timestamp' differs beyond case"):
+class CustomerTrustedWithLongDoc(c.CustomerTrusted):
+    notes: T.StringType = Field(nullable=True, description="x" * 256)
+
+
+def test_a_doc_longer_than_glue_allows_is_a_clear_error() -> None:
+    table = ZoneTable("customer_trusted", "customer", Zone.TRUSTED, CustomerTrustedWithLongDoc, "With notes.")
+    with pytest.raises(CatalogError, match=r"^customer_trusted\.notes: its doc is longer than Glue's 255 characters"):
         glue_table_input(table, S3_ROOT)
 
 
@@ -185,37 +215,58 @@ def stored_tables(glue, database: str) -> dict[str, dict]:
     return {table["Name"]: table for page in pages for table in page["TableList"]}
 
 
-def test_register_creates_then_updates_tables_matching_the_ddl(s3_server: str) -> None:
+def test_register_creates_then_updates_each_table_in_its_database(s3_server: str) -> None:
     glue = boto3.client("glue", endpoint_url=s3_server, region_name="us-east-1")
+    databases = Databases.named("stedi_register")
     tables = list(ALL_TABLES.values())
 
-    assert register(glue, "stedi_register", S3_ROOT, tables) == [
+    assert register(glue, databases, S3_ROOT, tables) == [
         "created database stedi_register",
-        *(f"created table stedi_register.{t.name}" for t in tables),
+        "created database stedi_register_research",
+        *(f"created table {databases.of(t)}.{t.name}" for t in tables),
     ]
-    assert register(glue, "stedi_register", S3_ROOT, tables) == [
-        f"updated table stedi_register.{t.name}" for t in tables
-    ]
+    assert register(glue, databases, S3_ROOT, tables) == [f"updated table {databases.of(t)}.{t.name}" for t in tables]
 
-    stored = stored_tables(glue, "stedi_register")
-    assert stored.keys() == ALL_TABLES.keys()
-    for name, table in ALL_TABLES.items():
-        ddl = athena_ddl(table, S3_ROOT, "stedi_register")
-        fmt = JSON_LINES if table.zone is Zone.LANDING else PARQUET
-        descriptor = stored[name]["StorageDescriptor"]
-        assert [(col["Name"], col["Type"], col["Comment"]) for col in descriptor["Columns"]] == ddl_columns(ddl)
-        assert descriptor["Location"] == ddl_clause(ddl, "LOCATION")
-        assert (descriptor["InputFormat"], descriptor["OutputFormat"]) == (fmt.input_format, fmt.output_format)
-        assert descriptor["SerdeInfo"] == {"SerializationLibrary": fmt.serde, "Parameters": fmt.serde_parameters}
-        assert stored[name]["TableType"] == "EXTERNAL_TABLE"
-        assert stored[name]["Parameters"]["classification"] == fmt.classification
-        assert stored[name]["Description"] == table.description
+    personal, research = stored_tables(glue, "stedi_register"), stored_tables(glue, "stedi_register_research")
+    assert research.keys() == {"machine_learning_curated"}
+    assert personal.keys() == ALL_TABLES.keys() - {"machine_learning_curated"}
+    for name, stored in (personal | research).items():
+        table = ALL_TABLES[name]
+        location = statement(athena_ddl(table, S3_ROOT, databases))["location"]
+        descriptor = stored["StorageDescriptor"]
+        columns = [(col["Name"], col["Type"], col["Comment"]) for col in descriptor["Columns"]]
+        assert columns == commented_columns(athena_ddl(table, S3_ROOT, databases))
+        assert descriptor["Location"] == location == f"{S3_ROOT}/{table.path}/"
+        assert (descriptor["InputFormat"], descriptor["OutputFormat"]) == (PARQUET_INPUT_FORMAT, PARQUET_OUTPUT_FORMAT)
+        assert descriptor["SerdeInfo"] == {
+            "SerializationLibrary": PARQUET_SERDE,
+            "Parameters": {"serialization.format": "1", "path": location},
+        }
+        assert stored["TableType"] == "EXTERNAL_TABLE"
+        assert stored["Parameters"] == DELTA_PARAMETERS
+        assert stored["Description"] == table.description
+        assert stored.get("PartitionKeys", []) == []
 
-    assert register(glue, "stedi_register", S3_ROOT, [with_height()]) == [
-        "updated table stedi_register.customer_trusted"
-    ]
-    columns = glue.get_table(DatabaseName="stedi_register", Name="customer_trusted")["Table"]["StorageDescriptor"]
-    assert columns["Columns"][-1]["Name"] == "heightCm"
+    assert register(glue, databases, S3_ROOT, [with_height()]) == ["updated table stedi_register.customer_trusted"]
+    descriptor = glue.get_table(DatabaseName="stedi_register", Name="customer_trusted")["Table"]["StorageDescriptor"]
+    assert descriptor["Columns"][-1]["Name"] == "heightCm"
+
+
+def test_register_moves_a_table_out_of_the_wrong_database_and_leaves_other_tables_alone(s3_server: str) -> None:
+    """As after the single-database layout: the training table registered next to the personal ones."""
+    glue = boto3.client("glue", endpoint_url=s3_server, region_name="us-east-1")
+    glue.create_database(DatabaseInput={"Name": "stedi_old"})
+    for table in ALL_TABLES.values():
+        glue.create_table(DatabaseName="stedi_old", TableInput=glue_table_input(table, S3_ROOT))
+    unrelated = glue_table_input(CUSTOMER_TRUSTED, S3_ROOT) | {"Name": "someone_elses_table"}
+    glue.create_table(DatabaseName="stedi_old", TableInput=unrelated)
+
+    done = register(glue, Databases.named("stedi_old"), S3_ROOT, list(ALL_TABLES.values()))
+    assert "removed table stedi_old.machine_learning_curated (it belongs in stedi_old_research)" in done
+    assert stored_tables(glue, "stedi_old").keys() == ALL_TABLES.keys() - {"machine_learning_curated"} | {
+        "someone_elses_table"
+    }
+    assert stored_tables(glue, "stedi_old_research").keys() == {"machine_learning_curated"}
 
 
 def test_cli_prints_ddl_and_registers(
@@ -224,13 +275,17 @@ def test_cli_prints_ddl_and_registers(
     monkeypatch.setenv("STEDI_LAKE_ROOT", S3_ROOT)
     assert main(["--database", "stedi_cli"]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("CREATE DATABASE IF NOT EXISTS `stedi_cli`;\n")
-    assert printed.count("CREATE EXTERNAL TABLE IF NOT EXISTS `stedi_cli`.") == len(ALL_TABLES)
+    assert printed.startswith("CREATE DATABASE IF NOT EXISTS `stedi_cli`\nCOMMENT '")
+    assert "\n\nCREATE DATABASE IF NOT EXISTS `stedi_cli_research`\nCOMMENT '" in printed
+    assert printed.count("CREATE EXTERNAL TABLE IF NOT EXISTS `stedi_cli`.") == len(ALL_TABLES) - 1
+    assert printed.count("CREATE EXTERNAL TABLE IF NOT EXISTS `stedi_cli_research`.") == 1
+    assert "CREATE EXTERNAL TABLE IF NOT EXISTS `stedi_cli_research`.`machine_learning_curated`" in printed
 
     assert main(["--database", "stedi_cli", "--register"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "created database stedi_cli",
-        *(f"created table stedi_cli.{name}" for name in ALL_TABLES),
+        "created database stedi_cli_research",
+        *(f"created table {Databases.named('stedi_cli').of(t)}.{name}" for name, t in ALL_TABLES.items()),
     ]
 
     monkeypatch.setenv("STEDI_LAKE_ROOT", str(tmp_path))

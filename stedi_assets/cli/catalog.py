@@ -1,16 +1,28 @@
-"""Athena DDL and AWS Glue Data Catalog tables, derived from each zone table's one declaration.
+"""Athena DDL and AWS Glue Data Catalog entries for the lake's Delta tables, from each table's one declaration.
 
-python -m stedi_assets.cli.catalog [--database stedi]              # prints CREATE EXTERNAL TABLE statements
-python -m stedi_assets.cli.catalog [--database stedi] --register   # creates or updates them in the Glue catalog
+    stedi catalog [--database stedi]              # prints CREATE DATABASE and CREATE EXTERNAL TABLE statements
+    stedi catalog [--database stedi] --register   # creates or updates them in the Glue Data Catalog
 
-Columns, types and comments come only from the registry (`tables.py`) and the table's contract, through
-`catalog_columns`, which both the DDL and the Glue TableInput use: the two cannot drift apart, and a contract
-change reaches them without editing anything here. Locations are the table folders under STEDI_LAKE_ROOT.
+Two databases, so that read access to the training table can be granted without access to personal data:
+- `{database}` (default `stedi`): every table that holds personal data: the parsed landing tables, the quarantine
+  tables (their `raw` lines), the trusted tables and customer_curated;
+- `{database}_research`: machine_learning_curated, which holds no direct identifier (`subject_key` is a keyed
+  pseudonym).
+A table the registry adds later goes to the personal database unless it is named in RESEARCH_TABLES.
+
+Every table is a Delta table (its folder under STEDI_LAKE_ROOT holds `_delta_log/`), which Athena (engine v3)
+reads natively: it takes the schema and the current file list from the Delta log. Athena's DDL for such a table
+allows LOCATION and TBLPROPERTIES ('table_type'='DELTA') only, so the printed statements carry each column's
+type and comment as SQL comments; the Glue registration stores them as the table's columns (Athena's Lake
+Formation, views and column filters need the Glue schema to match the log's). Columns, types and comments come
+only from the registry (`tables.py`) and the table's contract, through `catalog_columns`: a contract change
+reaches both without editing anything here.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -22,12 +34,17 @@ import pyspark.sql.types as T
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stedi_assets.contracts import column_docs
+from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.storage import is_s3
-from stedi_assets.settings import SettingsError, from_env
-from stedi_assets.tables import ALL_TABLES, Zone, ZoneTable
-from stedi_assets.transforms.landing import LINEAGE_COLUMNS
+from stedi_assets.tables import ALL_TABLES, MACHINE_LEARNING_CURATED, ZoneTable
 
 DEFAULT_DATABASE = "stedi"
+RESEARCH_SUFFIX = "_research"
+# The tables without personal data: readable by whoever may read the research database.
+RESEARCH_TABLES = frozenset({MACHINE_LEARNING_CURATED.name})
+# Glue's limits (API_Column.html, API_TableInput.html).
+GLUE_COMMENT_MAX = 255
+GLUE_DESCRIPTION_MAX = 2048
 # Spark types with a fixed Athena/Hive name; parameterised and nested types are spelled in `hive_type`.
 HIVE_TYPES: dict[type[T.DataType], str] = {
     T.StringType: "string",
@@ -42,6 +59,14 @@ HIVE_TYPES: dict[type[T.DataType], str] = {
     T.DateType: "date",
     T.BinaryType: "binary",
 }
+# What marks a Glue table as Delta: `table_type` is what Athena's own DDL sets, `spark.sql.sources.provider` what
+# Spark and Trino (Athena engine v3's base) look for; both are set.
+DELTA_PARAMETERS = {"table_type": "DELTA", "spark.sql.sources.provider": "delta", "EXTERNAL": "TRUE"}
+# Delta's data files are Parquet: Hive-compatible readers of the Glue entry (and Glue catalog federation, which
+# validates every table's storage descriptor) get the Parquet formats; Athena's Delta reader ignores them.
+PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 
 
 class CatalogError(ValueError):
@@ -56,31 +81,26 @@ class Column:
 
 
 @dataclass(frozen=True)
-class StorageFormat:
-    classification: str
-    input_format: str
-    output_format: str
-    serde: str
-    serde_parameters: dict[str, str]
+class Databases:
+    """The personal-data database and the research database, both named from one prefix."""
 
+    personal: str
+    research: str
 
-PARQUET = StorageFormat(
-    classification="parquet",
-    input_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-    output_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-    serde="org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-    serde_parameters={"serialization.format": "1"},
-)
-# Landing feeds are the raw JSON-lines files. The OpenX SerDe matches JSON keys to columns case-insensitively
-# (stated explicitly here because the registry relies on it: accelerometer's `timeStamp` is column `timestamp`).
-# A `mapping.<column>` property would read one key only, so an alias differing beyond case is refused instead.
-JSON_LINES = StorageFormat(
-    classification="json",
-    input_format="org.apache.hadoop.mapred.TextInputFormat",
-    output_format="org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
-    serde="org.openx.data.jsonserde.JsonSerDe",
-    serde_parameters={"ignore.malformed.json": "true", "case.insensitive": "true"},
-)
+    @classmethod
+    def named(cls, prefix: str = DEFAULT_DATABASE) -> Databases:
+        return cls(prefix, f"{prefix}{RESEARCH_SUFFIX}")
+
+    def of(self, table: ZoneTable) -> str:
+        return self.research if table.name in RESEARCH_TABLES else self.personal
+
+    def descriptions(self) -> dict[str, str]:
+        personal = sorted(name for name in ALL_TABLES if name not in RESEARCH_TABLES)
+        return {
+            self.personal: "STEDI lakehouse tables that hold personal data (restricted): " + ", ".join(personal),
+            self.research: "STEDI lakehouse research tables, no direct identifiers: "
+            + ", ".join(sorted(RESEARCH_TABLES)),
+        }
 
 
 def hive_type(dtype: T.DataType) -> str:
@@ -98,44 +118,30 @@ def hive_type(dtype: T.DataType) -> str:
     return HIVE_TYPES[type(dtype)]
 
 
-def storage_format(table: ZoneTable) -> StorageFormat:
-    if table.zone is not Zone.LANDING:
-        return PARQUET
-    for alias, column in table.aliases.items():
-        if alias.lower() != column.lower():
-            raise CatalogError(
-                f"{table.name}: JSON key {alias!r} for column {column!r} differs beyond case; the OpenX SerDe maps"
-                " one key per column, so Athena would miss one spelling"
-            )
-    return JSON_LINES
-
-
 def catalog_columns(table: ZoneTable) -> list[Column]:
-    """The table's columns as the catalog stores them, from its contract alone.
-
-    Landing tables leave out the lineage columns: the parser adds them, the JSON lines do not hold them
-    (Athena's "$path" names a row's file).
-    """
+    """The table's columns as the catalog stores them, from its contract alone (lineage columns included: the
+    Delta tables hold them)."""
     docs = column_docs(table.model)
     columns = []
     for field in table.schema.fields:
-        if table.zone is Zone.LANDING and field.name in LINEAGE_COLUMNS:
-            continue
         try:
-            columns.append(Column(field.name, hive_type(field.dataType), docs.get(field.name, "")))
+            column = Column(field.name, hive_type(field.dataType), docs.get(field.name, ""))
         except CatalogError as error:
             raise CatalogError(f"{table.name}.{field.name}: {error}") from None
+        if len(column.comment) > GLUE_COMMENT_MAX:
+            raise CatalogError(
+                f"{table.name}.{field.name}: its doc is longer than Glue's {GLUE_COMMENT_MAX} characters"
+            )
+        columns.append(column)
+    if len(table.description) > GLUE_DESCRIPTION_MAX:
+        raise CatalogError(f"{table.name}: its description is longer than Glue's {GLUE_DESCRIPTION_MAX} characters")
     return columns
 
 
 def table_location(table: ZoneTable, root: str) -> str:
-    """The table's folder: s3:// for S3 roots (also given as s3a://), a file:// URI for a local root."""
+    """The Delta table's root folder: s3:// for S3 roots (also given as s3a://), a file:// URI for a local root."""
     base = "s3://" + root.split("://", 1)[1] if is_s3(root) else Path(root).resolve().as_uri()
     return f"{base.rstrip('/')}/{table.path}/"
-
-
-def table_parameters(table: ZoneTable) -> dict[str, str]:
-    return {"classification": storage_format(table).classification}
 
 
 def _quoted(text: str) -> str:
@@ -147,70 +153,70 @@ def _identifier(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _properties(values: dict[str, str]) -> str:
-    return "(" + ", ".join(f"{_quoted(k)}={_quoted(v)}" for k, v in values.items()) + ")"
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
-def athena_ddl(table: ZoneTable, root: str, database: str = DEFAULT_DATABASE) -> str:
-    """CREATE EXTERNAL TABLE IF NOT EXISTS for one table, runnable in Athena (for an s3:// root)."""
-    fmt = storage_format(table)
-    columns = ",\n".join(
-        f"  {_identifier(c.name)} {c.type} COMMENT {_quoted(c.comment)}" for c in catalog_columns(table)
-    )
-    lines = [f"-- {table.name}: {table.zone.value} zone"]
+def database_ddl(databases: Databases) -> list[str]:
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {_identifier(name)}\nCOMMENT {_quoted(description)};"
+        for name, description in databases.descriptions().items()
+    ]
+
+
+def athena_ddl(table: ZoneTable, root: str, databases: Databases) -> str:
+    """CREATE EXTERNAL TABLE for one Delta table, as Athena accepts it (LOCATION and table_type, nothing else);
+    the contract's description and columns above it as comments."""
+    lines = [f"-- {table.name} ({table.zone.value} zone): {_one_line(table.description)}"]
     if not is_s3(root):
         lines.append("-- Athena reads only S3: set STEDI_LAKE_ROOT=s3://bucket/prefix for usable locations")
-    if fmt is JSON_LINES:
-        lines.append("-- Raw lines as delivered, including those the pipeline quarantines; JSON keys match any case")
+    lines.append("-- Columns (Athena reads them from the Delta log):")
+    lines += [f"--   {c.name} {c.type}: {_one_line(c.comment)}" for c in catalog_columns(table)]
     lines += [
-        f"CREATE EXTERNAL TABLE IF NOT EXISTS {_identifier(database)}.{_identifier(table.name)} (",
-        columns,
-        ")",
-        f"COMMENT {_quoted(table.description)}",
-    ]
-    if fmt is PARQUET:
-        lines.append("STORED AS PARQUET")
-    else:
-        lines += [
-            f"ROW FORMAT SERDE {_quoted(fmt.serde)}",
-            f"WITH SERDEPROPERTIES {_properties(fmt.serde_parameters)}",
-            f"STORED AS INPUTFORMAT {_quoted(fmt.input_format)}",
-            f"OUTPUTFORMAT {_quoted(fmt.output_format)}",
-        ]
-    lines += [
+        f"CREATE EXTERNAL TABLE IF NOT EXISTS {_identifier(databases.of(table))}.{_identifier(table.name)}",
         f"LOCATION {_quoted(table_location(table, root))}",
-        f"TBLPROPERTIES {_properties(table_parameters(table))};",
+        "TBLPROPERTIES ('table_type'='DELTA');",
     ]
     return "\n".join(lines)
 
 
 def glue_table_input(table: ZoneTable, root: str) -> dict[str, Any]:
-    """The Glue TableInput of one table: the same columns, format and location as its DDL."""
-    fmt = storage_format(table)
+    """The Glue TableInput of one Delta table: its location, the Delta markers, the contract's columns."""
+    location = table_location(table, root)
     return {
         "Name": table.name,
         "Description": table.description,
         "TableType": "EXTERNAL_TABLE",
-        "Parameters": {**table_parameters(table), "EXTERNAL": "TRUE"},
+        "Parameters": dict(DELTA_PARAMETERS),
+        # Athena wants the key present, even empty, on tables it did not create.
+        "PartitionKeys": [],
         "StorageDescriptor": {
             "Columns": [{"Name": c.name, "Type": c.type, "Comment": c.comment} for c in catalog_columns(table)],
-            "Location": table_location(table, root),
-            "InputFormat": fmt.input_format,
-            "OutputFormat": fmt.output_format,
-            "SerdeInfo": {"SerializationLibrary": fmt.serde, "Parameters": fmt.serde_parameters},
+            "Location": location,
+            "InputFormat": PARQUET_INPUT_FORMAT,
+            "OutputFormat": PARQUET_OUTPUT_FORMAT,
+            # Athena's Delta reader takes the table's path from here when the table was not made by its own DDL.
+            "SerdeInfo": {
+                "SerializationLibrary": PARQUET_SERDE,
+                "Parameters": {"serialization.format": "1", "path": location},
+            },
         },
     }
 
 
-def register(glue: Any, database: str, root: str, tables: list[ZoneTable]) -> list[str]:
-    """Creates the database if absent, then creates or updates every table (safe to rerun). Returns what it did."""
+def register(glue: Any, databases: Databases, root: str, tables: list[ZoneTable]) -> list[str]:
+    """Creates the two databases if absent, then creates or updates every table in its database, and removes it
+    from the other one (where an earlier layout may have put it). Tables the registry does not declare are left
+    alone. Safe to rerun. Returns what it did, a line each."""
     done = []
-    try:
-        glue.create_database(DatabaseInput={"Name": database, "Description": "STEDI lakehouse zone tables"})
-        done.append(f"created database {database}")
-    except glue.exceptions.AlreadyExistsException:
-        pass
+    for name, description in databases.descriptions().items():
+        try:
+            glue.create_database(DatabaseInput={"Name": name, "Description": description})
+            done.append(f"created database {name}")
+        except glue.exceptions.AlreadyExistsException:
+            pass
     for table in tables:
+        database = databases.of(table)
         table_input = glue_table_input(table, root)
         try:
             glue.create_table(DatabaseName=database, TableInput=table_input)
@@ -218,41 +224,50 @@ def register(glue: Any, database: str, root: str, tables: list[ZoneTable]) -> li
         except glue.exceptions.AlreadyExistsException:
             glue.update_table(DatabaseName=database, TableInput=table_input)
             done.append(f"updated table {database}.{table.name}")
+        other = databases.personal if database == databases.research else databases.research
+        try:
+            glue.delete_table(DatabaseName=other, Name=table.name)
+            done.append(f"removed table {other}.{table.name} (it belongs in {database})")
+        except glue.exceptions.EntityNotFoundException:
+            pass
     return done
 
 
 def database_name(text: str) -> str:
-    if not re.fullmatch(r"[a-z0-9_]+", text):
+    if not re.fullmatch(r"[a-z0-9_]+", text) or len(text) + len(RESEARCH_SUFFIX) > 255:
         raise argparse.ArgumentTypeError(f"{text!r}: Glue database names are lowercase letters, digits and _")
     return text
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Athena DDL for every zone table of the lake of STEDI_LAKE_ROOT, or register them in AWS Glue.",
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--database", type=database_name, default=DEFAULT_DATABASE)
+    parser.add_argument(
+        "--database",
+        type=database_name,
+        default=DEFAULT_DATABASE,
+        metavar="NAME",
+        help=f"the personal-data database; the research database is NAME{RESEARCH_SUFFIX} (default: %(default)s)",
+    )
     parser.add_argument(
         "--register",
         action="store_true",
-        help="create or update the database and tables in the Glue Data Catalog (AWS_* environment variables)",
+        help="create or update the databases and tables in the Glue Data Catalog (AWS_* environment variables)",
     )
     args = parser.parse_args(argv)
+    databases = Databases.named(args.database)
     try:
-        settings = from_env()
-        root, tables = settings.lake_root_or_sample, list(ALL_TABLES.values())
+        root, tables = Lake(root=os.environ.get("STEDI_LAKE_ROOT", "")).uri, list(ALL_TABLES.values())
         if not args.register:
-            statements = [f"CREATE DATABASE IF NOT EXISTS {_identifier(args.database)};"]
-            print("\n\n".join(statements + [athena_ddl(t, root, args.database) for t in tables]))
+            print("\n\n".join(database_ddl(databases) + [athena_ddl(t, root, databases) for t in tables]))
             return 0
-        if not settings.uses_s3:
+        if not is_s3(root):
             raise CatalogError(f"--register needs an s3:// lake root (STEDI_LAKE_ROOT); Athena cannot read {root}")
-        glue = boto3.client(
-            "glue", region_name=settings.aws_region or None, endpoint_url=settings.aws_endpoint_url or None
-        )
-        print("\n".join(register(glue, args.database, root, tables)))
-    except (CatalogError, SettingsError, BotoCoreError, ClientError) as error:
+        # boto3 takes credentials and AWS_ENDPOINT_URL from the environment itself; AWS_REGION is spelled out.
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        print("\n".join(register(boto3.client("glue", region_name=region), databases, root, tables)))
+    except (CatalogError, BotoCoreError, ClientError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
