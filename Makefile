@@ -24,7 +24,9 @@ $(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml.example $@
 
+# The built-in sample lake is generated explicitly (never as a side effect of a run), then every asset runs.
 run: setup $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/stedi sample --if-missing
 	$(BIN)/stedi run
 
 test: setup
@@ -32,6 +34,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 dev: setup $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/stedi sample --if-missing
 	$(BIN)/dagster dev
 
 # Spark Connect server + Dagster daemon + webserver, kept running: sensor-triggered runs start without a JVM.

@@ -73,10 +73,9 @@ def application_config(master: str, conf: dict[str, str], lake_root: str) -> dic
         # Epoch-ms columns are plain longs, but keep any timestamp rendering independent of the machine.
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.showConsoleProgress": "false",
-        # The UI shows every plan and is served on the host's network address: off unless asked for, and then
-        # on the loopback address only when Spark runs on this machine.
+        # The UI shows every plan, literals included, on every interface (Spark binds it to SPARK_LOCAL_IP, or
+        # 0.0.0.0): off unless asked for; a local run that asks gets it on 127.0.0.1 (`Spark.session`).
         "spark.ui.enabled": str(ui).lower(),
-        **({"spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1"} if ui and local else {}),
         "spark.sql.adaptive.enabled": "true",
         # Classified frames are cached; without this, adaptive execution leaves their partitioning untouched.
         "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
@@ -142,5 +141,9 @@ class Spark(ConfigurableResource):
     @property
     def session(self) -> SparkSession:
         if self._session is None:
-            self._session = spark_session_from_config(self.settings)
+            settings = self.settings
+            if settings.get("spark.ui.enabled") == "true" and self.master.startswith("local"):
+                # Read by the JVM when it starts: the UI (and the driver) listen on loopback only.
+                os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+            self._session = spark_session_from_config(settings)
         return self._session
