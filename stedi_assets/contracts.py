@@ -197,3 +197,23 @@ def column_rules(model: type[DataFrameModel]) -> dict[str, list[tuple[str, Colum
             for check in col.checks
         ]
     return rules
+
+
+class ErasureTombstone(DataFrameModel):
+    """What is kept of an erasure request: keyed hashes (pseudonymous), never an e-mail or a device serial."""
+
+    kind: T.StringType = Field(
+        str_matches=r"^(identity|device)$", description="identity: the customer; device: a step trainer they held"
+    )
+    tombstone: T.StringType = Field(
+        str_matches=HEX64_PATTERN, description="HMAC-SHA256 of the identity key or serial, under the pseudonym key"
+    )
+    claimed_from: T.LongType = Field(nullable=True, description="device: held by the customer from, epoch ms")
+    claimed_until: T.LongType = Field(nullable=True, description="device: held until (null: still), epoch ms")
+    requested_at: T.LongType = Field(nullable=True, description="When the customer asked, as the request says")
+    recorded_at: T.LongType = epoch_ms("When a run recorded the request, epoch ms")
+    key_fingerprint: T.StringType = Field(description="Fingerprint of the key the tombstone was made with")
+
+    class Config:
+        strict = True
+        unique = ["kind", "tombstone", "claimed_from"]

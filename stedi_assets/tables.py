@@ -39,6 +39,9 @@ class ZoneTable:
     pii: bool = True
     # Landing feeds only: JSON field spellings accepted for a column, e.g. {"timeStamp": "timestamp"}.
     aliases: dict[str, str] = field(default_factory=dict)
+    # Landing zone: the folder (under the entity) a feed delivers raw files into, and the table's own folder.
+    feed: str = "landing"
+    folder: str = "parsed"
 
     @property
     def path(self) -> str:
@@ -47,7 +50,7 @@ class ZoneTable:
         if self.zone is Zone.QUARANTINE:
             return f"{self.entity}/quarantine/{self.name.removesuffix('_quarantine')}"
         if self.zone is Zone.LANDING:
-            return f"{self.entity}/parsed"
+            return f"{self.entity}/{self.folder}"
         return f"{self.entity}/{self.zone.value}"
 
     @property
@@ -55,7 +58,7 @@ class ZoneTable:
         """Landing tables: the folder the feed delivers its raw files into."""
         if self.zone is not Zone.LANDING:
             raise ValueError(f"{self.name} is not a landing table")
-        return f"{self.entity}/landing"
+        return f"{self.entity}/{self.feed}"
 
     @property
     def schema(self) -> T.StructType:
@@ -160,8 +163,22 @@ MACHINE_LEARNING_CURATED = ZoneTable(
     pii=False,
 )
 
+# Erasure requests land as files too; they are consumed into tombstones and then deleted (see assets/erasure.py).
+CUSTOMER_ERASURE = ZoneTable(
+    "customer_erasure",
+    "customer",
+    Zone.LANDING,
+    c.ErasureTombstone,
+    "Erasure requests, kept only as keyed hashes of the customer and of the devices they held (tombstones), so"
+    " that no rebuild or redelivered file brings an erased customer back.",
+    pii=False,
+    feed="erasure",
+    folder="erasure_tombstones",
+)
+
 LANDING_TABLES = (CUSTOMER_LANDING, ACCELEROMETER_LANDING, STEP_TRAINER_LANDING)
 ZONE_TABLES = (
+    CUSTOMER_ERASURE,
     *LANDING_TABLES,
     CUSTOMER_TRUSTED,
     ACCELEROMETER_TRUSTED,

@@ -9,6 +9,7 @@ was, and the rerun replaces the same quarantine rows), and the asset reports bot
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from pyspark.sql import functions as F
 from stedi_assets.checks import contract_result, rule_counts, schema_errors
 from stedi_assets.resources.delta import Snapshot
 from stedi_assets.resources.lake import Lake
-from stedi_assets.tables import QUARANTINE_OF, ZoneTable
+from stedi_assets.tables import ALL_TABLES, QUARANTINE_OF, ZoneTable
 from stedi_assets.transforms import classify as r
 from stedi_assets.transforms.classify import kept
 
@@ -200,6 +201,21 @@ def publish(
     )
 
 
+def unchanged(lake: Lake, table: ZoneTable, why: str) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Reports a table (and its quarantine) as it is: nothing to commit, and the checks its version passed."""
+    for name in [table.name] + ([QUARANTINE_OF[table.name].name] if table.name in QUARANTINE_OF else []):
+        current = ALL_TABLES[name]
+        snapshot = lake.snapshot(current)
+        assert snapshot is not None, f"{name} has no version to keep"
+        yield AssetCheckResult(
+            asset_key=name, check_name="contract", passed=True, metadata={"checked_with_version": snapshot.version}
+        )
+        yield MaterializeResult(
+            asset_key=name,
+            metadata={**_table_metadata(lake, current, snapshot), **RowAccount(0, 0).metadata(), "unchanged": why},
+        )
+
+
 def _table_metadata(lake: Lake, table: ZoneTable, committed: Snapshot) -> dict[str, object]:
     return {
         "dagster/row_count": committed.rows,
@@ -209,11 +225,15 @@ def _table_metadata(lake: Lake, table: ZoneTable, committed: Snapshot) -> dict[s
 
 
 class Inputs:
-    """The upstream tables an asset reads, each at the version current when the asset started."""
+    """What an asset's result depends on: the upstream tables, each at the version current when the asset
+    started, and the settings that change the result (the consent policy, the pseudonym key's fingerprint)."""
 
-    def __init__(self, lake: Lake, session: SparkSession, *tables: ZoneTable) -> None:
+    def __init__(
+        self, lake: Lake, session: SparkSession, *tables: ZoneTable, settings: dict[str, str] | None = None
+    ) -> None:
         self.lake, self.session = lake, session
         self.snapshots = {table.name: lake.snapshot(table) for table in tables}
+        self.settings = settings or {}
 
     def read(self, table: ZoneTable) -> DataFrame:
         return self.lake.read(self.session, table, self.snapshots[table.name])
@@ -223,8 +243,11 @@ class Inputs:
         return 0 if snapshot is None else snapshot.rows
 
     @property
-    def versions(self) -> dict[str, int | None]:
-        return {name: None if s is None else s.version for name, s in self.snapshots.items()}
+    def versions(self) -> dict[str, object]:
+        return {
+            **{name: None if s is None else s.version for name, s in self.snapshots.items()},
+            **{f"setting:{name}": value for name, value in self.settings.items()},
+        }
 
 
 def rebuild(
@@ -236,10 +259,16 @@ def rebuild(
     rows_in: int,
     pairing: bool = False,
     metadata: dict[str, object] | None = None,
+    changed: bool = False,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Replaces a table (and its quarantine) with the kept (and rejected) rows of a classified frame."""
+    """Replaces a table (and its quarantine) with the kept (and rejected) rows of a classified frame; keeps it as
+    it is when it was computed from the same input versions (and `changed` says nothing else changed)."""
     quarantine = QUARANTINE_OF.get(table.name)
     base = lake.snapshot(table)
+    recorded = None if base is None else base.metadata.get("stedi.inputs")
+    if recorded is not None and json.loads(recorded) == inputs.versions and not changed and not lake.rebuild:
+        yield from unchanged(lake, table, "its inputs have not changed since its version was computed")
+        return
     with cached(classified) as classified:
         measured = measure(table, classified, rows_in, pairing)
         yield from publish(

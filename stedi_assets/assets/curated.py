@@ -52,9 +52,10 @@ def column_lineage(sources: dict[str, list[tuple[ZoneTable, str]]]) -> TableColu
     check_specs=zone_check_specs(CUSTOMER_CURATED),
 )
 def customer_curated(context: AssetExecutionContext, lake: Lake, spark: Spark) -> Results:
-    inputs = Inputs(lake, spark.session, CUSTOMER_TRUSTED, ACCELEROMETER_TRUSTED)
-    classified = classify_customer_curated(inputs.read(CUSTOMER_TRUSTED), inputs.read(ACCELEROMETER_TRUSTED))
-    yield from rebuild(context, lake, CUSTOMER_CURATED, classified, inputs, inputs.rows(CUSTOMER_TRUSTED))
+    with lake.exclusive(CUSTOMER_CURATED):
+        inputs = Inputs(lake, spark.session, CUSTOMER_TRUSTED, ACCELEROMETER_TRUSTED)
+        classified = classify_customer_curated(inputs.read(CUSTOMER_TRUSTED), inputs.read(ACCELEROMETER_TRUSTED))
+        yield from rebuild(context, lake, CUSTOMER_CURATED, classified, inputs, inputs.rows(CUSTOMER_TRUSTED))
 
 
 @multi_asset(
@@ -81,24 +82,34 @@ def machine_learning_curated(context: AssetExecutionContext, lake: Lake, spark: 
             "STEDI_PSEUDONYM_KEY is unset: subject_key uses the built-in DEVELOPMENT key, which anyone can"
             " reproduce (allowed on the built-in sample lake only)."
         )
-    session = spark.session
-    inputs = Inputs(lake, session, STEP_TRAINER_TRUSTED, ACCELEROMETER_TRUSTED, CUSTOMER_LANDING, CUSTOMER_CURATED)
-    # Pseudonyms are computed here, in the driver, for the curated subjects, and joined in as data: the key is
-    # never part of a Spark plan (plans show literals in full in the UI and event logs).
-    subjects = [row[IDENTITY_KEY] for row in identities(inputs.read(CUSTOMER_CURATED)).collect()]
-    classified = classify_machine_learning_curated(
-        inputs.read(STEP_TRAINER_TRUSTED),
-        inputs.read(ACCELEROMETER_TRUSTED),
-        inputs.read(CUSTOMER_LANDING),
-        subjects_frame(session, subject_keys(subjects, privacy.key_bytes)),
-    )
-    yield from rebuild(
-        context,
-        lake,
-        MACHINE_LEARNING_CURATED,
-        classified,
-        inputs,
-        inputs.rows(STEP_TRAINER_TRUSTED),
-        pairing=True,
-        metadata={"pseudonym_key_fingerprint": key_fingerprint(privacy.key_bytes)},
-    )
+    with lake.exclusive(MACHINE_LEARNING_CURATED):
+        session = spark.session
+        fingerprint = key_fingerprint(privacy.key_bytes)
+        inputs = Inputs(
+            lake,
+            session,
+            STEP_TRAINER_TRUSTED,
+            ACCELEROMETER_TRUSTED,
+            CUSTOMER_LANDING,
+            CUSTOMER_CURATED,
+            settings={"pseudonym_key_fingerprint": fingerprint},
+        )
+        # Pseudonyms are computed here, in the driver, for the curated subjects, and joined in as data: the key is
+        # never part of a Spark plan (plans show literals in full in the UI and event logs).
+        subjects = [row[IDENTITY_KEY] for row in identities(inputs.read(CUSTOMER_CURATED)).collect()]
+        classified = classify_machine_learning_curated(
+            inputs.read(STEP_TRAINER_TRUSTED),
+            inputs.read(ACCELEROMETER_TRUSTED),
+            inputs.read(CUSTOMER_LANDING),
+            subjects_frame(session, subject_keys(subjects, privacy.key_bytes)),
+        )
+        yield from rebuild(
+            context,
+            lake,
+            MACHINE_LEARNING_CURATED,
+            classified,
+            inputs,
+            inputs.rows(STEP_TRAINER_TRUSTED),
+            pairing=True,
+            metadata={"pseudonym_key_fingerprint": fingerprint},
+        )

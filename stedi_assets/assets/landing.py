@@ -12,7 +12,7 @@ from dagster import AssetCheckResult, AssetExecutionContext, AssetsDefinition, M
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from stedi_assets.assets.accounting import Output, cached, measure, publish, quarantine_rows
+from stedi_assets.assets.accounting import Output, cached, measure, publish, quarantine_rows, unchanged
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.ledger import Delivery, arrival_times, compare, consumed, read_ledger, write_ledger
@@ -62,36 +62,40 @@ def landing_asset(table: ZoneTable) -> AssetsDefinition:
     def _landing(
         context: AssetExecutionContext, lake: Lake, spark: Spark
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
-        base, quarantine_base = lake.snapshot(table), lake.snapshot(quarantine)
-        delta = lake.delta(table)
-        ledger = read_ledger(delta, base)
-        listed = lake.landing_files(table)
-        delivery = Delivery(new=listed, gone=sorted(ledger)) if lake.rebuild else compare(ledger, listed)
-        context.log.info(f"{table.name}: {len(delivery.new)} new or rewritten files, {len(delivery.gone)} gone")
-        session = spark.session
-        arrivals = arrival_times(ledger, delivery.new)
-        classified = parse_landing(read_lines(session, lake, arrivals), table)
-        whole = lake.rebuild or base is None
-        with cached(classified) as classified:
-            measured = measure(table, classified)
-            lines = {row.source_file: row["count"] for row in classified.groupBy("source_file").count().collect()}
-            entries = consumed({} if lake.rebuild else ledger, delivery, arrivals, lines, quarantined=set())
-            rows = kept(classified).select(*table.columns)
-            rejected = quarantine_rows(table, classified, context.run.run_id)
-            table_output = merged(lake, session, table, base, rows, delivery, whole)
-            yield from publish(
-                context,
-                lake,
-                table,
-                measured,
-                replace(table_output, commit_metadata={"ledger": write_ledger(delta, entries)}),
-                merged(lake, session, quarantine, quarantine_base, rejected, delivery, whole),
-                metadata={
-                    "files_new": len(delivery.new),
-                    "files_gone": len(delivery.gone),
-                    "files_in_ledger": len(entries),
-                },
-            )
+        with lake.exclusive(table):
+            base, quarantine_base = lake.snapshot(table), lake.snapshot(quarantine)
+            delta = lake.delta(table)
+            ledger = read_ledger(delta, base)
+            listed = lake.landing_files(table)
+            delivery = Delivery(new=listed, gone=sorted(ledger)) if lake.rebuild else compare(ledger, listed)
+            context.log.info(f"{table.name}: {len(delivery.new)} new or rewritten files, {len(delivery.gone)} gone")
+            if delivery.empty and base is not None and quarantine_base is not None:
+                yield from unchanged(lake, table, "no landing file is new, rewritten or gone")
+                return
+            session = spark.session
+            arrivals = arrival_times(ledger, delivery.new)
+            classified = parse_landing(read_lines(session, lake, arrivals), table)
+            whole = lake.rebuild or base is None
+            with cached(classified) as classified:
+                measured = measure(table, classified)
+                lines = {row.source_file: row["count"] for row in classified.groupBy("source_file").count().collect()}
+                entries = consumed({} if lake.rebuild else ledger, delivery, arrivals, lines, quarantined=set())
+                rows = kept(classified).select(*table.columns)
+                rejected = quarantine_rows(table, classified, context.run.run_id)
+                table_output = merged(lake, session, table, base, rows, delivery, whole)
+                yield from publish(
+                    context,
+                    lake,
+                    table,
+                    measured,
+                    replace(table_output, commit_metadata={"ledger": write_ledger(delta, entries)}),
+                    merged(lake, session, quarantine, quarantine_base, rejected, delivery, whole),
+                    metadata={
+                        "files_new": len(delivery.new),
+                        "files_gone": len(delivery.gone),
+                        "files_in_ledger": len(entries),
+                    },
+                )
 
     return _landing
 

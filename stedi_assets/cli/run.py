@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     result = execute(run_config, instance, progress=not args.quiet)
     print(summarize(result))
     if not result.success:
-        failure = next((e for e in result.all_events if e.is_step_failure), None)
-        if failure is not None:
-            print(f"error: {failure.step_failure_data.error.message.strip().splitlines()[0]}", file=sys.stderr)
+        for event in (e for e in result.all_events if e.is_step_failure):
+            error = event.step_failure_data.error
+            while error.cause is not None and "executing op" in error.message:  # Dagster's wrapper: say the cause
+                error = error.cause
+            print(f"error: {event.step_key}: {error.message.strip().splitlines()[0]}", file=sys.stderr)
     print(f"run {result.run_id} {'succeeded' if result.success else 'FAILED'} in {time.monotonic() - started:.1f}s")
     return 0 if result.success else 1

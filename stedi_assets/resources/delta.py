@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, Schema
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
 from deltalake.transaction import (
     AddAction,
     CommitProperties,
@@ -128,10 +128,14 @@ class DeltaLakeTable:
                 table.create_write_transaction(
                     [*removes, *adds], mode="append", schema=schema, commit_properties=properties
                 )
-        except (CommitFailedError, FileExistsError) as error:
+        except (DeltaError, FileExistsError) as error:
+            current = self.open()
+            if current is None or current.version() < next_version:
+                raise  # not a lost race: the storage failed
             raise ConcurrentWriteError(
-                f"{self.uri}: another run committed a new version since this run read version {base_version};"
-                f" nothing was committed ({error.__class__.__name__})"
+                f"{self.uri}: another run committed version {next_version} since this run read"
+                f" {'no version' if base_version is None else f'version {base_version}'}; nothing was committed"
+                f" ({error.__class__.__name__}): rerun"
             ) from None
         snapshot = self.snapshot(next_version)
         write_id = f"{METADATA_PREFIX}write_id"

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field
@@ -14,7 +20,7 @@ from pyspark.sql.types import StructField, StructType
 
 from stedi_assets.cli.sample import SAMPLE_LAKE
 from stedi_assets.resources.delta import DeltaLakeTable, Snapshot
-from stedi_assets.resources.storage import FileInfo, LakeRootError, Storage, storage_for
+from stedi_assets.resources.storage import FileInfo, LakeRootError, Storage, is_s3, storage_for
 from stedi_assets.tables import LANDING_TABLES, ZoneTable
 
 
@@ -63,6 +69,24 @@ class Lake(ConfigurableResource):
             folder = self.files_location(table)
             if not self.storage.exists(folder):
                 raise LakeRootError(f"lake root {self.uri} has no landing folder {folder}")
+
+    @contextmanager
+    def exclusive(self, table: ZoneTable) -> Iterator[None]:
+        """Holds the writer's lock of a table (and its quarantine) on this machine while the block runs.
+
+        Two runs on one machine (the sensor's, one from the UI, `stedi run`) then take turns on each table: the
+        second reads what the first committed instead of losing a commit race. The lock is an flock, released by
+        the operating system when its process dies, so a killed run never leaves it held. Writers on other
+        machines are kept apart by Delta's commit conflicts (ConcurrentWriteError) instead.
+        """
+        if is_s3(self.uri):
+            folder = Path(tempfile.gettempdir()) / "stedi-locks" / hashlib.sha256(self.uri.encode()).hexdigest()[:16]
+        else:
+            folder = Path(self.uri) / "_stedi" / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{table.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def location(self, table: ZoneTable) -> str:
         """The table's folder under the root, spelled as the root is (s3:// stays s3://)."""

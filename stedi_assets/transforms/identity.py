@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -27,3 +29,11 @@ def identity_key(email: Column | str) -> Column:
 def identities(frame: DataFrame, column: str = "email") -> DataFrame:
     """The distinct identity keys of a frame's e-mail column, as one column `identity_key`."""
     return frame.select(identity_key(column).alias(IDENTITY_KEY)).distinct()
+
+
+_SURROUNDING = re.compile(f"^{SURROUNDING_SPACE}+|{SURROUNDING_SPACE}+$")
+
+
+def identity_of(email: str) -> str:
+    """`identity_key` in Python, for what the driver handles itself (erasure requests): the same key."""
+    return _SURROUNDING.sub("", email).lower()

@@ -43,3 +43,10 @@ def key_fingerprint(key: bytes) -> str:
     compute it) that is slow to test guesses against, so it adds nothing to what a weak key already exposes.
     """
     return hashlib.pbkdf2_hmac("sha256", key, _FINGERPRINT_LABEL, _FINGERPRINT_ROUNDS).hex()[:16]
+
+
+def tombstone(value: str, key: bytes, kind: str) -> str:
+    """What an erasure keeps of a person: a keyed hash of their identity key (kind "identity") or of a device's
+    serial (kind "device"), never the value itself. The kind is part of the hashed text, so a tombstone never
+    equals the person's subject_key (erasure records cannot be linked to research rows) nor another kind's."""
+    return hmac.new(key, f"stedi erasure {kind}\0{value}".encode(), hashlib.sha256).hexdigest()
