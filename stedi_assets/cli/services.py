@@ -30,6 +30,7 @@ import pyspark
 from stedi_assets.cli.sample import ensure_sample_lake
 from stedi_assets.resources.spark import application_config, is_connect
 from stedi_assets.settings import SAMPLE_LAKE, Settings, from_env
+from stedi_assets.sql_guard import with_guard
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -71,6 +72,7 @@ def spark_connect(settings: Settings, port: int) -> Service:
         "spark.connect.grpc.binding.address": "127.0.0.1",
         "spark.connect.grpc.binding.port": str(port),
     }
+    conf = with_guard(conf)  # the read-only guard of `stedi sql`: it acts only in sessions that turn it on
     command = [str(SPARK_HOME / "sbin" / "start-connect-server.sh"), "--wait", "--master", settings.spark_master]
     for key, value in conf.items():
         command += ["--conf", f"{key}={value}"]
