@@ -16,29 +16,53 @@ import org.apache.spark.QueryContext;
 import org.apache.spark.sql.AnalysisException;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.SparkSessionExtensions;
+import org.apache.spark.sql.catalyst.FunctionIdentifier;
 import org.apache.spark.sql.catalyst.TableIdentifier;
+import org.apache.spark.sql.catalyst.analysis.ExpressionWithUnresolvedIdentifier;
 import org.apache.spark.sql.catalyst.analysis.FunctionRegistry$;
 import org.apache.spark.sql.catalyst.analysis.TableFunctionRegistry$;
+import org.apache.spark.sql.catalyst.analysis.UnresolvedFunction;
+import org.apache.spark.sql.catalyst.analysis.UnresolvedGenerator;
+import org.apache.spark.sql.catalyst.analysis.UnresolvedTableValuedFunction;
 import org.apache.spark.sql.catalyst.expressions.Expression;
 import org.apache.spark.sql.catalyst.expressions.ExpressionInfo;
+import org.apache.spark.sql.catalyst.expressions.Literal;
 import org.apache.spark.sql.catalyst.expressions.RuntimeReplaceable;
 import org.apache.spark.sql.catalyst.expressions.SubqueryExpression;
+import org.apache.spark.sql.catalyst.parser.ParameterContext;
+import org.apache.spark.sql.catalyst.parser.ParseException;
+import org.apache.spark.sql.catalyst.parser.ParserInterface;
+import org.apache.spark.sql.catalyst.parser.SqlStatementSplitResult;
+import org.apache.spark.sql.catalyst.parser.TemporalIdentifier;
 import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
 import org.apache.spark.sql.catalyst.plans.logical.View;
+import org.apache.spark.sql.catalyst.trees.TreeNode;
+import org.apache.spark.sql.types.DataType;
+import org.apache.spark.sql.types.StructType;
 
 import scala.Function1;
+import scala.Function2;
 import scala.Option;
+import scala.Product;
 import scala.Tuple2;
+import scala.collection.immutable.Seq;
 import scala.runtime.AbstractFunction1;
+import scala.runtime.AbstractFunction2;
 import scala.runtime.BoxedUnit;
 
 /**
  * A Spark session extension (spark.sql.extensions=stedi.sqlguard.ReadOnlyGuard) that makes a session read-only.
  *
- * <p>It injects a check rule, which Spark runs on every analyzed plan before anything of it is executed. The rule
- * does nothing unless the session sets spark.stedi.sql.readOnly=true, so other sessions of the same application
- * (a Spark Connect server shared with Dagster runs) are unaffected. In a read-only session it walks the whole
- * analyzed plan, subqueries included, and refuses it unless every part of it is on an allowlist:
+ * <p>It injects two checks, which do nothing unless the session sets spark.stedi.sql.readOnly=true, so other
+ * sessions of the same application (a Spark Connect server shared with Dagster runs) are unaffected.
+ *
+ * <p>The first wraps the session's SQL parser: every function a parsed statement names (calls, table functions,
+ * LATERAL VIEW generators, IDENTIFIER(...) spellings) must be an allowed built-in function. It runs before the
+ * analyzer, which loads the classes reflect names, and evaluates constant expressions (VALUES rows,
+ * IDENTIFIER(...), LIMIT) and so removes their functions from the plan the second check sees.
+ *
+ * <p>The second is a check rule, which Spark runs on every analyzed plan before anything of it is executed. It
+ * walks the whole analyzed plan, subqueries included, and refuses it unless every part of it is on an allowlist:
  * <ul>
  *   <li>relations: only the local temporary views named in spark.stedi.sql.readOnly.views, which the session
  *       registered itself before turning the flag on; their bodies (our own reads) are not walked. Any other
@@ -139,12 +163,192 @@ public final class ReadOnlyGuard extends AbstractFunction1<SparkSessionExtension
 
     private static final class Allowed {
         static final Set<String> FUNCTIONS = functionClasses();
+        static final Set<String> NAMES = functionNames(true);
+        static final Set<String> DENIED_NAMES = functionNames(false);
     }
 
     @Override
     public BoxedUnit apply(SparkSessionExtensions extensions) {
+        extensions.injectParser(new ParserBuilder());
         extensions.injectCheckRule(new RuleBuilder());
         return BoxedUnit.UNIT;
+    }
+
+    private static boolean readOnly(SparkSession session) {
+        return "true".equalsIgnoreCase(session.conf().get(ENABLED, "false").trim());
+    }
+
+    private static final class ParserBuilder extends AbstractFunction2<SparkSession, ParserInterface, ParserInterface> {
+        @Override
+        public ParserInterface apply(SparkSession session, ParserInterface parser) {
+            return new GuardedParser(session, parser);
+        }
+    }
+
+    /** The session's parser, unchanged, except that a read-only session's statements may name only allowed
+     * built-in functions. */
+    private static final class GuardedParser implements ParserInterface {
+        private final SparkSession session;
+        private final ParserInterface parser;
+
+        GuardedParser(SparkSession session, ParserInterface parser) {
+            this.session = session;
+            this.parser = parser;
+        }
+
+        private <T> T checked(T parsed) {
+            if (readOnly(session)) {
+                String problem = new NameWalker().walk(parsed);
+                if (problem != null) {
+                    throw ReadOnlyGuard.<RuntimeException>unchecked(refusal(problem));
+                }
+            }
+            return parsed;
+        }
+
+        @Override
+        public LogicalPlan parsePlan(String sqlText) throws ParseException {
+            return checked(parser.parsePlan(sqlText));
+        }
+
+        @Override
+        public LogicalPlan parsePlanWithParameters(String sqlText, ParameterContext context) throws ParseException {
+            return checked(parser.parsePlanWithParameters(sqlText, context));
+        }
+
+        @Override
+        public LogicalPlan parseQuery(String sqlText) throws ParseException {
+            return checked(parser.parseQuery(sqlText));
+        }
+
+        @Override
+        public Expression parseExpression(String sqlText) throws ParseException {
+            return checked(parser.parseExpression(sqlText));
+        }
+
+        @Override
+        public TableIdentifier parseTableIdentifier(String sqlText) throws ParseException {
+            return parser.parseTableIdentifier(sqlText);
+        }
+
+        @Override
+        public FunctionIdentifier parseFunctionIdentifier(String sqlText) throws ParseException {
+            return parser.parseFunctionIdentifier(sqlText);
+        }
+
+        @Override
+        public Seq<String> parseMultipartIdentifier(String sqlText) throws ParseException {
+            return parser.parseMultipartIdentifier(sqlText);
+        }
+
+        @Override
+        public TemporalIdentifier parseTemporalTableIdentifier(String sqlText) throws ParseException {
+            return parser.parseTemporalTableIdentifier(sqlText);
+        }
+
+        @Override
+        public StructType parseRoutineParam(String sqlText) throws ParseException {
+            return parser.parseRoutineParam(sqlText);
+        }
+
+        @Override
+        public SqlStatementSplitResult splitStatements(String sqlText) {
+            return parser.splitStatements(sqlText);
+        }
+
+        @Override
+        public StructType parseTableSchema(String sqlText) throws ParseException {
+            return parser.parseTableSchema(sqlText);
+        }
+
+        @Override
+        public DataType parseDataType(String sqlText) throws ParseException {
+            return parser.parseDataType(sqlText);
+        }
+    }
+
+    /** Walks everything a parsed statement holds (plans, expressions, and the lists, options and tuples of the
+     * parser's unresolved nodes) for the functions it names; returns the first problem, or null. */
+    private static final class NameWalker {
+        private String problem;
+
+        String walk(Object node) {
+            visit(node, 0);
+            return problem;
+        }
+
+        private void visit(Object node, int depth) {
+            if (problem != null || node == null || depth > 10_000) {
+                return;
+            }
+            if (node instanceof TreeNode) {
+                check((TreeNode<?>) node);
+                if (problem != null) {
+                    return;
+                }
+                if (node instanceof SubqueryExpression) {
+                    visit(((SubqueryExpression) node).plan(), depth + 1);
+                }
+            }
+            if (node instanceof scala.collection.Iterable) {
+                scala.collection.Iterator<?> items = ((scala.collection.Iterable<?>) node).iterator();
+                while (items.hasNext()) {
+                    visit(items.next(), depth + 1);
+                }
+            } else if (node instanceof Product) {
+                scala.collection.Iterator<Object> fields = ((Product) node).productIterator();
+                while (fields.hasNext()) {
+                    visit(fields.next(), depth + 1);
+                }
+            }
+        }
+
+        private void check(TreeNode<?> node) {
+            if (node instanceof UnresolvedFunction) {
+                name(((UnresolvedFunction) node).nameParts(), Allowed.NAMES);
+            } else if (node instanceof UnresolvedTableValuedFunction) {
+                name(((UnresolvedTableValuedFunction) node).name(), Allowed.NAMES);
+            } else if (node instanceof UnresolvedGenerator) {
+                FunctionIdentifier id = ((UnresolvedGenerator) node).name();
+                if (id.database().isDefined() || !Allowed.NAMES.contains(id.funcName().toLowerCase(Locale.ROOT))) {
+                    problem = nameProblem(id.funcName());
+                }
+            } else if (node instanceof ExpressionWithUnresolvedIdentifier) {
+                // IDENTIFIER('name')(...) or IDENTIFIER('name'): a function or a column, named by a constant.
+                Expression name = ((ExpressionWithUnresolvedIdentifier) node).identifierExpr();
+                if (!(name instanceof Literal) || ((Literal) name).value() == null) {
+                    problem = "IDENTIFIER(...) naming a function or column must be a plain string";
+                } else {
+                    String[] parts = ((Literal) name).value().toString().split("\\.");
+                    String last = parts[parts.length - 1].replace("`", "").trim().toLowerCase(Locale.ROOT);
+                    if (Allowed.DENIED_NAMES.contains(last)) {
+                        problem = nameProblem(last);
+                    }
+                }
+            }
+        }
+
+        private void name(Seq<String> parts, Set<String> allowed) {
+            List<String> names = new ArrayList<>();
+            scala.collection.Iterator<String> items = parts.iterator();
+            while (items.hasNext()) {
+                names.add(items.next().toLowerCase(Locale.ROOT));
+            }
+            String last = names.isEmpty() ? "" : names.get(names.size() - 1);
+            List<String> qualifier = names.subList(0, Math.max(0, names.size() - 1));
+            boolean builtin = qualifier.isEmpty() || qualifier.equals(Collections.singletonList("builtin"))
+                || qualifier.equals(Arrays.asList("system", "builtin"));
+            if (!builtin || !allowed.contains(last)) {
+                problem = nameProblem(String.join(".", names));
+            }
+        }
+    }
+
+    private static String nameProblem(String name) {
+        if (name.endsWith("reflect") || name.endsWith("java_method")) {
+            return "reflect / java_method / try_reflect call Java methods";
+        }
+        return "the function " + name + " is not an allowed built-in function";
     }
 
     private static final class RuleBuilder extends AbstractFunction1<SparkSession, Function1<LogicalPlan, BoxedUnit>> {
@@ -163,7 +367,7 @@ public final class ReadOnlyGuard extends AbstractFunction1<SparkSessionExtension
 
         @Override
         public BoxedUnit apply(LogicalPlan plan) {
-            if (!"true".equalsIgnoreCase(session.conf().get(ENABLED, "false").trim())) {
+            if (!readOnly(session)) {
                 return BoxedUnit.UNIT;
             }
             List<String> problems = new Walker(views(session.conf().get(VIEWS, "")), false).walk(plan);
@@ -172,6 +376,11 @@ public final class ReadOnlyGuard extends AbstractFunction1<SparkSessionExtension
             }
             return BoxedUnit.UNIT;
         }
+    }
+
+    /** Why the parser check refuses a parsed statement (the functions it names), or null (for tests and tooling). */
+    public static String functionNameProblem(LogicalPlan parsed) {
+        return new NameWalker().walk(parsed);
     }
 
     /** The classes of every operator and expression the rule refuses in a plan, as if read-only were on with
@@ -307,6 +516,38 @@ public final class ReadOnlyGuard extends AbstractFunction1<SparkSessionExtension
         return names;
     }
 
+    /** The names of the built-in functions (and table functions) that are allowed, or of those that are not. */
+    private static Set<String> functionNames(boolean allowedOnes) {
+        Set<String> names = new HashSet<>();
+        scala.collection.Iterator<Tuple2<String, Tuple2<ExpressionInfo, Function1<scala.collection.immutable.Seq<Expression>, Expression>>>> functions =
+            FunctionRegistry$.MODULE$.expressions().iterator();
+        while (functions.hasNext()) {
+            Tuple2<String, Tuple2<ExpressionInfo, Function1<scala.collection.immutable.Seq<Expression>, Expression>>> entry = functions.next();
+            if (allowed(entry._1(), entry._2()._1()) == allowedOnes) {
+                names.add(entry._1().toLowerCase(Locale.ROOT));
+            }
+        }
+        scala.collection.Iterator<Tuple2<String, Tuple2<ExpressionInfo, Function1<scala.collection.immutable.Seq<Expression>, LogicalPlan>>>> tables =
+            TableFunctionRegistry$.MODULE$.logicalPlans().iterator();
+        while (tables.hasNext()) {
+            Tuple2<String, Tuple2<ExpressionInfo, Function1<scala.collection.immutable.Seq<Expression>, LogicalPlan>>> entry = tables.next();
+            String group = entry._2()._1().getGroup();
+            boolean ok = TABLE_FUNCTION_GROUPS.contains(group) || "range".equals(entry._1());
+            if (ok == allowedOnes) {
+                names.add(entry._1().toLowerCase(Locale.ROOT));
+            }
+        }
+        if (allowedOnes) {
+            names.removeAll(functionNames(false)); // a name that is also a denied table function stays denied
+        }
+        return Collections.unmodifiableSet(names);
+    }
+
+    private static boolean allowed(String name, ExpressionInfo info) {
+        return !DENIED_NAMES.contains(name)
+            && (GROUPS.contains(info.getGroup()) || ("misc_funcs".equals(info.getGroup()) && MISC.contains(name)));
+    }
+
     /** The expression classes of the allowed built-in functions, from Spark's own function registries. */
     private static Set<String> functionClasses() {
         Set<String> allowed = new HashSet<>();
@@ -315,11 +556,8 @@ public final class ReadOnlyGuard extends AbstractFunction1<SparkSessionExtension
             FunctionRegistry$.MODULE$.expressions().iterator();
         while (functions.hasNext()) {
             Tuple2<String, Tuple2<ExpressionInfo, Function1<scala.collection.immutable.Seq<Expression>, Expression>>> entry = functions.next();
-            String name = entry._1();
             ExpressionInfo info = entry._2()._1();
-            boolean ok = !DENIED_NAMES.contains(name)
-                && (GROUPS.contains(info.getGroup()) || ("misc_funcs".equals(info.getGroup()) && MISC.contains(name)));
-            (ok ? allowed : denied).add(info.getClassName());
+            (allowed(entry._1(), info) ? allowed : denied).add(info.getClassName());
         }
         scala.collection.Iterator<Tuple2<String, Tuple2<ExpressionInfo, Function1<scala.collection.immutable.Seq<Expression>, LogicalPlan>>>> tables =
             TableFunctionRegistry$.MODULE$.logicalPlans().iterator();
