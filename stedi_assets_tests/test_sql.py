@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from stedi_assets import sql_guard
 from stedi_assets.cli.sample import EXPECTED_FILE
+from stedi_assets.cli.services import free_port
 from stedi_assets.cli.sql import QueryError, main, open_session, query, render_text, write_csv, write_json_lines
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.spark import spark_resource
@@ -228,4 +229,16 @@ def test_cli_with_a_missing_lake_root(
     assert (
         capsys.readouterr().err
         == f"error: lake root {missing} does not exist or is not a directory (STEDI_LAKE_ROOT)\n"
+    )
+
+
+def test_cli_without_a_connect_server(
+    environment: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sc://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("STEDI_SPARK_MASTER", url)
+    assert main(["select 1"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: no Spark Connect server answers at {url} (Connection refused): start one with `make up`,"
+        " or unset STEDI_SPARK_MASTER to run a local Spark\n"
     )

@@ -26,7 +26,9 @@ import itertools
 import json
 import logging
 import re
+import socket
 import sys
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TextIO
@@ -253,10 +255,23 @@ def open_session(settings: Settings) -> SparkSession:
 
     conf = spark_config(settings)
     if is_connect(settings.spark_master):
+        reachable(settings.spark_master)
         return SparkSession.builder.remote(conf.pop("spark.remote")).config(map=conf).create()
     running = SparkSession.getActiveSession()
     application = running or SparkSession.builder.config(map=sql_guard.with_guard(conf)).getOrCreate()
     return application.newSession()
+
+
+def reachable(url: str, timeout: float = 3.0) -> None:
+    """Fails at once when nothing listens at a Connect URL (the client would retry for minutes)."""
+    address = urllib.parse.urlparse(url.replace("sc://", "http://", 1))
+    try:
+        socket.create_connection((address.hostname or "localhost", address.port or 15002), timeout=timeout).close()
+    except OSError as error:
+        raise QueryError(
+            f"no Spark Connect server answers at {url} ({error.strerror or error}): start one with `make up`,"
+            " or unset STEDI_SPARK_MASTER to run a local Spark"
+        ) from None
 
 
 def parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -291,6 +306,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             run(args, lake, session, sys.stdout)
     except (QueryError, SettingsError, sql_guard.GuardError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except PySparkException as error:  # Spark itself failed (a lost Connect server, ...): one line too
+        print(f"error: {first_line(error)}", file=sys.stderr)
         return 1
     finally:
         if session is not None and is_remote(session):
