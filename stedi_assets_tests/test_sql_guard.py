@@ -318,6 +318,15 @@ def test_the_guard_refuses_commands_itself(lake: Lake, spark: SparkSession, tmp_
         session.read.parquet(str(lake.uri(ALL_TABLES["customer_trusted"]))).createOrReplaceTempView("customer_trusted")
 
 
+def test_a_read_only_session_needs_sql_on_files_off(lake: Lake, spark: SparkSession, targets: dict[str, str]) -> None:
+    session = spark.newSession()
+    query(lake, session, "select 1")
+    session.conf.set("spark.sql.runSQLOnFiles", "true")  # what a client that forgot it would have
+    with pytest.raises(Exception, match=re.escape("refused: a read-only session needs spark.sql.runSQLOnFiles")) as e:
+        session.sql(f"select * from json.`{targets['secret_json']}`")
+    assert TOKEN not in str(e.value)
+
+
 def test_other_sessions_are_not_guarded(lake: Lake, spark: SparkSession) -> None:
     """The guard acts only where the command turned it on: the application's other sessions (Dagster runs) may
     read files and call anything."""

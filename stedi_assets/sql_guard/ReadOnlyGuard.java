@@ -57,9 +57,10 @@ import scala.runtime.BoxedUnit;
  * sessions of the same application (a Spark Connect server shared with Dagster runs) are unaffected.
  *
  * <p>The first wraps the session's SQL parser: every function a parsed statement names (calls, table functions,
- * LATERAL VIEW generators, IDENTIFIER(...) spellings) must be an allowed built-in function. It runs before the
- * analyzer, which loads the classes reflect names, and evaluates constant expressions (VALUES rows,
- * IDENTIFIER(...), LIMIT) and so removes their functions from the plan the second check sees.
+ * LATERAL VIEW generators, IDENTIFIER(...) spellings) must be an allowed built-in function, and the session must
+ * have spark.sql.runSQLOnFiles=false. It runs before the analyzer, which loads the classes reflect names, opens
+ * files named as tables (json.`/path`) when SQL on files is on, and evaluates constant expressions (VALUES rows,
+ * IDENTIFIER(...), LIMIT), so removing their functions from the plan the second check sees.
  *
  * <p>The second is a check rule, which Spark runs on every analyzed plan before anything of it is executed. It
  * walks the whole analyzed plan, subqueries included, and refuses it unless every part of it is on an allowlist:
@@ -82,6 +83,7 @@ public final class ReadOnlyGuard extends AbstractFunction1<SparkSessionExtension
     public static final String ENABLED = "spark.stedi.sql.readOnly";
     public static final String VIEWS = "spark.stedi.sql.readOnly.views";
     public static final String MARK = "STEDI_READ_ONLY";
+    private static final String SQL_ON_FILES = "spark.sql.runSQLOnFiles";
     /** The sha256 of this source, written into the jar by the builder: the client checks it is the one it expects. */
     public static final String VERSION = readVersion();
 
@@ -198,7 +200,11 @@ public final class ReadOnlyGuard extends AbstractFunction1<SparkSessionExtension
 
         private <T> T checked(T parsed) {
             if (readOnly(session)) {
-                String problem = new NameWalker().walk(parsed);
+                // With SQL on files on, the analyzer opens a file named as a table (json.`/path`) to infer its
+                // schema, and may quote what it read in an error, all before the plan check runs.
+                String problem = "false".equalsIgnoreCase(session.conf().get(SQL_ON_FILES, "true").trim())
+                    ? new NameWalker().walk(parsed)
+                    : "a read-only session needs " + SQL_ON_FILES + "=false";
                 if (problem != null) {
                     throw ReadOnlyGuard.<RuntimeException>unchecked(refusal(problem));
                 }

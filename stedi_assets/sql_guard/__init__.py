@@ -1,5 +1,5 @@
-"""The read-only guard of `stedi sql`: a Spark check rule (ReadOnlyGuard.java beside this file), its jar, and the
-session settings that load and enable it.
+"""The read-only guard of `stedi sql`: a Spark session extension (ReadOnlyGuard.java beside this file) that checks
+the statements and plans of read-only sessions, its jar, and the settings that load and enable it.
 
     python -m stedi_assets.sql_guard      builds the jar if needed and prints its path (make setup runs it)
 
@@ -98,7 +98,7 @@ def enable(session: Any, views: list[str]) -> None:
     Raises GuardError when the Spark behind the session does not refuse the probe query as the guard would: it was
     started without the guard (a foreign Connect server), or with another version of it.
     """
-    session.conf.set("spark.sql.runSQLOnFiles", "false")
+    session.conf.set("spark.sql.runSQLOnFiles", "false")  # the guard refuses to work without it
     session.conf.set(VIEWS, ",".join(views))
     session.conf.set(ENABLED, "true")
     probe(session)
