@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pyspark
 import pytest
 from pyspark.sql import SparkSession
 
@@ -462,7 +463,7 @@ def test_every_example_of_an_allowed_function_passes_and_of_a_refused_one_does_n
 
 def test_the_jar_is_built_once_per_source(tmp_path: Path) -> None:
     built = sql_guard.jar(tmp_path)
-    assert built.name == f"stedi-sql-guard-{sql_guard.VERSION}.jar"
+    assert built.name == f"stedi-sql-guard-{sql_guard.VERSION}-spark-{pyspark.__version__}.jar"
     assert sql_guard.jar(tmp_path).stat().st_mtime_ns == built.stat().st_mtime_ns
     conf = sql_guard.with_guard({"spark.jars": "/a.jar", "spark.sql.extensions": "x.Y"}, tmp_path)
     assert conf["spark.jars"] == f"/a.jar,{built}"

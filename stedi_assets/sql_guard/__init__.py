@@ -8,14 +8,15 @@ of the SQL command and the Spark Connect server of `make up` are both started wi
 that set `spark.stedi.sql.readOnly=true` (see `enable`), so the Dagster runs sharing a Connect server are unaffected.
 
 The jar is compiled here with the machine's `javac` against pyspark's own jars (Maven is unreachable) and cached
-outside the clone, under a name holding the source's hash: a changed source builds a new jar, and a client can tell
-whether a server runs the guard it expects (`VERSION`).
+outside the clone, under a name holding the source's hash and pyspark's version: a changed source (or Spark) builds a
+new jar, and a client can tell whether a server runs the guard it expects (`VERSION`).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.metadata
 import os
 import re
 import shutil
@@ -43,8 +44,9 @@ class GuardError(RuntimeError):
 
 
 def jar(cache: Path = DEFAULT_CACHE) -> Path:
-    """The guard's jar, compiled on first use for this version of the source."""
-    path = cache / f"stedi-sql-guard-{VERSION}.jar"
+    """The guard's jar, compiled on first use for this version of the source and of pyspark (it uses Spark's
+    internal APIs, so a jar built against another Spark may not load)."""
+    path = cache / f"stedi-sql-guard-{VERSION}-spark-{importlib.metadata.version('pyspark')}.jar"
     if not path.exists():
         _build(path)
     return path
