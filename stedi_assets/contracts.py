@@ -203,10 +203,12 @@ class ErasureTombstone(DataFrameModel):
     """What is kept of an erasure request: keyed hashes (pseudonymous), never an e-mail or a device serial."""
 
     kind: T.StringType = Field(
-        str_matches=r"^(identity|device)$", description="identity: the customer; device: a step trainer they held"
+        str_matches=r"^(identity|subject|device)$",
+        description="identity: the customer; subject: their training-table pseudonym; device: a trainer they held",
     )
     tombstone: T.StringType = Field(
-        str_matches=HEX64_PATTERN, description="HMAC-SHA256 of the identity key or serial, under the pseudonym key"
+        str_matches=HEX64_PATTERN,
+        description="HMAC-SHA256 of the identity key or serial (the subject_key for subject), under the pseudonym key",
     )
     claimed_from: T.LongType = Field(nullable=True, description="device: held by the customer from, epoch ms")
     claimed_until: T.LongType = Field(nullable=True, description="device: held until (null: still), epoch ms")

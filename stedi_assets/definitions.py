@@ -16,6 +16,7 @@ from stedi_assets.assets import ZONE_ASSETS
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import PSEUDONYM_KEY_ENV, Privacy
 from stedi_assets.resources.spark import Spark
+from stedi_assets.resources.spark_settings import DEFAULT_MASTER
 from stedi_assets.sensors import landing_sensor
 
 SENSOR_INTERVAL_ENV = "STEDI_SENSOR_INTERVAL_SECONDS"
@@ -47,7 +48,7 @@ def defs() -> Definitions:
         resources={
             "lake": lake,
             "spark": Spark.configure_at_launch(
-                master=from_env("STEDI_SPARK_MASTER", "local[*]"), conf=from_env("STEDI_SPARK_CONF", ""), lake=lake
+                master=from_env("STEDI_SPARK_MASTER", DEFAULT_MASTER), conf=from_env("STEDI_SPARK_CONF", ""), lake=lake
             ),
             "privacy": Privacy.configure_at_launch(
                 consent_policy=from_env("STEDI_CONSENT_POLICY", "since"),

@@ -29,7 +29,7 @@ from dagster import (
 from stedi_assets.assets import ZONE_ASSETS
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.ledger import Delivery, compare, read_ledger
-from stedi_assets.tables import LANDING_TABLES
+from stedi_assets.tables import CUSTOMER_ERASURE, LANDING_TABLES
 
 MAX_FILES_IN_TAG = 20
 UNFINISHED = (
@@ -42,13 +42,18 @@ UNFINISHED = (
 
 
 def pending_deliveries(lake: Lake) -> tuple[dict[str, Delivery], dict[str, int]]:
-    """For each feed, what its folder holds that its ledger has not consumed; and each ledger's version."""
+    """For each feed, what its folder holds that its ledger has not consumed; and each ledger's version.
+
+    Erasure requests have no ledger: a run consumes them into tombstones and deletes them, so any request file
+    is pending.
+    """
     deliveries, versions = {}, {}
-    for table in LANDING_TABLES:
+    for table in (CUSTOMER_ERASURE, *LANDING_TABLES):
         delta = lake.delta(table)
         snapshot = delta.snapshot()
         versions[table.name] = -1 if snapshot is None else snapshot.version
-        delivery = compare(read_ledger(delta, snapshot), lake.landing_files(table))
+        ledger = {} if table is CUSTOMER_ERASURE else read_ledger(delta, snapshot)
+        delivery = compare(ledger, lake.landing_files(table))
         if not delivery.empty:
             deliveries[table.name] = delivery
     return deliveries, versions
@@ -71,7 +76,9 @@ def landing_sensor(minimum_interval_seconds: int) -> SensorDefinition:
         name="landing_files",
         description="Landing files the ledger has not consumed (new, rewritten, deleted) rerun their feeds and"
         " everything downstream.",
-        target=AssetSelection.assets(*(t.name for t in LANDING_TABLES)).downstream().required_multi_asset_neighbors(),
+        target=AssetSelection.assets(CUSTOMER_ERASURE.name, *(t.name for t in LANDING_TABLES))
+        .downstream()
+        .required_multi_asset_neighbors(),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
     )

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import pyspark.sql.types as T
-from pandera.pyspark import DataFrameModel
 
-from stedi_assets import contracts as c
 from stedi_assets.transforms import classify as r
+
+if TYPE_CHECKING:
+    from pandera.pyspark import DataFrameModel
 
 
 class Zone(StrEnum):
@@ -30,7 +32,9 @@ class ZoneTable:
     name: str
     entity: str
     zone: Zone
-    model: type[DataFrameModel]
+    # Its pandera model's class name in contracts.py, imported on first use (pandera takes a second to import,
+    # which the light commands, `stedi sql` among them, do not pay).
+    contract: str
     description: str
     # Why the table's asset may leave an input row out: its filter and quarantine reasons (classify.py). A
     # table with a quarantine reason gets a quarantine table; a reason not declared here fails the run.
@@ -61,8 +65,16 @@ class ZoneTable:
         return f"{self.entity}/{self.feed}"
 
     @property
+    def model(self) -> type[DataFrameModel]:
+        from stedi_assets import contracts  # imported on first use: see `contract`
+
+        return getattr(contracts, self.contract)
+
+    @property
     def schema(self) -> T.StructType:
-        return c.spark_schema(self.model)
+        from stedi_assets.contracts import spark_schema  # imported on first use: see `contract`
+
+        return spark_schema(self.model)
 
     @property
     def columns(self) -> list[str]:
@@ -78,18 +90,18 @@ def _quarantine_of(table: ZoneTable) -> ZoneTable:
         name=f"{table.name}_quarantine",
         entity=table.entity,
         zone=Zone.QUARANTINE,
-        model=c.Quarantine,
+        contract="Quarantine",
         description=f"Rows {table.name} rejected, with the reason.",
     )
 
 
-LANDING_REASONS = frozenset({r.BLANK_LINE, r.NOT_JSON, r.MISSING_FIELD, r.WRONG_TYPE, r.INVALID_VALUE})
+LANDING_REASONS = frozenset({r.BLANK_LINE, r.ERASED, r.NOT_JSON, r.MISSING_FIELD, r.WRONG_TYPE, r.INVALID_VALUE})
 
 CUSTOMER_LANDING = ZoneTable(
     "customer_landing",
     "customer",
     Zone.LANDING,
-    c.CustomerLanding,
+    "CustomerLanding",
     "Customer records from the website, as delivered (JSON lines), parsed against the contract.",
     LANDING_REASONS,
 )
@@ -97,7 +109,7 @@ ACCELEROMETER_LANDING = ZoneTable(
     "accelerometer_landing",
     "accelerometer",
     Zone.LANDING,
-    c.AccelerometerLanding,
+    "AccelerometerLanding",
     "Accelerometer readings from the phone app, as delivered (JSON lines), parsed against the contract.",
     LANDING_REASONS,
     aliases={"timeStamp": "timestamp"},
@@ -106,7 +118,7 @@ STEP_TRAINER_LANDING = ZoneTable(
     "step_trainer_landing",
     "step_trainer",
     Zone.LANDING,
-    c.StepTrainerLanding,
+    "StepTrainerLanding",
     "Step-trainer distance readings, as delivered (JSON lines), parsed against the contract.",
     LANDING_REASONS,
 )
@@ -114,7 +126,7 @@ CUSTOMER_TRUSTED = ZoneTable(
     "customer_trusted",
     "customer",
     Zone.TRUSTED,
-    c.CustomerTrusted,
+    "CustomerTrusted",
     "Current state of each customer whose current record consents to research.",
     frozenset({r.DUPLICATE, r.SUPERSEDED, r.SUPERSEDED_BY_QUARANTINED, r.NO_CONSENT, r.FUTURE_CONSENT}),
 )
@@ -122,7 +134,7 @@ ACCELEROMETER_TRUSTED = ZoneTable(
     "accelerometer_trusted",
     "accelerometer",
     Zone.TRUSTED,
-    c.AccelerometerTrusted,
+    "AccelerometerTrusted",
     "Accelerometer readings of customer_trusted customers, deduplicated, within the consent policy.",
     frozenset({r.DUPLICATE, r.UNKNOWN_USER, r.NO_CONSENT, r.BEFORE_CONSENT}),
 )
@@ -130,7 +142,7 @@ CUSTOMER_CURATED = ZoneTable(
     "customer_curated",
     "customer",
     Zone.CURATED,
-    c.CustomerCurated,
+    "CustomerCurated",
     "customer_trusted customers with at least one accelerometer_trusted reading.",
     frozenset({r.NO_ACCELEROMETER_READINGS}),
 )
@@ -138,7 +150,7 @@ STEP_TRAINER_TRUSTED = ZoneTable(
     "step_trainer_trusted",
     "step_trainer",
     Zone.TRUSTED,
-    c.StepTrainerTrusted,
+    "StepTrainerTrusted",
     "Readings of devices owned by exactly one customer, who is in customer_curated; within the consent policy.",
     frozenset(
         {
@@ -156,7 +168,7 @@ MACHINE_LEARNING_CURATED = ZoneTable(
     "machine_learning_curated",
     "machine_learning",
     Zone.CURATED,
-    c.MachineLearningCurated,
+    "MachineLearningCurated",
     "Each step_trainer_trusted reading paired with its owner's accelerometer reading(s) at the same millisecond."
     " No direct identifiers: subject_key is a keyed pseudonym.",
     frozenset({r.NO_ACCELEROMETER_MATCH}),
@@ -168,7 +180,7 @@ CUSTOMER_ERASURE = ZoneTable(
     "customer_erasure",
     "customer",
     Zone.LANDING,
-    c.ErasureTombstone,
+    "ErasureTombstone",
     "Erasure requests, kept only as keyed hashes of the customer and of the devices they held (tombstones), so"
     " that no rebuild or redelivered file brings an erased customer back.",
     pii=False,

@@ -13,7 +13,8 @@ from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 
 from stedi_assets.cli import services
-from stedi_assets.resources.spark import s3a_config
+from stedi_assets.resources.spark_settings import s3a_config
+from stedi_assets.sql_guard import with_guard
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests.lakes import TEST_KEY, generate_lake, materialize_lake
 from stedi_assets_tests.servers import free_port
@@ -64,7 +65,8 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def spark(s3_server: str) -> Iterator[SparkSession]:
     builder = SparkSession.builder.appName("stedi-tests")
-    for key, value in TEST_SPARK_CONF.items():
+    # With the SQL command's read-only guard, as its own sessions and `make up`'s Connect server have it.
+    for key, value in with_guard(TEST_SPARK_CONF).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")

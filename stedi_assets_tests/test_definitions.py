@@ -8,14 +8,21 @@ from stedi_assets.definitions import defs
 from stedi_assets.tables import ALL_TABLES, QUARANTINE_OF
 
 UPSTREAMS = {
-    "customer_landing": set(),
-    "accelerometer_landing": set(),
-    "step_trainer_landing": set(),
-    "customer_trusted": {"customer_landing"},
+    "customer_erasure": set(),
+    "customer_landing": {"customer_erasure"},
+    "accelerometer_landing": {"customer_erasure"},
+    "step_trainer_landing": {"customer_erasure"},
+    "customer_trusted": {"customer_landing", "customer_landing_quarantine"},
     "accelerometer_trusted": {"accelerometer_landing", "customer_landing", "customer_trusted"},
     "customer_curated": {"customer_trusted", "accelerometer_trusted"},
-    "step_trainer_trusted": {"step_trainer_landing", "customer_landing", "customer_curated"},
-    "machine_learning_curated": {"step_trainer_trusted", "accelerometer_trusted", "customer_curated"},
+    "step_trainer_trusted": {"step_trainer_landing", "customer_landing", "customer_trusted", "customer_curated"},
+    "machine_learning_curated": {
+        "step_trainer_trusted",
+        "accelerometer_trusted",
+        "customer_landing",
+        "customer_curated",
+    },
+    "erasure_receipts": set(ALL_TABLES),
 }
 
 
@@ -27,7 +34,7 @@ def test_definitions_load() -> None:
 
 def test_every_registered_table_is_an_asset_in_its_zone_group_with_its_metadata_and_checks() -> None:
     graph = defs().resolve_asset_graph()
-    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == set(ALL_TABLES)
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {*ALL_TABLES, "erasure_receipts"}
     for name, table in ALL_TABLES.items():
         node = graph.get(AssetKey(name))
         assert node.group_name == table.zone.value

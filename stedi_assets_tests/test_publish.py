@@ -32,7 +32,8 @@ def publishing(frame: DataFrame):
 
     @multi_asset(specs=zone_specs(CUSTOMER_TRUSTED), check_specs=zone_check_specs(CUSTOMER_TRUSTED))
     def customer_trusted(context, lake: Lake, spark: Spark):
-        yield from rebuild(context, lake, CUSTOMER_TRUSTED, frame, Inputs(lake, spark.session), frame.count())
+        inputs = Inputs(lake, spark.session)
+        yield from rebuild(context, lake, CUSTOMER_TRUSTED, frame, inputs, frame.count(), changed=True)
 
     @asset(deps=[CUSTOMER_TRUSTED.name])
     def downstream() -> None:

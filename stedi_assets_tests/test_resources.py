@@ -14,7 +14,7 @@ from dagster import DagsterInstance, EnvVar, build_init_resource_context
 from stedi_assets.definitions import defs
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
-from stedi_assets.resources.spark import parse_conf, session_config
+from stedi_assets.resources.spark_settings import parse_conf, session_config
 from stedi_assets.resources.storage import LakeRootError
 from stedi_assets.tables import LANDING_TABLES
 from stedi_assets.transforms.readings import ConsentPolicy

@@ -1,5 +1,5 @@
 """`python -m stedi_assets.cli.sql`: queries by table name on a materialized lake, held to DuckDB over the same
-files; every kind of write refused with the lake left untouched; rendering; the command line in-process."""
+files; rendering; the command line in-process. What it refuses: test_sql_guard.py."""
 
 from __future__ import annotations
 
@@ -10,53 +10,65 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
+from stedi_assets import sql_guard
 from stedi_assets.cli.sample import EXPECTED_FILE
-from stedi_assets.cli.sql import QueryError, main, query, render_text, write_csv, write_json_lines
-from stedi_assets.resources.lake import Lake
-from stedi_assets.resources.spark import spark_resource
-from stedi_assets.settings import Settings
+from stedi_assets.cli.sql import QueryError, main, open_session, query, render_text, write_csv, write_json_lines
+from stedi_assets.resources.delta_lake import DeltaLake
+from stedi_assets.resources.spark_settings import SparkTarget
 from stedi_assets.tables import ALL_TABLES, LANDING_TABLES, Zone
-from stedi_assets_tests.lakes import generate_lake
+from stedi_assets_tests.lakes import duckdb_source, generate_lake
+from stedi_assets_tests.servers import free_port
 
 PARQUET_TABLES = [name for name, table in ALL_TABLES.items() if table.zone is not Zone.LANDING]
 
 
-def lake_at(root: Path) -> Lake:
+def lake_at(root: Path) -> DeltaLake:
     """The lake as the command builds it: its Spark resource finds the test run's session already running."""
-    return Lake(root=str(root), spark=spark_resource(Settings(lake_root=str(root))))
+    return DeltaLake(str(root))
 
 
 @pytest.fixture(scope="module")
-def lake(materialized_lake: Path) -> Lake:
+def lake(materialized_lake: Path) -> DeltaLake:
     return lake_at(materialized_lake)
 
 
 def parquet(root: Path, name: str) -> str:
-    return f"read_parquet('{root}/{ALL_TABLES[name].path}/*.parquet')"
+    """The table's current version for DuckDB: its Delta data files."""
+    return duckdb_source(root, ALL_TABLES[name])
 
 
 def stored_rows(root: Path, name: str) -> int:
     return duckdb.sql(f"select count(*) from {parquet(root, name)}").fetchall()[0][0]
 
 
-def rows_of(lake: Lake, sql: str) -> list[tuple]:
-    return [tuple(row) for row in query(lake, sql).collect()]
+def run_query(lake: DeltaLake, sql: str) -> DataFrame:
+    """A query in a new session of the test run's application, as the command runs each query in its own."""
+    return query(lake, SparkSession.getActiveSession().newSession(), sql)
 
 
-def test_the_lake_uses_the_running_session(lake: Lake, spark: SparkSession) -> None:
-    assert lake.session is spark
+def rows_of(lake: DeltaLake, sql: str) -> list[tuple]:
+    return [tuple(row) for row in run_query(lake, sql).collect()]
 
 
-def test_counts_by_name_equal_the_parquet_files(lake: Lake, materialized_lake: Path) -> None:
+def test_each_query_has_a_guarded_session_of_its_own(lake: DeltaLake, spark: SparkSession) -> None:
+    session = open_session(SparkTarget(), DeltaLake())
+    assert session is not spark and session.sparkContext is spark.sparkContext
+    assert sql_guard.CLASS in spark.conf.get("spark.sql.extensions")
+    query(lake, session, "select 1")
+    assert session.conf.get(sql_guard.ENABLED) == "true"
+    assert spark.conf.get(sql_guard.ENABLED, "false") == "false", "the application's first session stays as it is"
+
+
+def test_counts_by_name_equal_the_parquet_files(lake: DeltaLake, materialized_lake: Path) -> None:
     sql = " union all ".join(f"select '{name}' as name, count(*) as n from {name}" for name in PARQUET_TABLES)
     stored = {name: stored_rows(materialized_lake, name) for name in PARQUET_TABLES}
     assert dict(rows_of(lake, sql)) == stored
     assert all(n > 0 for n in stored.values())
 
 
-def test_landing_tables_by_name_are_the_parsed_accepted_rows(lake: Lake, materialized_lake: Path) -> None:
+def test_landing_tables_by_name_are_the_parsed_accepted_rows(lake: DeltaLake, materialized_lake: Path) -> None:
     expected = json.loads((materialized_lake / EXPECTED_FILE).read_text())["landing_rows"]
     sql = " union all ".join(f"select '{t.name}', count(*) from {t.name}" for t in LANDING_TABLES)
     assert dict(rows_of(lake, sql)) == expected
@@ -66,7 +78,7 @@ def test_landing_tables_by_name_are_the_parsed_accepted_rows(lake: Lake, materia
     assert lineage[0][0] == 1 and lineage[0][1] > 1
 
 
-def test_a_join_across_two_tables(lake: Lake, materialized_lake: Path) -> None:
+def test_a_join_across_two_tables(lake: DeltaLake, materialized_lake: Path) -> None:
     join = "select c.email, count(*) as readings from {a} a join {c} c on a.user = c.email group by c.email"
     by_spark = rows_of(lake, join.format(a="accelerometer_trusted", c="customer_curated") + " order by 1")
     by_duckdb = duckdb.sql(
@@ -79,7 +91,7 @@ def test_a_join_across_two_tables(lake: Lake, materialized_lake: Path) -> None:
     assert len(by_spark) > 1
 
 
-def test_a_cte_keeps_its_order(lake: Lake, materialized_lake: Path) -> None:
+def test_a_cte_keeps_its_order(lake: DeltaLake, materialized_lake: Path) -> None:
     cte = "with per_reason as (select reason, count(*) as n from {q} group by reason) select * from per_reason"
     sql = cte.format(q="accelerometer_landing_quarantine") + " order by n desc, reason;"
     expected = duckdb.sql(
@@ -88,87 +100,25 @@ def test_a_cte_keeps_its_order(lake: Lake, materialized_lake: Path) -> None:
     assert rows_of(lake, sql) == expected.fetchall()
 
 
-def test_values_and_table_forms(lake: Lake, materialized_lake: Path) -> None:
+def test_values_and_table_forms(lake: DeltaLake, materialized_lake: Path) -> None:
     assert rows_of(lake, "values (1, 'a'), (2, 'b')") == [(1, "a"), (2, "b")]
     curated = stored_rows(materialized_lake, "customer_curated")
-    assert query(lake, "TABLE customer_curated").count() == curated
+    assert run_query(lake, "TABLE customer_curated").count() == curated
 
 
-def test_unknown_table_is_named(lake: Lake) -> None:
+def test_unknown_table_is_named(lake: DeltaLake) -> None:
     with pytest.raises(QueryError, match=r"`no_such_table` cannot be found.*--tables"):
-        query(lake, "select * from no_such_table")
+        run_query(lake, "select * from no_such_table")
 
 
-def test_a_table_not_materialized_yet_says_so(lake: Lake, tmp_path: Path) -> None:
+def test_a_table_not_materialized_yet_says_so(lake: DeltaLake, tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
     generate_lake(fresh, customers=5)
     assert rows_of(lake, "select count(*) > 0 from customer_trusted") == [(True,)]
-    # Same session, another lake: the view registered for the first lake must not answer for this one.
     with pytest.raises(QueryError, match=r"table customer_trusted has not been materialized yet .*make run"):
-        query(lake_at(fresh), "select * from customer_trusted")
+        run_query(lake_at(fresh), "select * from customer_trusted")
     landing = json.loads((fresh / EXPECTED_FILE).read_text())["landing_rows"]["step_trainer_landing"]
     assert rows_of(lake_at(fresh), "select count(*) from step_trainer_landing") == [(landing,)]
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file under the root, hidden ones included, with its size and modification time."""
-    return {
-        str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
-        for path in root.rglob("*")
-        if path.is_file()
-    }
-
-
-WRITES = {
-    "insert": ("INSERT INTO customer_trusted SELECT * FROM customer_trusted", "only queries"),
-    "insert_overwrite_directory": (
-        "INSERT OVERWRITE DIRECTORY '{out}' USING parquet SELECT * FROM customer_trusted",
-        "only queries",
-    ),
-    "create_table_as": ("CREATE TABLE copied USING parquet LOCATION '{out}' AS SELECT * FROM customer_trusted", "only"),
-    "create_view": ("CREATE OR REPLACE TEMP VIEW customer_trusted AS SELECT 1 AS x", "only queries"),
-    "drop_view": ("DROP VIEW customer_trusted", "only queries"),
-    "drop_table": ("DROP TABLE IF EXISTS customer_trusted", "only queries"),
-    "truncate": ("TRUNCATE TABLE customer_trusted", "only queries"),
-    "set": ("SET spark.sql.shuffle.partitions=7", "only queries"),
-    "cache": ("CACHE TABLE customer_trusted", "only queries"),
-    "cte_insert": (
-        "WITH t AS (SELECT * FROM customer_trusted) INSERT INTO customer_trusted SELECT * FROM t",
-        "PARSE_SYNTAX_ERROR",
-    ),
-    "from_insert": ("FROM customer_trusted INSERT INTO customer_trusted SELECT *", "PARSE_SYNTAX_ERROR"),
-    "multi_statement": ("select 1; drop view customer_trusted", "one query at a time"),
-    "break_out_of_the_wrapper": (
-        "select 1) AS r; DROP VIEW customer_trusted; SELECT * FROM (select 1",
-        "nothing was run",
-    ),
-    "script": ("BEGIN DROP VIEW customer_trusted; END", "only queries"),
-    "reflect": ("select reflect('java.lang.System', 'setProperty', 'stedi.sql.test', 'x')", "reflect"),
-    "reflect_by_identifier": (
-        "select identifier('java_' || 'method')('java.lang.System', 'setProperty', 'stedi.sql.test', 'x')",
-        "reflect",
-    ),
-}
-
-
-@pytest.mark.parametrize("statement, message", WRITES.values(), ids=WRITES.keys())
-def test_writes_are_refused_and_change_nothing(
-    statement: str, message: str, lake: Lake, materialized_lake: Path, spark: SparkSession, tmp_path: Path
-) -> None:
-    out = tmp_path / "written"
-    before = snapshot(materialized_lake)
-    partitions = spark.conf.get("spark.sql.shuffle.partitions")
-
-    with pytest.raises(QueryError, match=message):
-        query(lake, statement.format(out=out))
-
-    assert snapshot(materialized_lake) == before
-    assert not out.exists()
-    assert spark.conf.get("spark.sql.shuffle.partitions") == partitions
-    assert rows_of(lake, "select count(*) > 0 from customer_trusted") == [(True,)]
-    assert not [t for t in spark.catalog.listTables() if not t.isTemporary], "no catalog table was created"
-    unset = spark.sql("select reflect('java.lang.System', 'getProperty', 'stedi.sql.test')").first()[0]
-    assert unset == "null", "no Java method was called"
 
 
 def test_render_text_aligns_and_counts() -> None:
@@ -278,4 +228,16 @@ def test_cli_with_a_missing_lake_root(
     assert (
         capsys.readouterr().err
         == f"error: lake root {missing} does not exist or is not a directory (STEDI_LAKE_ROOT)\n"
+    )
+
+
+def test_cli_without_a_connect_server(
+    environment: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sc://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("STEDI_SPARK_MASTER", url)
+    assert main(["select 1"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: no Spark Connect server answers at {url} (Connection refused): start one with `make up`,"
+        " or unset STEDI_SPARK_MASTER to run a local Spark\n"
     )

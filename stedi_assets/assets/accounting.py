@@ -10,7 +10,7 @@ was, and the rerun replaces the same quarantine rows), and the asset reports bot
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -25,12 +25,14 @@ from dagster import (
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from stedi_assets.assets.tombstones import Tombstones
 from stedi_assets.checks import contract_result, rule_counts, schema_errors
 from stedi_assets.resources.delta import Snapshot
 from stedi_assets.resources.lake import Lake
-from stedi_assets.tables import ALL_TABLES, QUARANTINE_OF, ZoneTable
+from stedi_assets.tables import ALL_TABLES, CUSTOMER_ERASURE, QUARANTINE_OF, ZoneTable
 from stedi_assets.transforms import classify as r
 from stedi_assets.transforms.classify import kept
+from stedi_assets.transforms.erasure import ERASED
 
 
 class RowsLostError(RuntimeError):
@@ -145,6 +147,7 @@ class Output:
     base: Snapshot | None
     replaced: list[str] | None = None
     commit_metadata: dict[str, object] = field(default_factory=dict)
+    rows_erased: int = 0  # rows of erased customers the previous version held and this one leaves out
 
 
 def publish(
@@ -156,8 +159,15 @@ def publish(
     quarantine_output: Output | None = None,
     metadata: dict[str, object] | None = None,
     checks: Sequence[AssetCheckResult] = (),
+    erasure_version: int = -1,
+    purge: bool = False,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Checks the contract, then commits the quarantine (if any) and the table, reporting both and the checks."""
+    """Checks the contract, then commits the quarantine (if any) and the table, reporting both and the checks.
+
+    After each commit, versions older than the lake's retention are vacuumed; every older version is, when the
+    table's rows were computed against newer erasure tombstones than its previous version (an erasure reaches
+    every readable version), or when `purge` says so (a withdrawal leaving the training table).
+    """
     account = measured.account
     if account.rows_in:
         context.log.info(f"{table.name}: {account}")
@@ -174,31 +184,38 @@ def publish(
             " committed and downstream assets are skipped"
         )
     # The commit records the same facts as plain values (MetadataValue wrappers are Dagster's).
-    common = {**{k: getattr(v, "value", v) for k, v in (metadata or {}).items()}, "run_id": context.run.run_id}
+    common = {
+        **{k: getattr(v, "value", v) for k, v in (metadata or {}).items()},
+        "run_id": context.run.run_id,
+        "erasure_version": erasure_version,
+    }
     if quarantine is not None and quarantine_output is not None:
-        committed = lake.write(
-            quarantine,
-            quarantine_output.frame,
-            quarantine_output.base,
-            quarantine_output.replaced,
-            {**quarantine_output.commit_metadata, **common},
-        )
         rows = sum(account.quarantined.values())
+        committed = _commit(lake, quarantine, quarantine_output, common, erasure_version, purge)
         yield MaterializeResult(
             asset_key=quarantine.name,
-            metadata={
-                **_table_metadata(lake, quarantine, committed),
-                "rows_in": rows,
-                "rows_out": rows,
-                "rows_filtered": 0,
-                "rows_quarantined": 0,
-            },
+            metadata={**committed, "rows_in": rows, "rows_out": rows, "rows_filtered": 0, "rows_quarantined": 0},
         )
-    committed = lake.write(table, output.frame, output.base, output.replaced, {**output.commit_metadata, **common})
-    yield MaterializeResult(
-        asset_key=table.name,
-        metadata={**_table_metadata(lake, table, committed), **account.metadata(), **(metadata or {})},
-    )
+    committed = _commit(lake, table, output, common, erasure_version, purge)
+    yield MaterializeResult(asset_key=table.name, metadata={**committed, **account.metadata(), **(metadata or {})})
+
+
+def _commit(
+    lake: Lake, table: ZoneTable, output: Output, common: dict, erasure_version: int, purge: bool
+) -> dict[str, object]:
+    """Commits one output and vacuums; returns what its materialization says about the table now."""
+    recorded = -1 if output.base is None else int(output.base.metadata.get("stedi.erasure_version", -1))
+    purge = purge or (output.base is not None and recorded != erasure_version)
+    commit_metadata = {**output.commit_metadata, **common, "rows_erased": output.rows_erased}
+    committed = lake.write(table, output.frame, output.base, output.replaced, commit_metadata)
+    vacuumed = lake.vacuum(table, 0 if purge else lake.retention_hours)
+    return {
+        **_table_metadata(lake, table, committed),
+        "rows_erased": output.rows_erased,
+        "files_vacuumed": vacuumed,
+        # After a purge only the new version can be read; otherwise older ones within the retention too.
+        "older_versions_purged": purge,
+    }
 
 
 def unchanged(lake: Lake, table: ZoneTable, why: str) -> Iterator[MaterializeResult | AssetCheckResult]:
@@ -229,11 +246,18 @@ class Inputs:
     started, and the settings that change the result (the consent policy, the pseudonym key's fingerprint)."""
 
     def __init__(
-        self, lake: Lake, session: SparkSession, *tables: ZoneTable, settings: dict[str, str] | None = None
+        self,
+        lake: Lake,
+        session: SparkSession,
+        *tables: ZoneTable,
+        key: bytes,
+        settings: dict[str, str] | None = None,
     ) -> None:
-        self.lake, self.session = lake, session
+        self.lake, self.session, self.key = lake, session, key
         self.snapshots = {table.name: lake.snapshot(table) for table in tables}
         self.settings = settings or {}
+        # Erasure tombstones count as an input: new ones change every table's result.
+        self.tombstones = Tombstones.load(lake, key)
 
     def read(self, table: ZoneTable) -> DataFrame:
         return self.lake.read(self.session, table, self.snapshots[table.name])
@@ -246,8 +270,16 @@ class Inputs:
     def versions(self) -> dict[str, object]:
         return {
             **{name: None if s is None else s.version for name, s in self.snapshots.items()},
+            CUSTOMER_ERASURE.name: self.tombstones.version,
             **{f"setting:{name}": value for name, value in self.settings.items()},
         }
+
+    def erased_rows(self, table: ZoneTable, snapshot: Snapshot | None) -> int:
+        """How many rows of a version belong to customers erased since (counted when they leave the table)."""
+        if snapshot is None or not snapshot.rows:
+            return 0
+        frame = self.lake.read(self.session, table, snapshot)
+        return self.tombstones.mark(self.session, frame, self.key).where(F.col(ERASED)).count()
 
 
 def rebuild(
@@ -260,6 +292,7 @@ def rebuild(
     pairing: bool = False,
     metadata: dict[str, object] | None = None,
     changed: bool = False,
+    purge: Callable[[DataFrame], bool] | None = None,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Replaces a table (and its quarantine) with the kept (and rejected) rows of a classified frame; keeps it as
     it is when it was computed from the same input versions (and `changed` says nothing else changed)."""
@@ -269,16 +302,33 @@ def rebuild(
     if recorded is not None and json.loads(recorded) == inputs.versions and not changed and not lake.rebuild:
         yield from unchanged(lake, table, "its inputs have not changed since its version was computed")
         return
+    quarantine_base = None if quarantine is None else lake.snapshot(quarantine)
+    erasure = inputs.tombstones.version
     with cached(classified) as classified:
         measured = measure(table, classified, rows_in, pairing)
+        rows = kept(classified).select(*table.columns)
+        output = Output(rows, base, rows_erased=_erased_since(inputs, table, base))
         yield from publish(
             context,
             lake,
             table,
             measured,
-            Output(kept(classified).select(*table.columns), base),
+            output,
             None
             if quarantine is None
-            else Output(quarantine_rows(table, classified, context.run.run_id), lake.snapshot(quarantine)),
+            else Output(
+                quarantine_rows(table, classified, context.run.run_id),
+                quarantine_base,
+                rows_erased=_erased_since(inputs, quarantine, quarantine_base),
+            ),
             metadata={"inputs": MetadataValue.json(inputs.versions), **(metadata or {})},
+            erasure_version=erasure,
+            purge=purge(rows) if purge is not None else False,
         )
+
+
+def _erased_since(inputs: Inputs, table: ZoneTable, base: Snapshot | None) -> int:
+    """Rows of erased customers in the version being replaced, when it predates the tombstones in force."""
+    if base is None or int(base.metadata.get("stedi.erasure_version", -1)) == inputs.tombstones.version:
+        return 0
+    return inputs.erased_rows(table, base)

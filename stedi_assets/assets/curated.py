@@ -11,6 +11,7 @@ from dagster import (
     TableColumnLineage,
     multi_asset,
 )
+from pyspark.sql import DataFrame, SparkSession
 
 from stedi_assets.assets.accounting import Inputs, rebuild
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
@@ -29,7 +30,7 @@ from stedi_assets.tables import (
 from stedi_assets.transforms.customers import classify_customer_curated
 from stedi_assets.transforms.identity import IDENTITY_KEY, identities
 from stedi_assets.transforms.machine_learning import classify_machine_learning_curated
-from stedi_assets.transforms.pseudonyms import key_fingerprint, subject_keys, subjects_frame
+from stedi_assets.transforms.pseudonyms import SUBJECT_KEY, key_fingerprint, subject_keys, subjects_frame
 
 Results = Iterator[MaterializeResult | AssetCheckResult]
 
@@ -51,9 +52,9 @@ def column_lineage(sources: dict[str, list[tuple[ZoneTable, str]]]) -> TableColu
     ),
     check_specs=zone_check_specs(CUSTOMER_CURATED),
 )
-def customer_curated(context: AssetExecutionContext, lake: Lake, spark: Spark) -> Results:
+def customer_curated(context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy) -> Results:
     with lake.exclusive(CUSTOMER_CURATED):
-        inputs = Inputs(lake, spark.session, CUSTOMER_TRUSTED, ACCELEROMETER_TRUSTED)
+        inputs = Inputs(lake, spark.session, CUSTOMER_TRUSTED, ACCELEROMETER_TRUSTED, key=privacy.key_bytes)
         classified = classify_customer_curated(inputs.read(CUSTOMER_TRUSTED), inputs.read(ACCELEROMETER_TRUSTED))
         yield from rebuild(context, lake, CUSTOMER_CURATED, classified, inputs, inputs.rows(CUSTOMER_TRUSTED))
 
@@ -92,6 +93,7 @@ def machine_learning_curated(context: AssetExecutionContext, lake: Lake, spark: 
             ACCELEROMETER_TRUSTED,
             CUSTOMER_LANDING,
             CUSTOMER_CURATED,
+            key=privacy.key_bytes,
             settings={"pseudonym_key_fingerprint": fingerprint},
         )
         # Pseudonyms are computed here, in the driver, for the curated subjects, and joined in as data: the key is
@@ -112,4 +114,14 @@ def machine_learning_curated(context: AssetExecutionContext, lake: Lake, spark: 
             inputs.rows(STEP_TRAINER_TRUSTED),
             pairing=True,
             metadata={"pseudonym_key_fingerprint": fingerprint},
+            purge=lambda rows: subjects_left(lake, session, rows),
         )
+
+
+def subjects_left(lake: Lake, session: SparkSession, rows: DataFrame) -> bool:
+    """Whether a subject of the current version is not in the new rows (a withdrawal, or an erasure): then no
+    older version of the research table may stay readable."""
+    if not lake.exists(MACHINE_LEARNING_CURATED):
+        return False
+    before = lake.read(session, MACHINE_LEARNING_CURATED).select(SUBJECT_KEY).distinct()
+    return before.join(rows.select(SUBJECT_KEY).distinct(), SUBJECT_KEY, "left_anti").limit(1).count() > 0

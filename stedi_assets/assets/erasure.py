@@ -10,33 +10,33 @@ literal in a Spark plan.
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
-import pyarrow as pa
-from dagster import AssetCheckResult, AssetExecutionContext, Failure, MaterializeResult, multi_asset
-from pyspark.sql import DataFrame, SparkSession
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
 from pyspark.sql import functions as F
 
 from stedi_assets.assets.accounting import Output, cached, measure, publish, unchanged
-from stedi_assets.assets.specs import table_spec, zone_check_specs
+from stedi_assets.assets.specs import OWNERS, table_spec, zone_check_specs
+from stedi_assets.assets.tombstones import IDENTITY, Tombstones, tombstone_rows
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark import Spark
-from stedi_assets.tables import CUSTOMER_ERASURE, CUSTOMER_LANDING
+from stedi_assets.tables import ALL_TABLES, CUSTOMER_ERASURE, CUSTOMER_LANDING
 from stedi_assets.transforms import classify as r
 from stedi_assets.transforms.customers import device_claims
 from stedi_assets.transforms.erasure import (
-    ERASED_DEVICES_SCHEMA,
     ERASED_IDENTITIES_SCHEMA,
-    ERASED_SUBJECTS_SCHEMA,
     SERIAL,
-    identity_candidates,
-    serial_candidates,
 )
 from stedi_assets.transforms.identity import IDENTITY_KEY, identity_key, identity_of
-from stedi_assets.transforms.pseudonyms import key_fingerprint, subject_keys, tombstone
-
-IDENTITY, DEVICE = "identity", "device"
+from stedi_assets.transforms.pseudonyms import tombstone
 
 
 class RequestError(ValueError):
@@ -69,59 +69,6 @@ def parse_requests(lines: Iterable[tuple[str, int, str]]) -> dict[str, int | Non
     return requests
 
 
-@dataclass(frozen=True)
-class Tombstones:
-    """The tombstones in force: what the table at `version` holds (version -1: none yet)."""
-
-    version: int
-    identities: frozenset[str] = frozenset()
-    devices: dict[str, list[tuple[int | None, int | None]]] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, lake: Lake, key: bytes) -> "Tombstones":
-        """The current tombstones; fails in one line if they were made with another key (they could not match)."""
-        delta = lake.delta(CUSTOMER_ERASURE)
-        table = delta.open()
-        if table is None:
-            return cls(-1)
-        rows = pa.table(table.to_pyarrow_table()).to_pylist()
-        fingerprints = {row["key_fingerprint"] for row in rows}
-        if fingerprints - {key_fingerprint(key)}:
-            raise Failure(
-                "the erasure tombstones were made with another pseudonym key: with this key they match nobody,"
-                " so erased customers would come back; use the key they were made with (STEDI_PSEUDONYM_KEY)"
-            )
-        devices: dict[str, list[tuple[int | None, int | None]]] = {}
-        for row in rows:
-            if row["kind"] == DEVICE:
-                devices.setdefault(row["tombstone"], []).append((row["claimed_from"], row["claimed_until"]))
-        identities = frozenset(row["tombstone"] for row in rows if row["kind"] == IDENTITY)
-        return cls(table.version(), identities, devices)
-
-    def identities_in(self, session: SparkSession, frame: DataFrame, key: bytes) -> DataFrame:
-        """The erased identity keys among those the frame names, as a small frame (hashed here, in the driver)."""
-        if not self.identities:
-            return session.createDataFrame([], ERASED_IDENTITIES_SCHEMA)
-        named = [row[IDENTITY_KEY] for row in identity_candidates(frame).collect()]
-        erased = sorted(i for i in named if tombstone(i, key, IDENTITY) in self.identities)
-        return session.createDataFrame([(i,) for i in erased], ERASED_IDENTITIES_SCHEMA)
-
-    def devices_in(self, session: SparkSession, frame: DataFrame, key: bytes) -> DataFrame:
-        """Serial and holding time of the erased customers' devices among those the frame names."""
-        if not self.devices:
-            return session.createDataFrame([], ERASED_DEVICES_SCHEMA)
-        held = []
-        for row in serial_candidates(frame).collect():
-            for start, end in self.devices.get(tombstone(row[SERIAL], key, DEVICE), []):
-                held.append((row[SERIAL], start, end))
-        return session.createDataFrame(held, ERASED_DEVICES_SCHEMA)
-
-    def subjects_of(self, session: SparkSession, identities: DataFrame, key: bytes) -> DataFrame:
-        """The subject keys (training-table pseudonyms) of erased identities."""
-        keys = subject_keys([row[IDENTITY_KEY] for row in identities.collect()], key)
-        return session.createDataFrame([(k,) for k in sorted(keys.values())], ERASED_SUBJECTS_SCHEMA)
-
-
 def request_lines(lake: Lake) -> tuple[list[str], list[tuple[str, int, str]]]:
     """The request files delivered, and their lines (small files: read in the driver)."""
     files = [f.uri for f in lake.landing_files(CUSTOMER_ERASURE)]
@@ -131,16 +78,6 @@ def request_lines(lake: Lake) -> tuple[list[str], list[tuple[str, int, str]]]:
         for number, text in enumerate(lake.storage.read_bytes(uri).decode("utf-8", "replace").splitlines(), 1)
     ]
     return files, lines
-
-
-def tombstone_rows(
-    requests: dict[str, int | None], claims: list[tuple[str, int | None, int | None]], key: bytes, now: int
-) -> list[tuple]:
-    """The rows to record: one per customer, one per device holding of theirs; values hashed, times kept."""
-    fingerprint = key_fingerprint(key)
-    rows = [(IDENTITY, tombstone(i, key, IDENTITY), None, None, at, now, fingerprint) for i, at in requests.items()]
-    rows += [(DEVICE, tombstone(s, key, DEVICE), start, end, None, now, fingerprint) for s, start, end in claims]
-    return sorted(set(rows))
 
 
 @multi_asset(specs=[table_spec(CUSTOMER_ERASURE)], check_specs=zone_check_specs(CUSTOMER_ERASURE))
@@ -190,3 +127,49 @@ def customer_erasure(
         # The tombstones are committed: the requests (e-mails) go.
         for uri in files:
             lake.storage.delete(uri)
+
+
+RECEIPTS = "customer/erasure_receipts"
+
+
+def receipt(lake: Lake, tombstones_version: int, run_id: str, now: int) -> tuple[dict, list[str]]:
+    """What each table did about the erasures up to `tombstones_version`, from the tables' own commits; and the
+    tables still pending (not yet recomputed against them)."""
+    tables, pending = {}, []
+    for table in ALL_TABLES.values():
+        snapshot = lake.snapshot(table)
+        if snapshot is None or table is CUSTOMER_ERASURE:
+            continue
+        erasure = int(snapshot.metadata.get("stedi.erasure_version", -1))
+        if erasure != tombstones_version:
+            pending.append(table.name)
+        tables[table.name] = {
+            "version": snapshot.version,
+            "rows_erased": int(snapshot.metadata.get("stedi.rows_erased", 0)),
+            # A table recomputed against new tombstones vacuums every older version: only this one is readable.
+            "only_readable_version": snapshot.version,
+        }
+    return {"erasure_version": tombstones_version, "written_at": now, "run_id": run_id, "tables": tables}, pending
+
+
+@asset(
+    deps=[t.name for t in ALL_TABLES.values()],
+    group_name=CUSTOMER_ERASURE.zone.value,
+    kinds={"json"},
+    owners=OWNERS,
+    description=f"An erasure receipt per batch of erasure requests, at `{{root}}/{RECEIPTS}/`: when, and for every"
+    " table its version, the rows it lost and that no older version stays readable. Names no one.",
+)
+def erasure_receipts(context: AssetExecutionContext, lake: Lake, privacy: Privacy) -> MaterializeResult:
+    tombstones = lake.snapshot(CUSTOMER_ERASURE)
+    if tombstones is None or (tombstones.version == 0 and not tombstones.rows):
+        return MaterializeResult(metadata={"receipt": "no erasure yet"})
+    path = f"{lake.uri}/{RECEIPTS}/erasure-{tombstones.version:06d}.json"
+    if lake.storage.stat(path) is not None:
+        return MaterializeResult(metadata={"receipt": path, "written": False})
+    content, pending = receipt(lake, tombstones.version, context.run.run_id, privacy.as_of)
+    if pending:
+        return MaterializeResult(metadata={"receipt": "pending", "tables_pending": MetadataValue.json(pending)})
+    lake.storage.write_bytes(path, (json.dumps(content, indent=2, sort_keys=True) + "\n").encode())
+    rows = {name: entry["rows_erased"] for name, entry in content["tables"].items()}
+    return MaterializeResult(metadata={"receipt": path, "written": True, "rows_erased": MetadataValue.json(rows)})

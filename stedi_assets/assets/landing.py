@@ -1,10 +1,14 @@
 """Landing zone: each feed's new raw files parsed against its contract, merged into the landing table.
 
-A run reads only the files its ledger has not consumed (new, or rewritten since: another fingerprint), and
-removes the rows of files that are gone or rewritten; the table's commit records the new ledger atomically.
-`lake.rebuild` rereads every file and replaces the table.
+A run reads only the files its ledger has not consumed (new, or rewritten since: another fingerprint), probed
+first and fingerprinted again after the read (a file that cannot be read, or changed meanwhile, is one
+quarantine row); it removes the rows of files that are gone or rewritten, and the rows of customers erased
+since the table's last version; and the table's commit records the new ledger atomically. Lines of erased
+customers are blanked in the raw files too (their new fingerprint goes into the ledger, so a blanked file is
+not a new delivery). `lake.rebuild` rereads every file and replaces the table.
 """
 
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -13,89 +17,168 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from stedi_assets.assets.accounting import Output, cached, measure, publish, quarantine_rows, unchanged
+from stedi_assets.assets.landing_files import changed_files, read_batch
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
+from stedi_assets.assets.tombstones import Tombstones
+from stedi_assets.checks import descriptive_result, descriptive_spec
+from stedi_assets.resources.blanking import blank_lines
+from stedi_assets.resources.delta import Snapshot
+from stedi_assets.resources.delta_lake import LEAVING
 from stedi_assets.resources.lake import Lake
-from stedi_assets.resources.ledger import Delivery, arrival_times, compare, consumed, read_ledger, write_ledger
+from stedi_assets.resources.ledger import (
+    Delivery,
+    LedgerEntry,
+    arrival_times,
+    compare,
+    consumed,
+    read_ledger,
+    write_ledger,
+)
+from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark import Spark
-from stedi_assets.tables import LANDING_TABLES, QUARANTINE_OF, ZoneTable
+from stedi_assets.tables import CUSTOMER_ERASURE, LANDING_TABLES, QUARANTINE_OF, ZoneTable
+from stedi_assets.transforms import classify as r
 from stedi_assets.transforms.classify import kept
-from stedi_assets.transforms.landing import parse_landing, split_lines
+from stedi_assets.transforms.erasure import ERASED
+from stedi_assets.transforms.landing import parse_landing, with_file_faults
 
 
-def read_lines(session: SparkSession, lake: Lake, arrivals: dict[str, int]) -> DataFrame:
-    """Every line of the given landing files (URI -> arrival, epoch ms): source_file (as the lake spells it),
-    line_number, arrived_at, raw."""
-    if not arrivals:
-        return session.createDataFrame([], "source_file string, line_number long, arrived_at long, raw string")
-    names = session.createDataFrame(
-        [(spark_name(lake.storage.spark_uri(uri)), uri, arrived) for uri, arrived in arrivals.items()],
-        "spark_name string, lake_name string, arrived_at long",
-    )
-    whole = session.read.text([lake.storage.spark_uri(uri) for uri in arrivals], wholetext=True).select(
-        F.col("_metadata.file_path").alias("path"), F.col("value").alias("content"), F.lit(0).alias("arrived_at")
-    )
-    lines = split_lines(whole).drop("arrived_at")
-    # Spark names files by its own URI (file:/..., s3a://...): back to the lake's spelling.
-    return lines.join(F.broadcast(names), lines.source_file == names.spark_name).select(
-        F.col("lake_name").alias("source_file"), "line_number", "arrived_at", "raw"
-    )
+def parse_batch(session: SparkSession, lake: Lake, table: ZoneTable, arrivals: dict[str, int]) -> DataFrame:
+    """The classified parse of a batch of files (URI -> arrival), faulted files as one quarantine row each.
+
+    Call `.count()` on the (cached) result before anything else reads it: the read happens then, and the
+    files' fingerprints are compared with the listing's right after it.
+    """
+    spelled = {lake.storage.spark_uri(uri): uri for uri in arrivals}
+    lines, faults = read_batch(session, {s: arrivals[uri] for s, uri in spelled.items()}, lake.storage)
+    # Spark reads s3:// lakes as s3a://: lineage names files as the lake spells them.
+    lakewise = lines.withColumn("source_file", F.regexp_replace("source_file", "^s3a://", "s3://"))
+    return parse_landing(lakewise, table), {spelled[s]: fault for s, fault in faults.items()}
 
 
-def spark_name(uri: str) -> str:
-    return uri if "://" in uri else f"file:{uri}"
+def leaving_rows(
+    session: SparkSession,
+    lake: Lake,
+    table: ZoneTable,
+    base: Snapshot | None,
+    gone: list[str],
+    tombstones: Tombstones | None,
+    key: bytes,
+) -> tuple[Output, list[tuple[str, int]]]:
+    """How a table's existing rows change: rows of gone files leave, and (with `tombstones`) rows of erased
+    customers. Returns the output to merge the new rows into, and the erased rows' (file, line)."""
+    if base is None or (not gone and tombstones is None):
+        return Output(lake.read_files(session, table.schema, []), base, None if base is None else []), []
+
+    def leaving(rows: DataFrame) -> DataFrame:
+        marked = rows if tombstones is None else tombstones.mark(session, rows, key)
+        erased = F.col(ERASED) if tombstones is not None else F.lit(False)
+        return marked.withColumn(LEAVING, F.col("source_file").isin(gone) | erased)
+
+    if tombstones is None:
+        survivors, replaced = lake.survivors(session, table, base, leaving)
+        return Output(survivors, base, replaced), []
+    with cached(tombstones.mark(session, lake.read(session, table, base), key)) as marked:
+        erased = [(row.source_file, row.line_number) for row in marked.where(F.col(ERASED)).collect()]
+    survivors, replaced = lake.survivors(session, table, base, leaving)
+    return Output(survivors, base, replaced, rows_erased=len(erased)), erased
 
 
-def merged(
-    lake: Lake, session: SparkSession, table: ZoneTable, base, rows: DataFrame, delivery: Delivery, whole: bool
-) -> Output:
-    """How a batch's rows enter a table keyed by landing file: rows of gone (or rewritten) files leave."""
-    if whole or base is None:
-        return Output(rows, base)
-    survivors, replaced = lake.survivors(session, table, base, "source_file", delivery.gone)
-    return Output(rows.unionByName(survivors), base, replaced)
+def blank_erased_lines(lake: Lake, entries: dict[str, LedgerEntry], lines: list[tuple[str, int]]) -> int:
+    """Blanks the lines in the raw files and records the files' new fingerprints in the ledger entries."""
+    by_file: dict[str, set[int]] = defaultdict(set)
+    for source, number in lines:
+        if number is not None and source in entries:
+            by_file[source].add(number)
+    for uri, numbers in by_file.items():
+        info = blank_lines(lake.storage, uri, numbers)
+        entries[uri] = replace(entries[uri], size=info.size, version=info.version)
+    return sum(len(numbers) for numbers in by_file.values())
+
+
+def land(
+    context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy, table: ZoneTable
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    quarantine = QUARANTINE_OF[table.name]
+    base, quarantine_base = lake.snapshot(table), lake.snapshot(quarantine)
+    delta = lake.delta(table)
+    ledger = read_ledger(delta, base)
+    listed = lake.landing_files(table)
+    delivery = Delivery(new=listed, gone=sorted(ledger)) if lake.rebuild else compare(ledger, listed)
+    key = privacy.key_bytes
+    tombstones = Tombstones.load(lake, key)
+    recorded = -1 if base is None else int(base.metadata.get("stedi.erasure_version", -1))
+    erase_existing = not lake.rebuild and base is not None and recorded != tombstones.version
+    context.log.info(f"{table.name}: {len(delivery.new)} new or rewritten files, {len(delivery.gone)} gone")
+    if delivery.empty and not erase_existing and base is not None and quarantine_base is not None:
+        yield from unchanged(lake, table, "no landing file is new, rewritten or gone, and no new erasure")
+        return
+    session = spark.session
+    arrivals = arrival_times(ledger, delivery.new)
+    parsed, faults = parse_batch(session, lake, table, arrivals)
+    with cached(parsed) as parsed:
+        parsed.count()  # the read: the files' fingerprints are compared with the listing's right after it
+        listing = {f.uri: f.fingerprint for f in delivery.new if f.uri not in faults}
+        faults |= changed_files(listing, lake.storage.fingerprint)
+        batch = tombstones.mark(session, with_file_faults(parsed, table, faults, arrivals), key)
+        # New lines of erased customers (an old file delivered again) are filtered, and blanked below.
+        classified = batch.withColumn(r.REASON, F.when(F.col(ERASED), F.lit(r.ERASED)).otherwise(F.col(r.REASON)))
+        with cached(classified) as classified:
+            measured = measure(table, classified)
+            per_file = {row.source_file: row["count"] for row in classified.groupBy("source_file").count().collect()}
+            erased_new = [(row.source_file, row.line_number) for row in classified.where(F.col(ERASED)).collect()]
+            whole = lake.rebuild or base is None
+            gone = [] if whole else delivery.gone
+            held = tombstones if erase_existing else None
+            table_output, erased_rows = leaving_rows(session, lake, table, None if whole else base, gone, held, key)
+            quarantine_output, erased_quarantine = leaving_rows(
+                session, lake, quarantine, None if whole else quarantine_base, gone, held, key
+            )
+            entries = consumed({} if lake.rebuild else ledger, delivery, arrivals, per_file, set(faults))
+            blanked = blank_erased_lines(lake, entries, erased_new + erased_rows + erased_quarantine)
+            rows = kept(classified).select(*table.columns)
+            rejected = quarantine_rows(table, classified, context.run.run_id)
+            yield from publish(
+                context,
+                lake,
+                table,
+                measured,
+                replace(
+                    table_output,
+                    frame=rows.unionByName(table_output.frame),
+                    base=base,
+                    replaced=None if whole else table_output.replaced,
+                    commit_metadata={"ledger": write_ledger(delta, entries)},
+                ),
+                replace(
+                    quarantine_output,
+                    frame=rejected.unionByName(quarantine_output.frame),
+                    base=quarantine_base,
+                    replaced=None if whole else quarantine_output.replaced,
+                ),
+                metadata={
+                    "files_new": len(delivery.new),
+                    "files_gone": len(delivery.gone),
+                    "files_quarantined": len(faults),
+                    "files_in_ledger": len(entries),
+                    "raw_lines_blanked": blanked,
+                },
+                checks=[descriptive_result(table, classified)],
+                erasure_version=tombstones.version,
+            )
 
 
 def landing_asset(table: ZoneTable) -> AssetsDefinition:
-    quarantine = QUARANTINE_OF[table.name]
-
-    @multi_asset(name=table.name, specs=zone_specs(table), check_specs=zone_check_specs(table))
+    @multi_asset(
+        name=table.name,
+        specs=zone_specs(table, [CUSTOMER_ERASURE]),
+        check_specs=zone_check_specs(table, [descriptive_spec(table)]),
+    )
     def _landing(
-        context: AssetExecutionContext, lake: Lake, spark: Spark
+        context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         with lake.exclusive(table):
-            base, quarantine_base = lake.snapshot(table), lake.snapshot(quarantine)
-            delta = lake.delta(table)
-            ledger = read_ledger(delta, base)
-            listed = lake.landing_files(table)
-            delivery = Delivery(new=listed, gone=sorted(ledger)) if lake.rebuild else compare(ledger, listed)
-            context.log.info(f"{table.name}: {len(delivery.new)} new or rewritten files, {len(delivery.gone)} gone")
-            if delivery.empty and base is not None and quarantine_base is not None:
-                yield from unchanged(lake, table, "no landing file is new, rewritten or gone")
-                return
-            session = spark.session
-            arrivals = arrival_times(ledger, delivery.new)
-            classified = parse_landing(read_lines(session, lake, arrivals), table)
-            whole = lake.rebuild or base is None
-            with cached(classified) as classified:
-                measured = measure(table, classified)
-                lines = {row.source_file: row["count"] for row in classified.groupBy("source_file").count().collect()}
-                entries = consumed({} if lake.rebuild else ledger, delivery, arrivals, lines, quarantined=set())
-                rows = kept(classified).select(*table.columns)
-                rejected = quarantine_rows(table, classified, context.run.run_id)
-                table_output = merged(lake, session, table, base, rows, delivery, whole)
-                yield from publish(
-                    context,
-                    lake,
-                    table,
-                    measured,
-                    replace(table_output, commit_metadata={"ledger": write_ledger(delta, entries)}),
-                    merged(lake, session, quarantine, quarantine_base, rejected, delivery, whole),
-                    metadata={
-                        "files_new": len(delivery.new),
-                        "files_gone": len(delivery.gone),
-                        "files_in_ledger": len(entries),
-                    },
-                )
+            yield from land(context, lake, spark, privacy, table)
 
     return _landing
 

@@ -36,7 +36,7 @@ CUSTOMER_LANDING_QUARANTINE = QUARANTINE_OF[CUSTOMER_LANDING.name]
 )
 def customer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy) -> Results:
     with lake.exclusive(CUSTOMER_TRUSTED):
-        inputs = Inputs(lake, spark.session, CUSTOMER_LANDING, CUSTOMER_LANDING_QUARANTINE)
+        inputs = Inputs(lake, spark.session, CUSTOMER_LANDING, CUSTOMER_LANDING_QUARANTINE, key=privacy.key_bytes)
         landing = inputs.read(CUSTOMER_LANDING)
         classified = classify_customer_trusted(landing, inputs.read(CUSTOMER_LANDING_QUARANTINE), privacy.as_of)
         yield from rebuild(
@@ -71,6 +71,7 @@ def accelerometer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spa
             ACCELEROMETER_LANDING,
             CUSTOMER_LANDING,
             CUSTOMER_TRUSTED,
+            key=privacy.key_bytes,
             settings={"consent_policy": privacy.policy.value},
         )
         classified = classify_accelerometer_trusted(
@@ -97,6 +98,7 @@ def step_trainer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spar
             CUSTOMER_LANDING,
             CUSTOMER_TRUSTED,
             CUSTOMER_CURATED,
+            key=privacy.key_bytes,
             settings={"consent_policy": privacy.policy.value},
         )
         classified = classify_step_trainer_trusted(

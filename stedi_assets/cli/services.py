@@ -37,7 +37,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from ipaddress import ip_address
 from pathlib import Path
 
@@ -45,8 +45,9 @@ import pyspark
 from dagster import DagsterInstance
 
 from stedi_assets.cli.sample import SAMPLE_CUSTOMERS, SAMPLE_LAKE, SAMPLE_SEED, generate
-from stedi_assets.resources.spark import application_config, is_connect, parse_conf
+from stedi_assets.resources.spark_settings import SparkTarget, application_config, is_connect
 from stedi_assets.resources.storage import is_s3
+from stedi_assets.sql_guard import with_guard
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -98,29 +99,6 @@ DAGSTER_ENV_PREFIXES = ("STEDI_", "DAGSTER_")
 
 class ServiceError(RuntimeError):
     """A service did not start, or stopped while starting, or could not be stopped."""
-
-
-@dataclass(frozen=True)
-class SparkTarget:
-    """What a Connect server runs: the master (STEDI_SPARK_MASTER), extra settings (STEDI_SPARK_CONF) and the
-    lake it serves (STEDI_LAKE_ROOT: s3a settings for an s3:// root)."""
-
-    master: str = "local[*]"
-    conf: dict[str, str] = field(default_factory=dict)
-    lake_root: str = ""
-
-    @classmethod
-    def from_env(cls) -> SparkTarget:
-        return cls(
-            master=os.environ.get("STEDI_SPARK_MASTER", "").strip() or "local[*]",
-            conf=parse_conf(os.environ.get("STEDI_SPARK_CONF", "")),
-            lake_root=os.environ.get("STEDI_LAKE_ROOT", "").strip(),
-        )
-
-    @property
-    def ui(self) -> bool:
-        """The Spark UI shows every plan: off unless STEDI_SPARK_CONF turns it on (spark.ui.enabled=true)."""
-        return self.conf.get("spark.ui.enabled", "false").lower() == "true"
 
 
 @dataclass(frozen=True)
@@ -177,6 +155,7 @@ def spark_connect(target: SparkTarget, port: int, environ: Mapping[str, str] | N
     }
     ui_port = int(conf.get("spark.ui.port", SPARK_UI_PORT))
     conf |= {"spark.ui.port": str(ui_port)} if ui else {}
+    conf = with_guard(conf)  # the read-only guard of `stedi sql`: it acts only in sessions that turn it on
     command = [str(SPARK_HOME / "sbin" / "start-connect-server.sh"), "--wait", "--master", target.master]
     for key, value in conf.items():
         command += ["--conf", f"{key}={value}"]

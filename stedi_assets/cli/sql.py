@@ -5,35 +5,42 @@ python -m stedi_assets.cli.sql --format csv "select * from machine_learning_cura
 stedi sql --tables
 
 Every table of the registry is a view under its own name: landing tables parsed from the raw JSON lines as the
-pipeline parses them (accepted rows only), the others read from Parquet with their declared schema. Only
-queries run: the text is wrapped as a subquery before Spark sees it, so any statement (INSERT, CREATE, DROP,
-SET, ...) is a parse error and nothing is executed; a query calling Java methods (reflect) is refused before it
-runs. Only DataFrame and SQL APIs are used, so the same code runs on a local session, a standalone cluster or
-Spark Connect (STEDI_SPARK_MASTER).
+pipeline parses them (accepted rows only), the others read from Parquet with their declared schema.
+
+Only reads run, checked twice:
+- the text is wrapped as a subquery before Spark sees it, so any statement (INSERT, CREATE, DROP, SET, ...) is a
+  parse error, explained in one line;
+- the query runs in a session of its own that the read-only guard (stedi_assets/sql_guard) watches: Spark's
+  analyzer hands it every plan before anything runs, and it refuses any plan that reads something other than
+  the views registered here, or that uses an operator or function not on its allowlist (script transforms,
+  reflect, commands, UDFs, files named by path, catalog tables, ...).
+Only DataFrame and SQL APIs are used, so the same code runs on a local session, a standalone cluster or Spark
+Connect (STEDI_SPARK_MASTER); a Connect server must run the guard (`make up` starts it so), or nothing runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
-import io
 import itertools
 import json
 import logging
 import re
+import socket
 import sys
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any, TextIO
 
-from pyspark.errors import ParseException, PySparkAttributeError, PySparkException
+from pyspark.errors import ParseException, PySparkException
 from pyspark.logger import PySparkLogger
-from pyspark.sql import DataFrame, Row
+from pyspark.sql import DataFrame, Row, SparkSession
 
-from stedi_assets.resources.lake import Lake, LakeRootError
-from stedi_assets.resources.spark import spark_resource
-from stedi_assets.settings import SettingsError, from_env
+from stedi_assets import sql_guard
+from stedi_assets.resources.delta_lake import DeltaLake
+from stedi_assets.resources.spark_settings import SparkSettingError, SparkTarget, is_connect, session_config
+from stedi_assets.resources.storage import LakeRootError
 from stedi_assets.tables import ALL_TABLES
 
 DEFAULT_MAX_ROWS = 100
@@ -41,15 +48,12 @@ QUERY_WORDS = ("SELECT", "WITH", "VALUES", "TABLE", "FROM")
 ONLY_QUERIES = "only queries (SELECT / WITH / VALUES / TABLE) are allowed"
 # The user's text starts on the wrapper's second line, so Spark's line numbers are one too high.
 WRAPPER = "SELECT * FROM (\n{statement}\n) AS result"
-# reflect / java_method / try_reflect call any static Java method (chmod, exit, ...): the one way a query could
-# change something. Checked in the physical plan, where every spelling (aliases, IDENTIFIER(...)) is resolved.
-JAVA_CALL = re.compile(r"\b(?:reflect|java_method|try_reflect)\(", re.IGNORECASE)
 LEADING_NOISE = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/|\()*", re.DOTALL)
 SPARK_POSITION = re.compile(r"(\bline |\(line )(\d+)")
 
 
 class QueryError(ValueError):
-    """A query that cannot run, explained in one line."""
+    """A query that cannot run (or a lake it cannot run on), explained in one line."""
 
 
 def single_statement(sql: str) -> str:
@@ -65,39 +69,42 @@ def named_tables(statement: str) -> set[str]:
     return {word.lower() for word in re.findall(r"\w+", statement)} & ALL_TABLES.keys()
 
 
-def register_views(lake: Lake, names: Iterable[str]) -> None:
-    """A temp view per named table that exists; any other registry view left from an earlier query is dropped,
-    so that a missing table is reported as such instead of being served from another lake."""
-    present = {name for name in names if lake.exists(ALL_TABLES[name])}
+def register_views(lake: DeltaLake, session: SparkSession, names: Iterable[str]) -> list[str]:
+    """A temp view per named table that exists; returns their names. A missing table gets no view, so that Spark
+    reports it as not found (said as "not materialized yet")."""
+    present = sorted(name for name in names if lake.exists(ALL_TABLES[name]))
     for name in present:
-        lake.read(ALL_TABLES[name]).createOrReplaceTempView(name)
-    for name in ALL_TABLES.keys() - present:
-        lake.session.catalog.dropTempView(name)
+        # The current version, with the schema its log records; nothing cached (a Connect server would keep it).
+        lake.read(session, ALL_TABLES[name], as_stored=True).createOrReplaceTempView(name)
+    return present
 
 
-def query(lake: Lake, sql: str) -> DataFrame:
-    """The result of one read-only query over the lake's tables (lazy: rows are computed when fetched)."""
+def query(lake: DeltaLake, session: SparkSession, sql: str) -> DataFrame:
+    """The result of one read-only query over the lake's tables (lazy: rows are computed when fetched).
+
+    `session` must be the query's own: it registers the views, then the guard makes it read-only for good.
+    """
     statement = single_statement(sql)
-    register_views(lake, named_tables(statement))
+    views = register_views(lake, session, named_tables(statement))
+    sql_guard.enable(session, views)
     try:
-        frame = lake.session.sql(WRAPPER.format(statement=statement))
-        plan = io.StringIO()
-        with contextlib.redirect_stdout(plan):
-            frame.explain()
+        frame = session.sql(WRAPPER.format(statement=statement))
+        _ = frame.schema  # analysis, where the guard checks the plan (Spark Connect analyzes lazily)
     except PySparkException as error:
         raise QueryError(describe(error, lake, statement)) from None
-    if JAVA_CALL.search(plan.getvalue()):
-        raise QueryError("reflect / java_method / try_reflect call Java methods, which could change things; not run")
     return frame
 
 
-def describe(error: PySparkException, lake: Lake, statement: str) -> str:
+def describe(error: PySparkException, lake: DeltaLake, statement: str) -> str:
     """One line for an error Spark raised while planning or running a query."""
+    refused = sql_guard.refusal(str(error))
+    if refused is not None:
+        return f"{refused.splitlines()[0].rstrip(';. ')}; nothing was run"
+    match = LEADING_NOISE.match(statement)
+    first_word = re.match(r"\w*", statement[match.end() :]).group().upper()
+    if first_word not in QUERY_WORDS:  # a statement: a syntax error in the wrapper, or read as a table (RESET)
+        return f"{ONLY_QUERIES}, not {first_word or statement[:20]!r}; nothing was run"
     if isinstance(error, ParseException):
-        match = LEADING_NOISE.match(statement)
-        first_word = re.match(r"\w*", statement[match.end() :]).group().upper()
-        if first_word not in QUERY_WORDS:
-            return f"{ONLY_QUERIES}, not {first_word or statement[:20]!r}; nothing was run"
         if error.getMessageParameters().get("error") == "';'":
             return f"one query at a time: {ONLY_QUERIES}, without ';' between statements; nothing was run"
         return f"{first_line(error)}; nothing was run"
@@ -174,7 +181,7 @@ def write_json_lines(columns: Sequence[str], rows: Iterable[Sequence[Any]], out:
         out.write(json.dumps(dict(zip(columns, plain(list(row)), strict=True)), default=str) + "\n")
 
 
-def table_listing(lake: Lake) -> tuple[list[str], list[tuple[str, ...]]]:
+def table_listing(lake: DeltaLake) -> tuple[list[str], list[tuple[str, ...]]]:
     """Every registry table with its zone, location and whether it has been materialized."""
     rows = []
     for name, table in ALL_TABLES.items():
@@ -182,21 +189,18 @@ def table_listing(lake: Lake) -> tuple[list[str], list[tuple[str, ...]]]:
     return ["table", "zone", "location", "exists"], rows
 
 
-def quiet(lake: Lake) -> None:
+def quiet(session: SparkSession) -> None:
     """Errors reach the user as one line each: keep Spark's own logs (and their stack traces) off the console."""
     for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
         PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
-    try:
-        context = lake.session.sparkContext
-    except PySparkAttributeError:  # Spark Connect: the server keeps its logs to itself
-        return
-    context.setLogLevel("OFF")
+    if not is_remote(session):  # a Connect server keeps its logs to itself
+        session.sparkContext.setLogLevel("OFF")
 
 
-def run(args: argparse.Namespace, lake: Lake, out: TextIO) -> None:
-    quiet(lake)
+def run(args: argparse.Namespace, lake: DeltaLake, session: SparkSession, out: TextIO) -> None:
+    quiet(session)
     statement = args.sql if args.sql != "-" else sys.stdin.read()
-    frame = query(lake, statement)
+    frame = query(lake, session, statement)
     max_rows = args.max_rows
     if max_rows is None and args.format == "text":
         max_rows = DEFAULT_MAX_ROWS
@@ -215,17 +219,39 @@ def run(args: argparse.Namespace, lake: Lake, out: TextIO) -> None:
         raise QueryError(describe(error, lake, statement)) from None
 
 
-def open_lake() -> Lake:
-    """The lake of the environment, its root checked before Spark starts, so that a wrong root fails at once."""
-    settings = from_env()
-    lake = Lake(root=settings.lake_root_or_sample, spark=spark_resource(settings))
+def open_lake(target: SparkTarget) -> DeltaLake:
+    """The lake of STEDI_LAKE_ROOT, its root checked before Spark starts, so that a wrong root fails at once."""
+    lake = DeltaLake(target.lake_root)
     try:
         lake.check_root()
     except LakeRootError as error:
-        if not settings.uses_sample_lake:
-            raise
-        raise LakeRootError(f"{error}; without STEDI_LAKE_ROOT it is the sample lake: `make run` builds it") from None
+        raise QueryError(str(error)) from None
     return lake
+
+
+def open_session(target: SparkTarget, lake: DeltaLake) -> SparkSession:
+    """A new session for one query: on the Spark Connect server of STEDI_SPARK_MASTER (which must run the guard), or
+    in a local Spark application started with the guard (the running one, if any: tests). A local application's
+    first session is left as it is, its settings too."""
+    conf = session_config(target.master, target.conf, lake.uri)
+    if is_connect(target.master):
+        reachable(target.master)
+        return SparkSession.builder.remote(conf.pop("spark.remote")).config(map=conf).create()
+    running = SparkSession.getActiveSession()
+    application = running or SparkSession.builder.config(map=sql_guard.with_guard(conf)).getOrCreate()
+    return application.newSession()
+
+
+def reachable(url: str, timeout: float = 3.0) -> None:
+    """Fails at once when nothing listens at a Connect URL (the client would retry for minutes)."""
+    address = urllib.parse.urlparse(url.replace("sc://", "http://", 1))
+    try:
+        socket.create_connection((address.hostname or "localhost", address.port or 15002), timeout=timeout).close()
+    except OSError as error:
+        raise QueryError(
+            f"no Spark Connect server answers at {url} ({error.strerror or error}): start one with `make up`,"
+            " or unset STEDI_SPARK_MASTER to run a local Spark"
+        ) from None
 
 
 def parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -249,16 +275,30 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         arguments.error("give a query, or --tables")
     if args.max_rows is not None and args.max_rows < 1:
         arguments.error("--max-rows must be at least 1")
+    session = None
     try:
-        lake = open_lake()
+        target = SparkTarget.from_env()
+        lake = open_lake(target)
         if args.tables:
             print(render_text(*table_listing(lake), max_rows=len(ALL_TABLES)))
         else:
-            run(args, lake, sys.stdout)
-    except (QueryError, LakeRootError, SettingsError) as error:
+            session = open_session(target, lake)
+            run(args, lake, session, sys.stdout)
+    except (QueryError, SparkSettingError, sql_guard.GuardError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except PySparkException as error:  # Spark itself failed (a lost Connect server, ...): one line too
+        print(f"error: {first_line(error)}", file=sys.stderr)
+        return 1
+    finally:
+        if session is not None and is_remote(session):
+            session.stop()  # releases the session (and its views) on the Connect server
     return 0
+
+
+def is_remote(session: SparkSession) -> bool:
+    """A Spark Connect session (it has no SparkContext: stopping it stops only the session)."""
+    return type(session).__module__.startswith("pyspark.sql.connect")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ class Snapshot:
     files: list[str]
     rows: int
     metadata: dict[str, str] = field(default_factory=dict)
+    schema: pa.Schema | None = None  # as the table's log records it
 
 
 class DeltaLakeTable:
@@ -74,7 +75,8 @@ class DeltaLakeTable:
         history = table.history(1)
         metadata = {k: str(v) for k, v in history[0].items() if k.startswith(METADATA_PREFIX)} if history else {}
         files = [f"{self.uri}/{path}" for path in actions["path"].to_pylist()]
-        return Snapshot(table.version(), sorted(files), int(rows or 0), metadata)
+        schema = pa.schema(table.schema().to_arrow())
+        return Snapshot(table.version(), sorted(files), int(rows or 0), metadata, schema)
 
     def staging_folder(self, write_id: str) -> str:
         """Where a write puts its new files before the commit names them."""

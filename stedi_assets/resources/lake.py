@@ -1,35 +1,15 @@
-"""The lake: where each zone table lives under the root, and how it is read and written (Delta tables)."""
-
-from __future__ import annotations
-
-import fcntl
-import hashlib
-import tempfile
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from functools import cached_property
-from pathlib import Path
+"""The lake as a Dagster resource: its root and run settings, on top of the lake's tables (delta_lake.py)."""
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import to_arrow_schema
-from pyspark.sql.types import StructField, StructType
 
-from stedi_assets.cli.sample import SAMPLE_LAKE
-from stedi_assets.resources.delta import DeltaLakeTable, Snapshot
-from stedi_assets.resources.storage import FileInfo, LakeRootError, Storage, is_s3, storage_for
-from stedi_assets.tables import LANDING_TABLES, ZoneTable
+from stedi_assets.resources.delta_lake import DeltaLake, MissingTableError
+
+__all__ = ["Lake", "MissingTableError"]
 
 
-class MissingTableError(LookupError):
-    """A table that has not been materialized yet."""
-
-
-class Lake(ConfigurableResource):
-    """The zone tables under `root`, a local directory or s3://bucket/prefix: each a Delta table at its path."""
+class Lake(ConfigurableResource, DeltaLake):
+    """The zone tables under `root`, each a Delta table at its path; configured per run."""
 
     root: str = Field(
         default="",
@@ -40,122 +20,16 @@ class Lake(ConfigurableResource):
         default=False,
         description="Reread every landing file and rebuild every table, instead of taking up only new files",
     )
+    retention_hours: int = Field(
+        default=168,
+        description="How long replaced table versions stay readable (time travel, rollback); an erasure removes"
+        " them at once",
+    )
 
     @property
-    def uri(self) -> str:
-        return self.root.strip().rstrip("/") or str(SAMPLE_LAKE)
-
-    @property
-    def is_sample(self) -> bool:
-        return not self.root.strip()
-
-    @cached_property
-    def storage(self) -> Storage:
-        return storage_for(self.uri)
+    def root_setting(self) -> str:
+        return self.root
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self.check_root()
         context.log.info(f"lake {self.uri}")
-
-    def check_root(self) -> None:
-        """Fails at once, in one line naming the path, when the root or a landing folder cannot be read."""
-        try:
-            self.storage.check_root()
-        except LakeRootError as error:
-            if self.is_sample:
-                raise LakeRootError(f"{error}; it is the built-in sample lake: `stedi sample` builds it") from None
-            raise
-        for table in LANDING_TABLES:
-            folder = self.files_location(table)
-            if not self.storage.exists(folder):
-                raise LakeRootError(f"lake root {self.uri} has no landing folder {folder}")
-
-    @contextmanager
-    def exclusive(self, table: ZoneTable) -> Iterator[None]:
-        """Holds the writer's lock of a table (and its quarantine) on this machine while the block runs.
-
-        Two runs on one machine (the sensor's, one from the UI, `stedi run`) then take turns on each table: the
-        second reads what the first committed instead of losing a commit race. The lock is an flock, released by
-        the operating system when its process dies, so a killed run never leaves it held. Writers on other
-        machines are kept apart by Delta's commit conflicts (ConcurrentWriteError) instead.
-        """
-        if is_s3(self.uri):
-            folder = Path(tempfile.gettempdir()) / "stedi-locks" / hashlib.sha256(self.uri.encode()).hexdigest()[:16]
-        else:
-            folder = Path(self.uri) / "_stedi" / "locks"
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / f"{table.name}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
-
-    def location(self, table: ZoneTable) -> str:
-        """The table's folder under the root, spelled as the root is (s3:// stays s3://)."""
-        return f"{self.uri}/{table.path}"
-
-    def files_location(self, table: ZoneTable) -> str:
-        return f"{self.uri}/{table.files_path}"
-
-    def delta(self, table: ZoneTable) -> DeltaLakeTable:
-        return DeltaLakeTable(self.location(table), self.storage)
-
-    def snapshot(self, table: ZoneTable, version: int | None = None) -> Snapshot | None:
-        """The table's current version (or `version`); None before its first commit."""
-        return self.delta(table).snapshot(version)
-
-    def exists(self, table: ZoneTable) -> bool:
-        return self.snapshot(table) is not None
-
-    def landing_files(self, table: ZoneTable) -> list[FileInfo]:
-        """The raw files a feed has delivered (names starting with _ or . are skipped: staging, markers)."""
-        return self.storage.list_files(self.files_location(table))
-
-    def read(self, session: SparkSession, table: ZoneTable, snapshot: Snapshot | None = None) -> DataFrame:
-        """A version of a table (the current one unless given) as a DataFrame with the contract's schema."""
-        snapshot = snapshot or self.snapshot(table)
-        if snapshot is None:
-            raise MissingTableError(f"{table.name} has not been materialized yet (no table at {self.location(table)})")
-        return self.read_files(session, table.schema, snapshot.files)
-
-    def read_files(self, session: SparkSession, schema: StructType, files: list[str]) -> DataFrame:
-        if not files:
-            return session.createDataFrame([], schema)
-        return session.read.schema(schema).parquet(*(self.storage.spark_uri(f) for f in files))
-
-    def survivors(
-        self, session: SparkSession, table: ZoneTable, base: Snapshot, column: str, values: list[str]
-    ) -> tuple[DataFrame, list[str]]:
-        """For rows whose `column` is one of `values` to leave a table: the files holding such rows (to be
-        replaced) and those files' other rows (to be written again)."""
-        if not values:
-            return self.read_files(session, table.schema, []), []
-        leaving = F.col(column).isin(values)
-        found = self.read(session, table, base).where(leaving).select(F.col("_metadata.file_path")).distinct()
-        # Spark names files by its own URI (file:/..., s3a://...): back to the lake's spelling of the same file.
-        marker = f"/{table.path}/"
-        replaced = sorted(f"{self.location(table)}/{row[0].split(marker, 1)[1]}" for row in found.collect())
-        return self.read_files(session, table.schema, replaced).where(~F.coalesce(leaving, F.lit(False))), replaced
-
-    def write(
-        self,
-        table: ZoneTable,
-        frame: DataFrame,
-        base: Snapshot | None,
-        replaced: list[str] | None = None,
-        metadata: dict[str, object] | None = None,
-    ) -> Snapshot:
-        """Commits `frame` as the table's next version after `base` (the version this run read), in one atomic
-        Delta commit: with `replaced`, those files leave the table and the others stay; without, the frame
-        replaces the whole table. Another run's commit since `base` makes this fail (ConcurrentWriteError)."""
-        delta = self.delta(table)
-        write_id = uuid.uuid4().hex
-        staging = delta.staging_folder(write_id)
-        frame.select(*table.columns).write.mode("error").parquet(self.storage.spark_uri(staging))
-        added = self.storage.list_files(staging)
-        schema = to_arrow_schema(StructType([StructField(f.name, f.dataType, True) for f in table.schema.fields]))
-        return delta.commit(
-            schema,
-            added,
-            replaced,
-            None if base is None else base.version,
-            {**(metadata or {}), "write_id": write_id, "table": table.name},
-        )

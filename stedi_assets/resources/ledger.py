@@ -119,6 +119,6 @@ def consumed(
         entry = replace(LedgerEntry.of(info), arrived_at=arrivals[info.uri])
         if info.uri in quarantined:
             entries[info.uri] = replace(entry, status=QUARANTINED)
-        elif info.uri in read:
-            entries[info.uri] = replace(entry, lines=read[info.uri])
+        else:  # read: an empty file has no lines, and is consumed all the same
+            entries[info.uri] = replace(entry, lines=read.get(info.uri, 0))
     return entries

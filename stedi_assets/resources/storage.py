@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
 from functools import cached_property
@@ -55,6 +56,8 @@ class Storage(Protocol):
     def read_bytes(self, uri: str) -> bytes: ...
     def read_tail(self, uri: str, length: int) -> bytes: ...
     def write_bytes(self, uri: str, data: bytes) -> None: ...
+    def replace(self, uri: str, stream: IO[bytes]) -> None: ...
+    def fingerprint(self, uri: str) -> str | None: ...
     def delete(self, uri: str) -> None: ...
     def spark_uri(self, uri: str) -> str: ...
     def delta_options(self) -> dict[str, str]: ...
@@ -108,6 +111,19 @@ class LocalStorage:
         staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
         staged.write_bytes(data)
         os.replace(staged, target)
+
+    def replace(self, uri: str, stream: IO[bytes]) -> None:
+        """Atomic, keeping the file's permissions: written beside it under a hidden name, then renamed over it."""
+        target = Path(uri)
+        staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+        with staged.open("wb") as out:
+            shutil.copyfileobj(stream, out)
+        shutil.copymode(target, staged)
+        os.replace(staged, target)
+
+    def fingerprint(self, uri: str) -> str | None:
+        info = self.stat(uri)
+        return None if info is None else info.fingerprint
 
     def delete(self, uri: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -173,8 +189,19 @@ class S3Storage:
         return self._info(bucket, key, head["ContentLength"], head["LastModified"], head["ETag"])
 
     def open(self, uri: str) -> IO[bytes]:
+        """The object's body, with S3's errors as the OSErrors a local file gives."""
+        from botocore.exceptions import ClientError
+
         bucket, key = split_s3(uri)
-        return self.client.get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"]
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404"):
+                raise FileNotFoundError(uri) from error
+            if code in ("AccessDenied", "403"):
+                raise PermissionError(13, "access denied", uri) from error
+            raise OSError(f"{code}: {error}") from error
 
     def read_bytes(self, uri: str) -> bytes:
         with contextlib.closing(self.open(uri)) as body:
@@ -189,6 +216,15 @@ class S3Storage:
         """Atomic by S3's own rule: an object appears whole or not at all."""
         bucket, key = split_s3(uri)
         self.client.put_object(Bucket=bucket, Key=key, Body=data)
+
+    def replace(self, uri: str, stream: IO[bytes]) -> None:
+        """One PUT: readers see the old object or the new one."""
+        bucket, key = split_s3(uri)
+        self.client.upload_fileobj(stream, bucket, key)
+
+    def fingerprint(self, uri: str) -> str | None:
+        info = self.stat(uri)
+        return None if info is None else info.fingerprint
 
     def delete(self, uri: str) -> None:
         bucket, key = split_s3(uri)

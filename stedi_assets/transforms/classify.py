@@ -12,6 +12,8 @@ DETAIL = "detail"
 
 # Filter reasons: the row is dropped on purpose and counted. Quarantine reasons: it is kept aside for review.
 DUPLICATE = "duplicate"
+# The line is an erased customer's (an old file delivered again): dropped, and blanked in the raw file.
+ERASED = "erased"
 BLANK_LINE = "blank_line"
 SUPERSEDED = "superseded"
 # The customer's newest record was quarantined at landing: the older records lose to it, and the customer does not

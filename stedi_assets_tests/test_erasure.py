@@ -1,0 +1,205 @@
+"""Erasure reaches every copy: a request removes the customer from every table, every readable version, the raw
+landing files and the Dagster instance; neither a rebuild nor an old file delivered again brings them back."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+from pathlib import Path
+
+import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from dagster import AssetKey, DagsterInstance
+from deltalake import DeltaTable
+from pyspark.sql import SparkSession
+
+from stedi_assets.assets.erasure import RequestError, parse_requests
+from stedi_assets.resources.storage import storage_for
+from stedi_assets.tables import ALL_TABLES, CUSTOMER_ERASURE, CUSTOMER_LANDING
+from stedi_assets.transforms.erasure import ERASED, mark_erased
+from stedi_assets.transforms.readings import ConsentPolicy
+from stedi_assets_tests.builders import BOB, SERIAL_1, SERIAL_2, T0
+from stedi_assets_tests.lakes import generate_lake, materialize_lake, table_frame, table_location, upload
+
+
+def test_requests_are_read_as_identity_keys_and_a_bad_line_names_only_its_place() -> None:
+    lines = [
+        ("r.json", 1, '\ufeff{"email": " Alice@Example.com\u00a0", "requestedAt": 5}'),
+        ("r.json", 2, ""),
+        ("r.json", 3, '{"email": "alice@example.com", "requestedAt": 3}'),
+        ("s.json", 1, '{"email": "bob@example.com"}'),
+    ]
+    assert parse_requests(lines) == {"alice@example.com": 3, "bob@example.com": None}
+    for bad in ('{"mail": "carol@example.com"}', "carol@example.com", '{"email": ""}', '{"email": "c@x", "requestedAt": "x"}'):
+        with pytest.raises(RequestError) as error:
+            parse_requests([("t.json", 7, bad)])
+        assert "t.json line 7" in str(error.value) and "carol" not in str(error.value)
+
+
+def test_rows_of_erased_customers_are_marked_wherever_they_name_them(spark: SparkSession) -> None:
+    identities = spark.createDataFrame([("alice@example.com",)], "identity_key string")
+    devices = spark.createDataFrame([(SERIAL_1, T0, T0 + 1000)], "serialNumber string, claimed_from long, claimed_until long")
+    customers = spark.createDataFrame([(" ALICE@example.com",), (BOB,)], "email string")
+    assert _marks(mark_erased(customers, identities, devices), "email") == {" ALICE@example.com": True, BOB: False}
+    readings = spark.createDataFrame(
+        [(SERIAL_1, T0), (SERIAL_1, T0 + 1000), (SERIAL_2, T0)], "serialNumber string, sensorReadingTime long"
+    )
+    marked = {(r.serialNumber, r.sensorReadingTime): r[ERASED] for r in mark_erased(readings, identities, devices).collect()}
+    assert marked == {(SERIAL_1, T0): True, (SERIAL_1, T0 + 1000): False, (SERIAL_2, T0): False}
+    lines = spark.createDataFrame(
+        [
+            ("f", 1, '{"email": "Alice@Example.com", "phone": "12'),  # cut off: not JSON, still hers
+            ("f", 2, f'{{"serialNumber": "{SERIAL_1}", "sensorReadingTime": "soon"}}'),  # time unreadable: erased
+            ("f", 3, f'{{"serialNumber": "{SERIAL_1}", "sensorReadingTime": {T0 + 5000}}}'),  # after she held it
+            ("f", 4, '{"email": "bob@example.com"}'),
+        ],
+        "source_file string, line_number long, raw string",
+    )
+    assert _marks(mark_erased(lines, identities, devices), "line_number") == {1: True, 2: True, 3: False, 4: False}
+
+
+def _marks(frame, key: str) -> dict:
+    return {row[key]: row[ERASED] for row in frame.collect()}
+
+
+def strings_in(path: Path) -> bytes:
+    """Everything a file holds, as text a search can see: Parquet columns decoded, gzip and JSON as they are."""
+    data = path.read_bytes()
+    if data[:4] == b"PAR1":
+        table = pq.read_table(path)
+        return "\n".join(str(v) for column in table.columns for v in column.to_pylist()).encode()
+    if data[:2] == b"\x1f\x8b":
+        return gzip.decompress(data)
+    return data
+
+
+def where_it_appears(root: Path, needles: list[str]) -> list[str]:
+    found = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        text = strings_in(path).lower()
+        found += [f"{path}: {needle}" for needle in needles if needle.lower().encode() in text]
+    return found
+
+
+def readable_versions_holding(root: Path | str, needles: list[str]) -> list[str]:
+    """Every version of every table that can still be read and holds one of the values."""
+    found = []
+    for table in ALL_TABLES.values():
+        location = table_location(root, table)
+        options = storage_for(location).delta_options()
+        if not DeltaTable.is_deltatable(location, storage_options=options):
+            continue
+        for version in range(DeltaTable(location, storage_options=options).version() + 1):
+            try:
+                frame = DeltaTable(location, version=version, storage_options=options).to_pyarrow_table()
+            except Exception:
+                continue
+            text = "\n".join(str(v) for column in frame.columns for v in column.to_pylist()).lower()
+            found += [f"{table.name}@{version}: {n}" for n in needles if n.lower() in text]
+    return found
+
+
+def a_curated_customer_with_readings(root: Path) -> tuple[str, str]:
+    """The e-mail and device of a customer whose rows are in every table, training table included."""
+    curated = table_frame(root, ALL_TABLES["customer_curated"])
+    steps = set(table_frame(root, ALL_TABLES["step_trainer_trusted"])["serialNumber"])
+    row = curated[curated["serialNumber"].isin(steps)].sort_values("email").iloc[0]
+    return row["email"], row["serialNumber"]
+
+
+@pytest.fixture(scope="module")
+def erased(spark: SparkSession, tmp_path_factory) -> dict:
+    """A lake materialized, then an erasure request for one customer (in another spelling) and a second run."""
+    work = tmp_path_factory.mktemp("erasure")
+    lake = work / "lake"
+    generate_lake(lake, customers=15)
+    instance = DagsterInstance.ephemeral()
+    assert materialize_lake(lake, ConsentPolicy.SINCE, instance).success
+    email, serial = a_curated_customer_with_readings(lake)
+    subject = table_frame(lake, ALL_TABLES["machine_learning_curated"])["subject_key"]
+    kept_aside = work / "original-customer-files"  # the raw files as first delivered, to deliver again later
+    shutil.copytree(lake / CUSTOMER_LANDING.files_path, kept_aside)
+    requests = lake / CUSTOMER_ERASURE.files_path
+    requests.mkdir(parents=True)
+    (requests / "request-1.json").write_text(json.dumps({"email": f"  {email.upper()} ", "requestedAt": T0}) + "\n")
+    result = materialize_lake(lake, ConsentPolicy.SINCE, instance)
+    assert result.success
+    return {
+        "lake": lake,
+        "email": email,
+        "serial": serial,
+        "subjects": set(subject),
+        "instance": instance,
+        "result": result,
+        "kept_aside": kept_aside,
+    }
+
+
+def test_the_customer_is_in_no_table_and_no_file_of_the_lake(erased) -> None:
+    assert where_it_appears(erased["lake"], [erased["email"]]) == []
+    assert not (erased["lake"] / CUSTOMER_ERASURE.files_path / "request-1.json").exists()
+
+
+def test_no_readable_version_of_any_table_holds_the_customer(erased) -> None:
+    assert readable_versions_holding(erased["lake"], [erased["email"], erased["serial"]]) == []
+
+
+def test_the_run_says_how_many_rows_each_table_lost_without_naming_anyone(erased) -> None:
+    metadata = {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.step_materialization_data.materialization.metadata.items()}
+        for e in erased["result"].get_asset_materialization_events()
+    }
+    assert metadata["customer_erasure"]["customers_newly_erased"] == 1
+    erased_rows = {name: meta.get("rows_erased", 0) for name, meta in metadata.items()}
+    assert erased_rows["customer_landing"] >= 1 and erased_rows["machine_learning_curated"] >= 1
+    assert erased_rows["step_trainer_landing"] >= 1
+    logs = "\n".join(str(entry) for entry in erased["instance"].all_logs(erased["result"].run_id)).lower()
+    assert erased["email"].lower() not in logs
+
+
+def test_a_receipt_tells_an_auditor_what_was_removed(erased) -> None:
+    receipts = sorted((erased["lake"] / "customer" / "erasure_receipts").glob("*.json"))
+    assert receipts
+    receipt = json.loads(receipts[-1].read_text())
+    assert receipt["tables"]["customer_landing"]["rows_erased"] >= 1
+    assert all("version" in entry for entry in receipt["tables"].values())
+    assert erased["email"].lower() not in receipts[-1].read_text().lower()
+
+
+def test_neither_a_rebuild_nor_an_old_file_delivered_again_brings_the_customer_back(erased) -> None:
+    lake, instance = erased["lake"], erased["instance"]
+    assert materialize_lake(lake, ConsentPolicy.SINCE, instance, rebuild=True).success
+    redelivered = lake / CUSTOMER_LANDING.files_path / "redelivered"
+    shutil.copytree(erased["kept_aside"], redelivered)
+    assert materialize_lake(lake, ConsentPolicy.SINCE, instance).success
+    assert where_it_appears(lake, [erased["email"]]) == []
+    subjects = set(table_frame(lake, ALL_TABLES["machine_learning_curated"])["subject_key"])
+    assert subjects and subjects < erased["subjects"]
+
+
+def test_erasure_on_s3(spark: SparkSession, s3_server: str, tmp_path: Path) -> None:
+    local = tmp_path / "lake"
+    generate_lake(local, customers=12)
+    bucket = f"erasure-{os.urandom(4).hex()}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    upload(local, bucket, "lake")
+    root = f"s3://{bucket}/lake"
+    with DagsterInstance.ephemeral() as instance:
+        assert materialize_lake(root, ConsentPolicy.SINCE, instance).success
+        email = table_frame(root, ALL_TABLES["customer_curated"]).sort_values("email").iloc[0]["email"]
+        client = boto3.client("s3")
+        client.put_object(Bucket=bucket, Key=f"lake/{CUSTOMER_ERASURE.files_path}/r.json", Body=json.dumps({"email": email}).encode())
+        assert materialize_lake(root, ConsentPolicy.SINCE, instance).success
+    download = tmp_path / "downloaded"
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="lake/"):
+        for item in page.get("Contents", []):
+            target = download / item["Key"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, item["Key"], str(target))
+    assert where_it_appears(download, [email]) == []
+    assert readable_versions_holding(root, [email]) == []
+    assert AssetKey("customer_erasure") is not None and pa is not None
