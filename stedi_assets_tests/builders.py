@@ -14,6 +14,7 @@ from stedi_assets.transforms.classify import DETAIL, REASON, kept
 Record = dict[str, Any]
 
 SOURCE_FILE = "s3://stedi/landing/part-0000.json"
+ARRIVED_AT = 1_655_600_000_000  # when SOURCE_FILE arrived, epoch ms
 T0 = 1_655_564_444_000  # 2022-06-18T15:00:44Z in epoch ms: inside the contract's plausible range
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
@@ -29,7 +30,7 @@ def customer(**fields: Any) -> Record:
     return {
         "customerName": "Test Customer",
         "email": ALICE,
-        "phone": "555-0100",
+        "phone": "8015550100",
         "birthDay": "1990-01-01",
         "serialNumber": SERIAL_1,
         "registrationDate": T0,
@@ -52,11 +53,13 @@ def step_reading(**fields: Any) -> Record:
 
 
 def frame(spark: SparkSession, schema: StructType, records: Sequence[Record]) -> DataFrame:
-    """The records as a frame of `schema`. In a landing schema, record n is line n of SOURCE_FILE unless it says."""
+    """The records as a frame of `schema`. In a landing schema, record n is line n of SOURCE_FILE (arrived at
+    ARRIVED_AT) unless it says."""
     names = schema.fieldNames()
     rows = []
     for line_number, record in enumerate(records, start=1):
-        row = {"source_file": SOURCE_FILE, "line_number": line_number, **record} if "source_file" in names else record
+        lineage = {"source_file": SOURCE_FILE, "line_number": line_number, "arrived_at": ARRIVED_AT}
+        row = {**lineage, **record} if "source_file" in names else record
         if set(row) != set(names):
             raise ValueError(f"record fields {sorted(row)} are not the schema's {names}")
         rows.append(tuple(row[name] for name in names))
