@@ -13,11 +13,13 @@ import sys
 from pyspark.sql import DataFrame, SparkSession
 
 from stedi_assets import tables as t
+from stedi_assets.assets.landing_files import LocalFiles, probe_files, read_lines
 from stedi_assets.resources.spark import spark_config
+from stedi_assets.resources.storage import list_files
 from stedi_assets.settings import DEVELOPMENT_PSEUDONYM_KEY, from_env
 from stedi_assets.transforms.classify import kept
 from stedi_assets.transforms.customers import classify_customer_curated, classify_customer_trusted, current_customers
-from stedi_assets.transforms.landing import parse_landing, split_lines
+from stedi_assets.transforms.landing import parse_landing
 from stedi_assets.transforms.machine_learning import classify_machine_learning_curated
 from stedi_assets.transforms.readings import (
     ConsentPolicy,
@@ -33,8 +35,10 @@ def main(lake: str, out: str, policy: ConsentPolicy) -> None:
     spark = builder.getOrCreate()
 
     def landing(table: t.ZoneTable) -> DataFrame:
-        files = spark.read.text(f"{lake}/{table.path}", wholetext=True, recursiveFileLookup=True)
-        lines = split_lines(files.selectExpr("_metadata.file_path as path", "value as content"))
+        # A local lake; files Spark could not read are skipped (the assets quarantine them).
+        listed = list_files(f"{lake}/{table.path}")
+        unreadable = probe_files(listed, LocalFiles().open)
+        lines = read_lines(spark, {uri: 0 for uri in listed if uri not in unreadable})
         return kept(parse_landing(lines, table)).select(*table.columns).cache()
 
     def save(table: t.ZoneTable, classified: DataFrame) -> DataFrame:

@@ -92,6 +92,7 @@ def settle(
             RAW,
             "source_file",
             "line_number",
+            "arrived_at",
             r.REASON,
             r.DETAIL,
             F.lit(table.name).alias("rejected_by"),

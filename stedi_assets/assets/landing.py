@@ -8,13 +8,12 @@ from stedi_assets.assets.accounting import settle
 from stedi_assets.assets.specs import zone_outs
 from stedi_assets.resources.lake import Lake
 from stedi_assets.tables import LANDING_TABLES, ZoneTable
-from stedi_assets.transforms.landing import parse_landing
 
 
 def landing_asset(table: ZoneTable) -> AssetsDefinition:
     @multi_asset(name=table.name, outs=zone_outs(table))
     def _landing(context: AssetExecutionContext, lake: Lake) -> Iterator[Output]:
-        yield from settle(context, lake, table, parse_landing(lake.read_lines(table), table))
+        yield from settle(context, lake, table, lake.parse_landing_files(table))
 
     return _landing
 
