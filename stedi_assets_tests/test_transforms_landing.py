@@ -106,8 +106,12 @@ def test_parse_rejects_a_json_value_that_is_not_an_object(spark: SparkSession, r
     [
         json.dumps(accelerometer()) + json.dumps(accelerometer(user="bob@example.com")),
         json.dumps(accelerometer()) + " x",
+        json.dumps(accelerometer()) + "]",
+        json.dumps(accelerometer()) + "] x",
+        json.dumps(accelerometer()) + "}",
+        json.dumps(accelerometer()) + " } x",
     ],
-    ids=["two-records-on-one-line", "trailing-garbage"],
+    ids=["two-records-on-one-line", "trailing-garbage", "bracket", "bracket-garbage", "brace", "brace-garbage"],
 )
 def test_parse_rejects_content_after_the_json_object(spark: SparkSession, raw: str) -> None:
     # Keeping the first object would silently drop the second record of a line that lost its newline.

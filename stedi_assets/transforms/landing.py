@@ -15,8 +15,9 @@ A line is one JSON object. What makes a line a row, in order (the first rule tha
   detail `column:check`).
 - A **descriptive** column never rejects the row. Where it fails, the rule's name (`column:wrong_type`,
   `column:check`, `column:not_nullable`) is listed in the row's `descriptive_failures`, and the value is kept
-  as delivered: a string column keeps the JSON text of a non-string value (`42` stays "42"), and a number
-  column holds null where the value is not a number of its type (text in a long column).
+  as delivered: a string column keeps the JSON text of a non-string value (`42` stays "42"; numbers as Spark
+  writes them, 1e300 as "1.0E300"), and a number column holds null where the value is not a number of its
+  type (text in a long column).
 
 Keys that name no column are ignored. A UTF-8 byte-order mark at the start of a line is dropped (a file's
 first line; concatenated files can carry one later too); `raw` keeps the line as delivered.
@@ -91,14 +92,18 @@ def _objects(lines: DataFrame, table: ZoneTable) -> DataFrame:
     and _duplicate (the first repeated key, named as its column or as delivered)."""
     text = F.regexp_replace(RAW, f"^{BOM}", "")
     # Parsed as the only element of an array, so that anything after the object (a second record, garbage)
-    # makes the line invalid instead of being ignored by the JSON reader.
+    # makes the line invalid instead of being ignored by the JSON reader (see `whole` for the one way around it).
     as_array = F.from_json(
         F.concat(F.lit("["), F.col("_text"), F.lit("]")),
         T.ArrayType(T.MapType(T.StringType(), T.VariantType())),
         JSON_OPTIONS,
     )
+    # Spark's JSON reader stops at the end of the first value and ignores the rest: "[" + "{..}] x" + "]"
+    # reads as one object. Read inside an object instead, the same line fails ({"v":{..}] x}), and a line that
+    # closes that object early ("{..}} x") fails the array: a line passing both is exactly one value.
+    whole = F.json_object_keys(F.concat(F.lit('{"v":'), F.col("_text"), F.lit("}"))).isNotNull()
     staged = lines.select(*LINEAGE_COLUMNS, RAW, text.alias("_text")).withColumn("_array", as_array)
-    staged = staged.withColumn("_obj", F.when(F.size("_array") == 1, F.col("_array")[0]))
+    staged = staged.withColumn("_obj", F.when((F.size("_array") == 1) & whole, F.col("_array")[0]))
     # from_json keeps every occurrence of a repeated key in the map (whatever spark.sql.mapKeyDedupPolicy
     # says), so map_keys shows duplicates; the map is rebuilt with unique keys before any lookup.
     staged = staged.withColumn("_keys", F.map_keys("_obj")).withColumn(
@@ -153,7 +158,7 @@ def parse_landing(lines: DataFrame, table: ZoneTable) -> DataFrame:
     checks = column_rules(table.model)
     values: dict[str, Column] = {}
     rules: list = [
-        (F.col("_text").rlike(r"^[ \t]*$"), r.BLANK_LINE, None),
+        (F.col("_text").rlike(r"^[ \t]*\z"), r.BLANK_LINE, None),
         (F.col(_FIELDS).isNull(), r.NOT_JSON, None),
         (F.col("_duplicate").isNotNull(), r.DUPLICATE_KEY, F.col("_duplicate")),
     ]
