@@ -21,6 +21,7 @@ from stedi_assets.assets.landing_files import (
     changed_files,
     probe_file,
     probe_files,
+    read_batch,
     read_lines,
 )
 from stedi_assets.resources.storage import list_files
@@ -174,6 +175,28 @@ def test_a_file_gone_during_the_read_does_not_fail_it(spark: SparkSession, tmp_p
     os.remove(goes)
     assert rows(lines) == [(stays, 1, 1, "a")]
     assert set(changed_files(listed, LocalFiles().fingerprint)) == {goes}
+
+
+def test_a_batch_reads_what_it_can_and_names_the_rest(spark: SparkSession, tmp_path: Path) -> None:
+    good = write(tmp_path / "a.json", "a\n")
+    packed = write(tmp_path / "b.json.gz", gzip.compress(b"b\n"))
+    cut = write(tmp_path / "c.json.gz", truncated_gzip(b"c\n" * 1000))
+    gone = str(tmp_path / "gone.json")
+
+    class VanishesAfterTheProbe(LocalFiles):
+        def open(self, uri: str):
+            stream = super().open(uri)
+            if uri == good:
+                os.remove(good)  # gone before Spark lists the folder
+            return stream
+
+    lines, faults = read_batch(spark, {good: 1, packed: 2, cut: 3, gone: 4}, VanishesAfterTheProbe())
+    assert rows(lines) == [(packed, 1, 2, "b")]
+    assert {uri: fault.reason for uri, fault in faults.items()} == {
+        good: "unreadable_file",
+        cut: "corrupt_file",
+        gone: "unreadable_file",
+    }
 
 
 def test_a_hidden_file_is_refused_rather_than_silently_skipped(spark: SparkSession, tmp_path: Path) -> None:

@@ -231,6 +231,26 @@ def probe_files(uris: Iterable[str], open_file: Callable[[str], BinaryIO]) -> di
     return {uri: fault for uri in uris if (fault := probe_file(uri, open_file)) is not None}
 
 
+def read_batch(
+    session: SparkSession, files: Mapping[str, int], access: FileAccess
+) -> tuple[DataFrame, dict[str, FileFault]]:
+    """Probes a batch (URI -> arrival ms), then reads the files that passed: (lines, faults by URI).
+
+    A file that vanishes between the probe and Spark's listing is a fault too. After an action has read the
+    lines, add `changed_files(listing's fingerprints, access.fingerprint)` to the faults, and give them to
+    `with_file_faults` with the parse.
+    """
+    faults = probe_files(files, access.open)
+    while True:
+        readable = {uri: arrival for uri, arrival in files.items() if uri not in faults}
+        try:
+            return read_lines(session, readable), faults
+        except FilesNotListedError as gone:  # each round quarantines at least one more file: it ends
+            faults |= {
+                uri: FileFault(r.UNREADABLE_FILE, "not found: it vanished after it was listed") for uri in gone.uris
+            }
+
+
 def changed_files(listed: Mapping[str, str], fingerprint: Callable[[str], str | None]) -> dict[str, FileFault]:
     """The files whose fingerprint now differs from the one taken at listing: call after the read."""
     faults = {}

@@ -9,8 +9,7 @@ from dagster_pyspark import LazyPySparkResource
 from pydantic import PrivateAttr
 from pyspark.sql import DataFrame, SparkSession
 
-from stedi_assets.assets.landing_files import FileAccess, LocalFiles, S3Files, changed_files, probe_files
-from stedi_assets.assets.landing_files import read_lines as read_landing_lines
+from stedi_assets.assets.landing_files import FileAccess, LocalFiles, S3Files, changed_files, read_batch
 from stedi_assets.cli.sample import ensure_sample_lake
 from stedi_assets.resources.storage import folder_exists, is_s3, list_files, s3_client, spark_uri, split_s3
 from stedi_assets.tables import LANDING_TABLES, Zone, ZoneTable
@@ -115,11 +114,10 @@ class Lake(ConfigurableResource):
             for uri, fingerprint in list_files(self.location(table), self._s3_client()).items()
         }
         arrivals = {uri: self._arrival_ms(uri, fingerprint) for uri, fingerprint in listed.items()}
-        faults = probe_files(listed, access.open)
-        readable = {uri: arrivals[uri] for uri in listed if uri not in faults}
-        parsed = self.cache(parse_landing(read_landing_lines(self.session, readable), table))
+        lines, faults = read_batch(self.session, arrivals, access)
+        parsed = self.cache(parse_landing(lines, table))
         parsed.count()  # the read, before the files are fingerprinted again
-        faults |= changed_files({uri: listed[uri] for uri in readable}, access.fingerprint)
+        faults |= changed_files({uri: listed[uri] for uri in listed if uri not in faults}, access.fingerprint)
         return with_file_faults(parsed, table, faults, arrivals)
 
     def read(self, table: ZoneTable) -> DataFrame:
