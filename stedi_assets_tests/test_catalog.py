@@ -28,6 +28,7 @@ from stedi_assets.cli.catalog import (
     register,
 )
 from stedi_assets.tables import ALL_TABLES, CUSTOMER_TRUSTED, Zone, ZoneTable
+from stedi_assets.transforms.landing import LINEAGE_COLUMNS
 
 S3_ROOT = "s3://stedi-lake/prefix"
 LANDING = [name for name, table in ALL_TABLES.items() if table.zone is Zone.LANDING]
@@ -68,7 +69,7 @@ def test_ddl_declares_every_contract_column_with_its_type_and_comment(name: str)
     # The contracts use only types whose Spark SQL name is also their Athena name (bigint, int, double, string).
     declared = [(f.name, f.dataType.simpleString(), docs[f.name]) for f in table.schema.fields]
     if table.zone is Zone.LANDING:  # the parser's lineage columns are not in the JSON lines
-        declared = [column for column in declared if column[0] not in ("source_file", "line_number")]
+        declared = [column for column in declared if column[0] not in LINEAGE_COLUMNS]
 
     assert ddl_columns(ddl) == declared
     assert f"CREATE EXTERNAL TABLE IF NOT EXISTS `stedi`.`{name}` (" in ddl
