@@ -24,8 +24,13 @@ from stedi_assets.assets.landing_files import (
     read_batch,
     read_lines,
 )
+from stedi_assets.checks import descriptive_failures
+from stedi_assets.cli.sample import FEEDS
 from stedi_assets.resources.storage import list_files
-from stedi_assets.transforms.landing import LINES_SCHEMA
+from stedi_assets.tables import LANDING_TABLES
+from stedi_assets.transforms.classify import QUARANTINE_REASONS
+from stedi_assets.transforms.landing import LINES_SCHEMA, parse_landing, with_file_faults
+from stedi_assets_tests.exports import generate_exported_lake
 
 BUCKET = "stedi-landing-files"
 
@@ -223,6 +228,29 @@ def test_an_s3_file_is_read_and_named_as_given(spark: SparkSession, s3_server: s
     listed = list_files(f"s3://{BUCKET}/feed", client)
     assert s3.fingerprint(f"s3://{BUCKET}/feed/a b+c.json") == listed[f"s3://{BUCKET}/feed/a b+c.json"]
     assert s3.fingerprint(f"s3a://{BUCKET}/feed/gone.json") is None
+
+
+def test_a_generated_lake_lands_as_its_report_says(spark: SparkSession, tmp_path: Path) -> None:
+    """Listing, probe, read, parse and file faults over the generator's lake (BOM, CRLF, gzip, broken files,
+    key spellings, descriptive defects): kept and quarantined rows and descriptive failures are its figures."""
+    report = generate_exported_lake(tmp_path, customers=30)
+    for feed, table in zip(FEEDS, LANDING_TABLES, strict=True):
+        listed = list_files(str(tmp_path / table.path))
+        arrivals = dict.fromkeys(listed, 0)
+        lines, faults = read_batch(spark, arrivals, LocalFiles())
+        parsed = parse_landing(lines, table).cache()
+        by_reason = {row.reason: row["count"] for row in parsed.groupBy("reason").count().collect()}
+        faults |= changed_files({uri: listed[uri] for uri in listed if uri not in faults}, LocalFiles().fingerprint)
+        landed = with_file_faults(parsed, table, faults, arrivals)
+        quarantined = landed.where(landed.reason.isin(*QUARANTINE_REASONS)).count()
+        found = descriptive_failures(table, parsed)
+        parsed.unpersist()
+        assert by_reason.get(None, 0) == report["landing_rows"][table.name], feed
+        assert quarantined == report["quarantined_rows"][f"{table.name}_quarantine"], feed
+        assert len(faults) == report["quarantined_files"][f"{table.name}_quarantine"], feed
+        expected = report["descriptive_failures"][table.name]
+        assert expected or feed != "customer"
+        assert {rule: f["rows"] for rule, f in found.items() if f["rows"]} == expected, feed
 
 
 # ------------------------------------------------------------------------------------------- probing

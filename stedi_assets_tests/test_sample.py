@@ -6,32 +6,20 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from stedi_assets.cli.sample import EXPECTED_FILE, FEEDS, generate, main
+from stedi_assets.cli.sample import EXPECTED_FILE, FEEDS, main
 from stedi_assets_tests import reference
-from stedi_assets_tests.lakes import DEFECTIVE, generate_lake
-
-# The graph tests' defect rates, with the export defects frequent enough that a small lake has every kind.
-EXPORTED = replace(
-    DEFECTIVE,
-    bad_birth_day=0.15,
-    odd_phone=0.15,
-    empty_name=0.1,
-    numeric_name=0.1,
-    bad_public_date=0.1,
-    case_variant_key=0.05,
-    duplicate_key=0.02,
-)
+from stedi_assets_tests.exports import generate_exported_lake
+from stedi_assets_tests.lakes import generate_lake
 
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("sample")
-    return root, generate(root, customers=60, seed=5, readings=12, files=3, rates=EXPORTED)
+    return root, generate_exported_lake(root)
 
 
 def _files(root: Path) -> dict[str, bytes]:
