@@ -21,6 +21,13 @@ setup(
     ],
     entry_points={"console_scripts": ["stedi = stedi_assets.cli:main"]},
     extras_require={
-        "dev": ["pytest==9.2.0", "ruff==0.17.6", "duckdb==2.0.1", "moto[server]==5.2.5", "playwright==1.65.2"],
+        "dev": [
+            "pytest==9.2.0",
+            "ruff==0.17.6",
+            "duckdb==2.0.1",
+            "moto[server]==5.2.5",
+            "playwright==1.65.2",
+            "hypothesis==6.170.15",
+        ],
     },
 )

@@ -5,6 +5,10 @@ each and say which checks fail but not on how many rows, so the model's nullabil
 uniqueness are evaluated as row predicates instead, counted in the asset's one aggregation (accounting.py).
 A failing check on a trusted or curated table is blocking: the asset commits nothing (readers keep the last
 good version) and everything downstream is skipped.
+
+Only REQUIRED columns' rules count there. A DESCRIPTIVE column (a name, a phone number) is carried as delivered
+when it fails its rule: `descriptive_failures` counts those rules on a landing parse for the `descriptive`
+check, a warning that blocks nothing and names rows by file and line, never by value.
 """
 
 import operator
@@ -17,8 +21,10 @@ from pandera.pyspark import DataFrameModel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from stedi_assets.contracts import column_rules, unique_columns
+from stedi_assets.contracts import DESCRIPTIVE, REQUIRED, column_rules, severity, unique_columns
 from stedi_assets.tables import Zone, ZoneTable
+from stedi_assets.transforms.classify import REASON
+from stedi_assets.transforms.landing import DESCRIPTIVE_FAILURES, descriptive_rules
 
 BLOCKING_ZONES = (Zone.TRUSTED, Zone.CURATED)
 
@@ -43,14 +49,15 @@ def schema_errors(model: type[DataFrameModel], frame: DataFrame) -> list[dict[st
 
 
 def failure_predicates(model: type[DataFrameModel], present: set[str]) -> dict[str, Column]:
-    """For each nullability and value rule of the model on a present column: a predicate true where a row fails.
+    """For each REQUIRED nullability and value rule of the model on a present column: a predicate true where a
+    row fails. Descriptive columns are carried as delivered: their rules are `descriptive_failures`' business.
 
     Columns missing from the frame are left to `schema_errors`.
     """
-    rules = column_rules(model)
+    rules = column_rules(model, only=REQUIRED)
     failures: dict[str, Column] = {}
     for name, column in model.to_schema().columns.items():
-        if name not in present:
+        if name not in present or severity(model, name) == DESCRIPTIVE:
             continue
         if not column.nullable:
             failures[f"{name}:not_nullable"] = F.col(name).isNull()
@@ -76,12 +83,73 @@ def rule_counts(model: type[DataFrameModel], present: set[str], scope: Column | 
 
 
 def failing_rows(model: type[DataFrameModel], frame: DataFrame) -> dict[str, int]:
-    """Rows failing each nullability, value and uniqueness rule of the model, zeros included, in one pass."""
+    """Rows failing each REQUIRED nullability, value and uniqueness rule of the model, zeros included, in one
+    pass."""
     counts = rule_counts(model, set(frame.columns))
     if not counts:
         return {}
     row = frame.agg(*(value.alias(key) for key, value in counts.items())).first().asDict()
     return {key: int(value or 0) for key, value in row.items()}
+
+
+def descriptive_failures(table: ZoneTable, parsed: DataFrame) -> dict[str, dict]:
+    """For a landing table's parse (`parse_landing`'s output, with lineage), the kept rows failing each
+    descriptive rule, zeros included, with up to three of them as examples, in one aggregation:
+    {rule: {"rows": n, "examples": [{"source_file": uri, "line_number": n}, ...]}}.
+
+    Examples are located by file and line only, never by value: check metadata lands in Dagster's event
+    log, which no erasure reaches. They are the rule's first and last rows (by file, line) and one picked
+    by hash in between, so reruns show the same ones.
+    """
+    rules = descriptive_rules(table)
+    if not rules:
+        return {}
+    kept = parsed.where(F.col(REASON).isNull())
+    where = F.struct(F.col("source_file"), F.col("line_number"))
+    spread = F.struct(F.xxhash64("source_file", "line_number").alias("h"), F.col("source_file"), F.col("line_number"))
+    columns = []
+    for i, rule in enumerate(rules):
+        fails = F.array_contains(F.col(DESCRIPTIVE_FAILURES), rule)
+        columns += [
+            F.sum(F.when(fails, 1).otherwise(0)).alias(f"rows{i}"),
+            F.min(F.when(fails, where)).alias(f"first{i}"),
+            F.min(F.when(fails, spread)).alias(f"spread{i}"),
+            F.max(F.when(fails, where)).alias(f"last{i}"),
+        ]
+    found = kept.agg(*columns).first()
+    report = {}
+    for i, rule in enumerate(rules):
+        places = [found[f"first{i}"], found[f"spread{i}"], found[f"last{i}"]]
+        examples = sorted({(p["source_file"], p["line_number"]) for p in places if p is not None})
+        report[rule] = {
+            "rows": int(found[f"rows{i}"] or 0),
+            "examples": [{"source_file": file, "line_number": line} for file, line in examples],
+        }
+    return report
+
+
+def descriptive_spec(table: ZoneTable) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        "descriptive",
+        asset=table.name,
+        blocking=False,
+        description=f"Descriptive fields of {table.name} that fail their rule (kept as delivered): a warning",
+    )
+
+
+def descriptive_result(table: ZoneTable, parsed: DataFrame) -> AssetCheckResult:
+    report = descriptive_failures(table, parsed)
+    failing = {rule: found["rows"] for rule, found in report.items() if found["rows"]}
+    return AssetCheckResult(
+        asset_key=table.name,
+        check_name="descriptive",
+        passed=not failing,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "failing_rows_by_rule": MetadataValue.json({rule: found["rows"] for rule, found in report.items()}),
+            "examples": MetadataValue.json({rule: found["examples"] for rule, found in report.items()}),
+        },
+    )
 
 
 def is_blocking(table: ZoneTable) -> bool:

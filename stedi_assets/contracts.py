@@ -1,11 +1,23 @@
 """Pandera contracts: one pandera.pyspark DataFrameModel per zone table.
 
-Each model is the single declaration of its table's columns: types, nullability, value checks, uniqueness
-and column docs. The Spark schema (`spark_schema`), the landing parser's value rules (`column_rules`), the
-asset checks and the docs are all derived from these classes.
+Each model is the single declaration of its table's columns: types, nullability, value checks, uniqueness,
+column docs and each column's severity. The Spark schema (`spark_schema`), the landing parser's value rules
+(`column_rules`), the asset checks and the docs are all derived from these classes.
+
+Severity. A column is **required** unless declared with `descriptive(...)`. A required column is needed to
+place the row (identity, times, device serial, research consent, the readings): a landing row whose required
+field is missing, of the wrong type or invalid is quarantined, and the blocking contract checks hold every
+table to it. A **descriptive** column is carried as delivered and used by no rule of the pipeline (names,
+phone, birth date, the public/friends sharing dates): when it fails its rule the row is kept, the failure is
+counted by a non-blocking warning check, and the value stays as delivered, or null where the column's type
+cannot hold it (text in a long column). The severity lives in the column's pandera metadata
+(`{"severity": "descriptive"}`), and its checks are declared `raise_warning=True`, so that pandera itself
+would only warn about them too.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pyspark.sql.types as T
 from pandera.pyspark import DataFrameModel, Field
@@ -22,15 +34,33 @@ ACCELERATION_LIMIT = 1000.0
 SURROUNDING_SPACE = r"[\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200D\u2028\u2029\u202F\u205F\u2060\u3000\uFEFF]"
 EMAIL_PATTERN = rf"^{SURROUNDING_SPACE}*[^@\s]+@[^@\s]+{SURROUNDING_SPACE}*$"
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+# YYYY-MM-DD with a month 01-12 and a day 01-31 (the day is not checked against the month's length).
+DATE_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
+# Digits only, optionally after a +: 7 to 15 of them (E.164 allows at most 15).
+PHONE_PATTERN = r"^\+?\d{7,15}$"
+# At least one character that is not white space.
+NAME_PATTERN = r"^\s*\S"
 HEX64_PATTERN = r"^[0-9a-f]{64}$"
 
+SEVERITY = "severity"
+REQUIRED = "required"
+DESCRIPTIVE = "descriptive"
 
-def epoch_ms(description: str, nullable: bool = False) -> object:
+
+def descriptive(description: str, **checks: Any) -> Any:
+    """A descriptive column: nullable, its checks only warn, and the severity is in the column's metadata."""
+    return Field(nullable=True, raise_warning=True, metadata={SEVERITY: DESCRIPTIVE}, description=description, **checks)
+
+
+def epoch_ms(description: str, nullable: bool = False) -> Any:
     return Field(ge=EPOCH_MS_MIN, le=EPOCH_MS_MAX, nullable=nullable, description=description)
 
 
-def acceleration(axis: str) -> object:
+def descriptive_epoch_ms(description: str) -> Any:
+    return descriptive(description, ge=EPOCH_MS_MIN, le=EPOCH_MS_MAX)
+
+
+def acceleration(axis: str) -> Any:
     # Spark orders NaN above every number, so the upper bound also rejects NaN and infinities.
     return Field(ge=-ACCELERATION_LIMIT, le=ACCELERATION_LIMIT, description=f"Acceleration along {axis}")
 
@@ -38,16 +68,18 @@ def acceleration(axis: str) -> object:
 class CustomerRecord(DataFrameModel):
     """A customer record as the website exports it."""
 
-    customerName: T.StringType = Field(description="Full name (direct identifier)")
+    customerName: T.StringType = descriptive("Full name (direct identifier)", str_matches=NAME_PATTERN)
     email: T.StringType = Field(str_matches=EMAIL_PATTERN, description="The customer's identity (direct identifier)")
-    phone: T.StringType = Field(nullable=True, description="Phone number (direct identifier)")
-    birthDay: T.StringType = Field(nullable=True, str_matches=DATE_PATTERN, description="Birth date, YYYY-MM-DD")
+    phone: T.StringType = descriptive(
+        "Phone number, digits with an optional + (direct identifier)", str_matches=PHONE_PATTERN
+    )
+    birthDay: T.StringType = descriptive("Birth date, YYYY-MM-DD", str_matches=DATE_PATTERN)
     serialNumber: T.StringType = Field(str_matches=UUID_PATTERN, description="UUID of the customer's step trainer")
     registrationDate: T.LongType = epoch_ms("Registration time, epoch ms")
     lastUpdateDate: T.LongType = epoch_ms("Time of this version of the record, epoch ms")
     shareWithResearchAsOfDate: T.LongType = epoch_ms("Research consent given at, epoch ms; null: none", True)
-    shareWithPublicAsOfDate: T.LongType = epoch_ms("Public sharing consent given at, epoch ms", True)
-    shareWithFriendsAsOfDate: T.LongType = epoch_ms("Friends sharing consent given at, epoch ms", True)
+    shareWithPublicAsOfDate: T.LongType = descriptive_epoch_ms("Public sharing consent given at, epoch ms")
+    shareWithFriendsAsOfDate: T.LongType = descriptive_epoch_ms("Friends sharing consent given at, epoch ms")
 
     class Config:
         strict = True
@@ -77,14 +109,18 @@ class StepTrainerReading(DataFrameModel):
         strict = True
 
 
+LINE_NUMBER_DOC = (
+    "1-based number of the line in the file as delivered (after decompression); lines end at LF, CRLF or a lone CR"
+)
+ARRIVED_AT_DOC = "When the landing file arrived (its modification time), epoch ms"
+
+
 class Lineage(DataFrameModel):
     """Where a landing row came from."""
 
     source_file: T.StringType = Field(description="URI of the landing file")
-    line_number: T.LongType = Field(ge=1, description="1-based line number in that file")
-    arrived_at: T.LongType = Field(
-        description="When the file arrived (its modification time when first consumed), epoch ms"
-    )
+    line_number: T.LongType = Field(ge=1, description=LINE_NUMBER_DOC)
+    arrived_at: T.LongType = Field(ge=0, description=ARRIVED_AT_DOC)
 
 
 class CustomerLanding(Lineage, CustomerRecord):
@@ -145,14 +181,19 @@ class MachineLearningCurated(DataFrameModel):
 class Quarantine(DataFrameModel):
     """A rejected row, with why and where it came from."""
 
-    raw: T.StringType = Field(nullable=True, description="The landing line as delivered (re-serialised after landing)")
-    source_file: T.StringType = Field(description="URI of the landing file")
-    line_number: T.LongType = Field(ge=1, description="1-based line number in that file")
-    arrived_at: T.LongType = Field(
-        description="When the file arrived (its modification time when first consumed), epoch ms"
+    raw: T.StringType = Field(
+        nullable=True,
+        description="The landing line as delivered (re-serialised after landing; null for a rejected file)",
     )
-    reason: T.StringType = Field(description="Why it was rejected, e.g. not_json, wrong_type")
-    detail: T.StringType = Field(nullable=True, description="The offending field, where there is one")
+    source_file: T.StringType = Field(description="URI of the landing file")
+    line_number: T.LongType = Field(
+        ge=1, nullable=True, description=LINE_NUMBER_DOC + "; null when the whole file was rejected"
+    )
+    arrived_at: T.LongType = Field(ge=0, description=ARRIVED_AT_DOC)
+    reason: T.StringType = Field(description="Why it was rejected, e.g. not_json, wrong_type, corrupt_file")
+    detail: T.StringType = Field(
+        nullable=True, description="The offending field or key; for a file, what is wrong with it"
+    )
     rejected_by: T.StringType = Field(description="The asset that rejected it")
     run_id: T.StringType = Field(description="The Dagster run that rejected it")
 
@@ -166,8 +207,26 @@ def spark_schema(model: type[DataFrameModel]) -> T.StructType:
     return T.StructType([T.StructField(name, col.dtype.type, col.nullable) for name, col in schema.columns.items()])
 
 
+def severity(model: type[DataFrameModel], column: str) -> str:
+    """REQUIRED or DESCRIPTIVE, as the column is declared."""
+    metadata = model.to_schema().columns[column].metadata or {}
+    return metadata.get(SEVERITY, REQUIRED)
+
+
+def descriptive_columns(model: type[DataFrameModel]) -> list[str]:
+    return [name for name in model.to_schema().columns if severity(model, name) == DESCRIPTIVE]
+
+
+DESCRIPTIVE_DOC = "Descriptive: kept as delivered when it fails its rule (a warning, not a rejection)."
+
+
 def column_docs(model: type[DataFrameModel]) -> dict[str, str]:
-    return {name: col.description or "" for name, col in model.to_schema().columns.items()}
+    """Each column's description; a descriptive column's says so."""
+    docs = {}
+    for name, col in model.to_schema().columns.items():
+        text = col.description or ""
+        docs[name] = f"{text}. {DESCRIPTIVE_DOC}" if severity(model, name) == DESCRIPTIVE else text
+    return docs
 
 
 def unique_columns(model: type[DataFrameModel]) -> list[str]:
@@ -185,13 +244,16 @@ def _check_predicate(column: Column, name: str, stats: dict) -> Column:
     raise NotImplementedError(f"pandera check {name!r} has no Spark predicate yet; add it here")
 
 
-def column_rules(model: type[DataFrameModel]) -> dict[str, list[tuple[str, Column]]]:
-    """For each column, its value checks as (check name, predicate true where the row passes).
+def column_rules(model: type[DataFrameModel], only: str | None = None) -> dict[str, list[tuple[str, Column]]]:
+    """For each column (of severity `only`, when given), its value checks as (check name, predicate true where
+    the row passes).
 
     Nulls pass value checks here: nullability is a rule of its own.
     """
     rules: dict[str, list[tuple[str, Column]]] = {}
     for name, col in model.to_schema().columns.items():
+        if only is not None and severity(model, name) != only:
+            continue
         rules[name] = [
             (f"{check.name}", F.col(name).isNull() | _check_predicate(F.col(name), check.name, check.statistics))
             for check in col.checks

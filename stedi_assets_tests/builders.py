@@ -32,7 +32,7 @@ def customer(**fields: Any) -> Record:
     return {
         "customerName": "Test Customer",
         "email": ALICE,
-        "phone": "555-0100",
+        "phone": "8015550100",
         "birthDay": "1990-01-01",
         "serialNumber": SERIAL_1,
         "registrationDate": T0,

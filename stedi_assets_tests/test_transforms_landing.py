@@ -1,4 +1,4 @@
-"""split_lines and parse_landing: one row per line, each defect named by its reason and detail."""
+"""parse_landing: one row per line, each defect named by its reason and detail; descriptive fields never reject."""
 
 from __future__ import annotations
 
@@ -7,11 +7,18 @@ from collections.abc import Sequence
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.testing import assertDataFrameEqual
 
 from stedi_assets.tables import ACCELEROMETER_LANDING, CUSTOMER_LANDING, STEP_TRAINER_LANDING, ZoneTable
-from stedi_assets.transforms.landing import parse_landing, split_lines
+from stedi_assets.transforms.landing import (
+    DESCRIPTIVE_FAILURES,
+    LINES_SCHEMA,
+    FileFault,
+    parse_landing,
+    with_file_faults,
+)
 from stedi_assets_tests.builders import (
+    ALICE,
+    ARRIVED,
     SOURCE_FILE,
     T0,
     Record,
@@ -22,49 +29,27 @@ from stedi_assets_tests.builders import (
     step_reading,
 )
 
-LINES_SCHEMA = "source_file string, line_number long, raw string"
-
-
-def lines_of(spark: SparkSession, files: Sequence[tuple[str, str]]) -> DataFrame:
-    return split_lines(spark.createDataFrame(list(files), "path string, content string"))
-
 
 def parse(spark: SparkSession, table: ZoneTable, raws: Sequence[str]) -> DataFrame:
     """parse_landing of `raws` as lines 1.. of SOURCE_FILE."""
-    lines = spark.createDataFrame([(SOURCE_FILE, n, raw) for n, raw in enumerate(raws, start=1)], LINES_SCHEMA)
-    return parse_landing(lines, table)
+    rows = [(SOURCE_FILE, n, ARRIVED, raw) for n, raw in enumerate(raws, start=1)]
+    return parse_landing(spark.createDataFrame(rows, LINES_SCHEMA), table)
 
 
 def without(record: Record, *names: str) -> Record:
     return {name: value for name, value in record.items() if name not in names}
 
 
-def test_split_lines_numbers_each_files_lines_from_1(spark: SparkSession) -> None:
-    actual = lines_of(spark, [("a.json", "one\ntwo\nthree"), ("b.json", "only\n")])
-    expected = spark.createDataFrame(
-        [("a.json", 1, "one"), ("a.json", 2, "two"), ("a.json", 3, "three"), ("b.json", 1, "only")], LINES_SCHEMA
-    )
-    assertDataFrameEqual(actual, expected, checkRowOrder=False)
+XYZ = (("x", 1.0), ("y", 2.0), ("z", 3.0))
 
 
-def test_split_lines_strips_crlf_line_endings(spark: SparkSession) -> None:
-    actual = lines_of(spark, [("a.json", "one\r\ntwo\r\n")])
-    expected = spark.createDataFrame([("a.json", 1, "one"), ("a.json", 2, "two")], LINES_SCHEMA)
-    assertDataFrameEqual(actual, expected, checkRowOrder=False)
+def object_text(*pairs: tuple[str, object]) -> str:
+    """A JSON object of these key/value pairs in order, repeated keys included (json.dumps cannot write one)."""
+    return "{" + ",".join(f"{json.dumps(key)}:{json.dumps(value)}" for key, value in pairs) + "}"
 
 
-def test_split_lines_keeps_a_blank_line_inside_a_file(spark: SparkSession) -> None:
-    actual = lines_of(spark, [("a.json", "one\n\nthree\n")])
-    expected = spark.createDataFrame([("a.json", 1, "one"), ("a.json", 2, ""), ("a.json", 3, "three")], LINES_SCHEMA)
-    assertDataFrameEqual(actual, expected, checkRowOrder=False)
-
-
-@pytest.mark.parametrize("content", ["one\n\n", "one\r\n\r\n"], ids=["lf", "crlf"])
-def test_split_lines_keeps_a_blank_line_at_the_end_of_a_file(spark: SparkSession, content: str) -> None:
-    # Only the final newline ends the last line; the blank line before it is a line like any other.
-    actual = lines_of(spark, [("a.json", content)])
-    expected = spark.createDataFrame([("a.json", 1, "one"), ("a.json", 2, "")], LINES_SCHEMA)
-    assertDataFrameEqual(actual, expected, checkRowOrder=False)
+def descriptive_failures(parsed: DataFrame) -> list[tuple[int, list[str]]]:
+    return sorted((row.line_number, sorted(row[DESCRIPTIVE_FAILURES])) for row in parsed.collect())
 
 
 def test_parse_keeps_a_valid_line_with_its_lineage(spark: SparkSession) -> None:
@@ -80,7 +65,14 @@ def test_parse_accepts_the_timeStamp_spelling_for_accelerometer(spark: SparkSess
 
 
 def test_parse_allows_nullable_customer_fields_to_be_absent(spark: SparkSession) -> None:
-    nullable = ["phone", "birthDay", "shareWithResearchAsOfDate", "shareWithPublicAsOfDate", "shareWithFriendsAsOfDate"]
+    nullable = [
+        "customerName",
+        "phone",
+        "birthDay",
+        "shareWithResearchAsOfDate",
+        "shareWithPublicAsOfDate",
+        "shareWithFriendsAsOfDate",
+    ]
     parsed = parse(spark, CUSTOMER_LANDING, [json.dumps(without(customer(), *nullable))])
     assert_kept(parsed, CUSTOMER_LANDING.schema, [customer(**dict.fromkeys(nullable))])
 
@@ -114,8 +106,12 @@ def test_parse_rejects_a_json_value_that_is_not_an_object(spark: SparkSession, r
     [
         json.dumps(accelerometer()) + json.dumps(accelerometer(user="bob@example.com")),
         json.dumps(accelerometer()) + " x",
+        json.dumps(accelerometer()) + "]",
+        json.dumps(accelerometer()) + "] x",
+        json.dumps(accelerometer()) + "}",
+        json.dumps(accelerometer()) + " } x",
     ],
-    ids=["two-records-on-one-line", "trailing-garbage"],
+    ids=["two-records-on-one-line", "trailing-garbage", "bracket", "bracket-garbage", "brace", "brace-garbage"],
 )
 def test_parse_rejects_content_after_the_json_object(spark: SparkSession, raw: str) -> None:
     # Keeping the first object would silently drop the second record of a line that lost its newline.
@@ -131,8 +127,27 @@ def test_parse_rejects_content_after_the_json_object(spark: SparkSession, raw: s
         (STEP_TRAINER_LANDING, step_reading(distanceFromObject=10.5), "distanceFromObject"),
         (STEP_TRAINER_LANDING, step_reading(distanceFromObject=2**31), "distanceFromObject"),
         (CUSTOMER_LANDING, customer(lastUpdateDate="2022-06-18"), "lastUpdateDate"),
+        (CUSTOMER_LANDING, customer(lastUpdateDate=float(T0)), "lastUpdateDate"),
+        (CUSTOMER_LANDING, customer(lastUpdateDate=True), "lastUpdateDate"),
+        (CUSTOMER_LANDING, customer(email=42), "email"),
+        (CUSTOMER_LANDING, customer(email={"address": "a@b"}), "email"),
+        (ACCELEROMETER_LANDING, accelerometer(user=["alice@example.com"]), "user"),
+        (CUSTOMER_LANDING, customer(shareWithResearchAsOfDate="2022-06-18"), "shareWithResearchAsOfDate"),
     ],
-    ids=["text-timestamp", "boolean-double", "object-double", "fractional-integer", "integer-overflow", "date-text"],
+    ids=[
+        "text-timestamp",
+        "boolean-double",
+        "object-double",
+        "fractional-integer",
+        "integer-overflow",
+        "date-text",
+        "float-for-long",
+        "boolean-for-long",
+        "number-for-text",
+        "object-for-text",
+        "array-for-text",
+        "text-consent",
+    ],
 )
 def test_parse_rejects_a_value_of_the_wrong_type(
     spark: SparkSession, table: ZoneTable, record: Record, field: str
@@ -165,11 +180,158 @@ def test_parse_rejects_a_missing_required_field(
         (ACCELEROMETER_LANDING, accelerometer(timestamp=T0 * 1000), "timestamp:less_than_or_equal_to"),
         (STEP_TRAINER_LANDING, step_reading(serialNumber="not-a-uuid"), "serialNumber:str_matches"),
         (CUSTOMER_LANDING, customer(email="alice.example.com"), "email:str_matches"),
-        (CUSTOMER_LANDING, customer(birthDay="01/01/1990"), "birthDay:str_matches"),
+        (
+            CUSTOMER_LANDING,
+            customer(shareWithResearchAsOfDate=T0 // 1000),
+            "shareWithResearchAsOfDate:greater_than_or_equal_to",
+        ),
     ],
-    ids=["negative-distance", "epoch-seconds", "epoch-microseconds", "bad-serial", "bad-email", "bad-birthday"],
+    ids=["negative-distance", "epoch-seconds", "epoch-microseconds", "bad-serial", "bad-email", "consent-in-seconds"],
 )
 def test_parse_rejects_a_value_outside_the_contract(
     spark: SparkSession, table: ZoneTable, record: Record, detail: str
 ) -> None:
     assert_reasons(parse(spark, table, [json.dumps(record)]), ["line_number"], [(1, "invalid_value", detail)])
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["{'user': 'alice@example.com'}", '{"user": "alice@example.com", "x": NaN}', '{"x": 1} // comment', "{user: 1}"],
+    ids=["single-quotes", "nan", "comment", "unquoted-key"],
+)
+def test_parse_reads_strict_json_only(spark: SparkSession, raw: str) -> None:
+    assert_reasons(parse(spark, ACCELEROMETER_LANDING, [raw]), ["line_number"], [(1, "not_json", None)])
+
+
+def test_parse_ignores_a_byte_order_mark_at_the_start_of_a_line(spark: SparkSession) -> None:
+    parsed = parse(spark, ACCELEROMETER_LANDING, ["\ufeff" + json.dumps(accelerometer()), "\ufeff"])
+    assert_reasons(parsed, ["line_number"], [(1, None, None), (2, "blank_line", None)])
+    assert_kept(parsed, ACCELEROMETER_LANDING.schema, [accelerometer()])
+    # raw keeps the line as delivered
+    assert parsed.where("line_number = 1").first().raw.startswith("\ufeff")
+
+
+def test_parse_matches_keys_to_columns_case_insensitively(spark: SparkSession) -> None:
+    shouting = {name.upper(): value for name, value in customer().items()}
+    mixed = without(accelerometer(), "timestamp", "user") | {"timeStamp": T0, "User": ALICE}
+    parsed = parse(spark, CUSTOMER_LANDING, [json.dumps(shouting)])
+    assert_kept(parsed, CUSTOMER_LANDING.schema, [customer()])
+    assert_kept(
+        parse(spark, ACCELEROMETER_LANDING, [json.dumps(mixed)]), ACCELEROMETER_LANDING.schema, [accelerometer()]
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "detail"),
+    [
+        (object_text(("user", ALICE), ("timestamp", 1), ("timestamp", T0), *XYZ), "timestamp"),
+        (object_text(("user", ALICE), ("timestamp", T0), ("timeStamp", T0), *XYZ), "timestamp"),
+        (object_text(("User", "a@b.c"), ("user", ALICE), ("timestamp", T0), *XYZ), "user"),
+        (object_text(("user", ALICE), ("timestamp", T0), *XYZ, ("note", 1), ("NOTE", 2)), "NOTE"),
+    ],
+    ids=["same-spelling", "case-variant", "case-variant-first", "unknown-key"],
+)
+def test_parse_quarantines_an_object_with_a_duplicated_key(spark: SparkSession, raw: str, detail: str) -> None:
+    # Taking either value silently would be a guess; the detail names the column, or the key as delivered.
+    assert_reasons(parse(spark, ACCELEROMETER_LANDING, [raw]), ["line_number"], [(1, "duplicate_key", detail)])
+
+
+def test_parse_does_not_fail_on_keys_that_look_like_its_internal_names(spark: SparkSession) -> None:
+    # Rebuilding the object's map must never meet a repeated key (that would fail the whole job).
+    raw = json.dumps(accelerometer())[:-1] + ', "r1": 1, "kuser": 2, "": 3}'
+    dup = object_text(("user", ALICE), ("user", "b@c.d"), ("r1", 0), ("timestamp", T0), *XYZ)
+    parsed = parse(spark, ACCELEROMETER_LANDING, [raw, dup])
+    assert_reasons(parsed, ["line_number"], [(1, None, None), (2, "duplicate_key", "user")])
+
+
+def test_parse_rejects_a_value_that_spark_variant_cannot_hold(spark: SparkSession) -> None:
+    nested_duplicate = json.dumps(accelerometer())[:-1] + ', "extra": {"a": 1, "a": 2}}'
+    lone_surrogate = json.dumps(accelerometer())[:-1] + ', "extra": "\\ud800"}'
+    parsed = parse(spark, ACCELEROMETER_LANDING, [nested_duplicate, lone_surrogate])
+    assert_reasons(parsed, ["line_number"], [(1, "not_json", None), (2, "not_json", None)])
+
+
+@pytest.mark.parametrize(
+    ("fields", "kept", "failures"),
+    [
+        ({"birthDay": "1990-13-45"}, {"birthDay": "1990-13-45"}, ["birthDay:str_matches"]),
+        ({"birthDay": "01/02/1990"}, {"birthDay": "01/02/1990"}, ["birthDay:str_matches"]),
+        ({"phone": "(801) 555-0100"}, {"phone": "(801) 555-0100"}, ["phone:str_matches"]),
+        ({"customerName": ""}, {"customerName": ""}, ["customerName:str_matches"]),
+        ({"customerName": 42}, {"customerName": "42"}, ["customerName:wrong_type"]),
+        ({"phone": {"home": "555"}}, {"phone": '{"home":"555"}'}, ["phone:wrong_type"]),
+        (
+            {"shareWithPublicAsOfDate": "2022-06-18"},
+            {"shareWithPublicAsOfDate": None},
+            ["shareWithPublicAsOfDate:wrong_type"],
+        ),
+        (
+            {"shareWithFriendsAsOfDate": T0 // 1000},
+            {"shareWithFriendsAsOfDate": T0 // 1000},
+            ["shareWithFriendsAsOfDate:greater_than_or_equal_to"],
+        ),
+        (
+            {"birthDay": "1990-13-45", "phone": "n/a", "customerName": " "},
+            {"birthDay": "1990-13-45", "phone": "n/a", "customerName": " "},
+            ["birthDay:str_matches", "customerName:str_matches", "phone:str_matches"],
+        ),
+    ],
+    ids=[
+        "impossible-date",
+        "us-date",
+        "formatted-phone",
+        "empty-name",
+        "number-for-name",
+        "object-for-phone",
+        "text-for-public-date",
+        "public-date-in-seconds",
+        "several",
+    ],
+)
+def test_a_descriptive_field_that_fails_its_rule_keeps_the_row(
+    spark: SparkSession, fields: Record, kept: Record, failures: list[str]
+) -> None:
+    """The value is kept as delivered (a non-string as its JSON text), or null where the column's type
+    cannot hold it; the failed rules are listed on the row."""
+    parsed = parse(spark, CUSTOMER_LANDING, [json.dumps(customer(**fields))])
+    assert_reasons(parsed, ["line_number"], [(1, None, None)])
+    assert_kept(parsed, CUSTOMER_LANDING.schema, [customer(**kept)])
+    assert descriptive_failures(parsed) == [(1, failures)]
+
+
+def test_a_valid_row_has_no_descriptive_failures(spark: SparkSession) -> None:
+    parsed = parse(spark, CUSTOMER_LANDING, [json.dumps(customer()), json.dumps(customer(phone="+18015550100"))])
+    assert descriptive_failures(parsed) == [(1, []), (2, [])]
+
+
+def test_a_descriptive_failure_does_not_hide_a_required_one(spark: SparkSession) -> None:
+    record = customer(birthDay="1990-13-45", email="not-an-email")
+    assert_reasons(
+        parse(spark, CUSTOMER_LANDING, [json.dumps(record)]),
+        ["line_number"],
+        [(1, "invalid_value", "email:str_matches")],
+    )
+
+
+def test_file_faults_replace_the_lines_of_their_file(spark: SparkSession) -> None:
+    lines = [
+        ("good.json", 1, 10, json.dumps(step_reading())),
+        ("changed.json", 1, 20, json.dumps(step_reading())),
+        ("changed.json", 2, 20, "not json"),
+    ]
+    parsed = parse_landing(spark.createDataFrame(lines, LINES_SCHEMA), STEP_TRAINER_LANDING)
+    faults = {
+        "changed.json": FileFault("changed_during_read", "changed while it was read: it was deleted"),
+        "broken.json.gz": FileFault("corrupt_file", "truncated gzip"),
+    }
+    result = with_file_faults(parsed, STEP_TRAINER_LANDING, faults, {"changed.json": 20, "broken.json.gz": 30})
+    assert result.columns == parsed.columns
+    assert_reasons(
+        result,
+        ["source_file", "line_number", "arrived_at"],
+        [
+            ("good.json", 1, 10, None, None),
+            ("changed.json", None, 20, "changed_during_read", "changed while it was read: it was deleted"),
+            ("broken.json.gz", None, 30, "corrupt_file", "truncated gzip"),
+        ],
+    )

@@ -5,14 +5,21 @@
 Deterministic for a seed (each customer draws from its own seeded stream), streamed to disk at any size,
 and it writes `_sample_expected.json` (skipped by readers: it starts with `_`) with the counts the pipeline
 must produce from the clean part, per consent policy.
+
+Besides record-level defects, the feeds look like real exports: descriptive customer fields that fail their
+rule (malformed birth dates, odd phone formats, empty or numeric names, a public-sharing date as text),
+keys spelled in another case, duplicated keys, a byte-order mark, CRLF line endings, a gzip-compressed file,
+and two files no reader can use (a truncated .gz and a .gz that is not gzip).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import random
+import re
 import shutil
 import sys
 import uuid
@@ -70,6 +77,21 @@ class Rates:
     unknown_user: float = 0.01  # per reading: phone readings of an email no customer has
     unknown_device: float = 0.01  # per reading: step readings of a serial no customer has
     redelivered_files: int = 1  # per feed: whole files delivered again under another name
+    # Descriptive fields failing their rule (per customer: every record of the customer carries it); kept rows.
+    bad_birth_day: float = 0.03  # "1990-13-45", "01/02/1990"
+    odd_phone: float = 0.03  # "(801) 555-0142", "801.555.0142", "+1 801 555 0142"
+    empty_name: float = 0.01  # ""
+    numeric_name: float = 0.005  # a number where the name's text is expected
+    bad_public_date: float = 0.01  # shareWithPublicAsOfDate as a date text instead of epoch ms
+    # Keys (per line of the reading feeds): a valid line with a key in another case, a line with a key twice.
+    case_variant_key: float = 0.02  # {"USER": ...}: matched case-insensitively, kept
+    duplicate_key: float = 0.003  # {"x": 1, "x": 2} or {"user": .., "User": ..}: quarantined (duplicate_key)
+    # Whole files (per feed): as real exports come.
+    bom_files: int = 1  # the first files start with a UTF-8 byte-order mark
+    crlf_files: int = 1  # the next files end their lines with CRLF
+    gzip_files: int = 1  # the last files are gzip-compressed (name.json.gz)
+    truncated_gzip_files: int = 1  # a .gz cut in half (an upload that broke): quarantined whole
+    fake_gzip_files: int = 1  # a plain text file named .gz: quarantined whole
 
 
 class Entry(NamedTuple):
@@ -128,6 +150,9 @@ class FeedWriter:
         self.file_index = -1
         self.handle: IO[str] | None = None
         self.per_file: list[Counter] = []
+        # Key spellings draw from a stream of their own (seeded from the defects stream's state, without
+        # consuming it), so that they move no other defect.
+        self.keys = random.Random(f"{feed}:{hash(rng.getstate())}")
 
     def open_for(self, customer_index: int, customers: int) -> None:
         wanted = customer_index * self.files // customers
@@ -141,10 +166,13 @@ class FeedWriter:
         """Writes a clean record (maybe twice), and sometimes a defective line beside it, which it returns."""
         assert self.handle is not None
         counts = self.per_file[-1]
-        line = json.dumps(record, separators=(",", ":"))
+        line = json.dumps(self._keys_as_exported(record), separators=(",", ":"))
         copies = 2 if self.rng.random() < self.rates.duplicate_line else 1
         self.handle.write((line + "\n") * copies)
         counts["valid"] += copies
+        for rule in _descriptive_failures(record):
+            counts[f"descriptive:{rule}"] += copies
+        self._duplicate_key_defect(record)
         roll = self.rng.random()
         r = self.rates
         if roll < r.malformed_line:
@@ -160,6 +188,30 @@ class FeedWriter:
         self.handle.write(bad + "\n")
         counts["rejected"] += 1
         return bad
+
+    def _keys_as_exported(self, record: dict) -> dict:
+        """The record, sometimes (reading feeds) with one key in another case: "USER", "Timestamp"."""
+        if self.feed == "customer" or self.keys.random() >= self.rates.case_variant_key:
+            return record
+        key = self.keys.choice(list(record))
+        spelled = key.upper() if key != key.upper() else key.lower()
+        return {(spelled if k == key else k): v for k, v in record.items()}
+
+    def _duplicate_key_defect(self, record: dict) -> None:
+        """Sometimes (reading feeds) a line with a key twice, as the same spelling or in another case.
+
+        Customer lines are left out: which of two e-mails a record has is the identity rules' question."""
+        if self.feed == "customer" or self.keys.random() >= self.rates.duplicate_key:
+            return
+        assert self.handle is not None
+        key = self.keys.choice(list(record))
+        again = key if self.keys.random() < 0.5 else key.upper()
+        pairs = [*record.items(), (again, record[key])]
+        self.handle.write("{" + ",".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in pairs) + "}\n")
+        self.per_file[-1]["rejected"] += 1
+
+    def file_names(self) -> list[Path]:
+        return [self.folder / f"{self.feed}-{index:04d}.json" for index in range(len(self.per_file))]
 
     def close(self) -> None:
         if self.handle is not None:
@@ -239,6 +291,7 @@ def _customer(
         "shareWithPublicAsOfDate": registered if rng.random() < 0.5 else None,
         "shareWithFriendsAsOfDate": registered if rng.random() < 0.5 else None,
     }
+    _descriptive_defects(base, seed, index, rates)
     updated = start + count * READING_INTERVAL_MS + DAY_MS
     records: list = []
     if withdrawn:
@@ -367,6 +420,7 @@ def generate(out: Path, customers: int, seed: int, readings: int = 60, files: in
     for writer in writers.values():
         writer.close()
     landing = {feed: writer.totals() + writer.redeliver() for feed, writer in writers.items()}
+    broken = {feed: _as_exported(writer, rates) for feed, writer in writers.items()}
     _stamp_arrivals(writers)
     report = {
         "customers": customers,
@@ -375,8 +429,19 @@ def generate(out: Path, customers: int, seed: int, readings: int = 60, files: in
         "rates": asdict(rates),
         "landing_rows": {f"{feed}_landing": landing[feed]["valid"] for feed in FEEDS},
         "quarantined_rows": {
-            **{f"{feed}_landing_quarantine": landing[feed]["rejected"] for feed in FEEDS},
+            **{f"{feed}_landing_quarantine": landing[feed]["rejected"] + broken[feed] for feed in FEEDS},
             "step_trainer_trusted_quarantine": ambiguous_steps,
+        },
+        # Of those, whole files that no reader can use (one quarantine row each).
+        "quarantined_files": {f"{feed}_landing_quarantine": broken[feed] for feed in FEEDS},
+        # Kept landing rows failing each descriptive rule (rules no row fails are left out).
+        "descriptive_failures": {
+            f"{feed}_landing": {
+                key.removeprefix("descriptive:"): count
+                for key, count in sorted(landing[feed].items())
+                if key.startswith("descriptive:")
+            }
+            for feed in FEEDS
         },
         "tables": {policy: dict(sorted(counts.items())) for policy, counts in expected.items()},
         "cases": dict(sorted(ledger.cases.items())),
@@ -488,7 +553,10 @@ def _stamp_arrivals(writers: dict[str, FeedWriter]) -> None:
     """Sets every landing file's modification time (its arrival): NNNN files by `_arrival_ms`, any other file
     (files delivered again) after all of them, in name order."""
     for writer in writers.values():
-        arrivals = {writer.folder / f"{writer.feed}-{k:04d}.json": _arrival_ms(k) for k in range(len(writer.per_file))}
+        numbered = (writer.folder / f"{writer.feed}-{k:04d}.json" for k in range(len(writer.per_file)))
+        # An exported file may have become gzip (`_as_exported`): the same file, the same arrival.
+        found = (path if path.exists() else path.with_name(path.name + ".gz") for path in numbered)
+        arrivals = {path: _arrival_ms(k) for k, path in enumerate(found)}
         latest = max(arrivals.values(), default=ARRIVAL_BASE)
         others = sorted(p for p in writer.folder.iterdir() if p.is_file() and p not in arrivals)
         arrivals.update({path: latest + n * ARRIVAL_STEP_MS for n, path in enumerate(others, start=1)})
@@ -531,6 +599,104 @@ def _expect(expected: dict[str, Counter], c: Customer, ledger: Ledger) -> int:
     return len(c.step_times) if c.ambiguous and c.sends_steps else 0
 
 
+# Descriptive defects: what an export's free-text and unused fields really hold.
+NAME_RULE = re.compile(r"\s*\S", re.ASCII)
+PHONE_RULE = re.compile(r"\+?\d{7,15}", re.ASCII)
+DATE_RULE = re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])", re.ASCII)
+EPOCH_MS_BOUNDS = (946_684_800_000, 4_102_444_800_000)
+
+
+def _descriptive_defects(base: dict, seed: int, index: int, rates: Rates) -> None:
+    """Breaks some descriptive fields of a customer's base record, from a stream of their own (so that they
+    move nothing else): every record of the customer carries them."""
+    rng = random.Random(f"{seed}:descriptive:{index}")
+    year, month, day = base["birthDay"].split("-")
+    if rng.random() < rates.bad_birth_day:
+        base["birthDay"] = rng.choice([f"{year}-13-45", f"{month}/{day}/{year}", f"{year}-00-{day}", "unknown"])
+    if rng.random() < rates.odd_phone:
+        p = base["phone"]
+        base["phone"] = rng.choice([f"({p[:3]}) {p[3:6]}-{p[6:]}", f"{p[:3]}.{p[3:6]}.{p[6:]}", f"+1 {p}", "n/a"])
+    name = rng.random()
+    if name < rates.empty_name:
+        base["customerName"] = ""
+    elif name < rates.empty_name + rates.numeric_name:
+        base["customerName"] = rng.randrange(1, 10_000)
+    if rng.random() < rates.bad_public_date:
+        base["shareWithPublicAsOfDate"] = f"{year}-{month}-{day}"
+
+
+def _descriptive_failures(record: dict) -> list[str]:
+    """The descriptive rules a customer record fails, named as the pipeline names them (column:rule)."""
+    failed = []
+    for name, rule in (("customerName", NAME_RULE), ("phone", PHONE_RULE), ("birthDay", DATE_RULE)):
+        value = record.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            failed.append(f"{name}:wrong_type")
+        elif not (rule.match(value) if name == "customerName" else rule.fullmatch(value)):
+            failed.append(f"{name}:str_matches")
+    for name in ("shareWithPublicAsOfDate", "shareWithFriendsAsOfDate"):
+        value = record.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            failed.append(f"{name}:wrong_type")
+        elif value < EPOCH_MS_BOUNDS[0]:
+            failed.append(f"{name}:greater_than_or_equal_to")
+        elif value > EPOCH_MS_BOUNDS[1]:
+            failed.append(f"{name}:less_than_or_equal_to")
+    return failed
+
+
+def _rewrite(path: Path, target: Path, transform, compress: bool = False) -> None:
+    """Streams `path` through `transform` (bytes of a line -> bytes) into `target`, keeping its modification
+    time (its arrival); `path` is replaced."""
+    stat = path.stat()
+    temporary = path.with_name("." + target.name + ".tmp")
+    with path.open("rb") as source, temporary.open("wb") as raw:
+        sink = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) if compress else raw
+        for number, line in enumerate(source):
+            sink.write(transform(number, line))
+        if compress:
+            sink.close()
+    os.replace(temporary, target)
+    if target != path:
+        path.unlink()
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def _unusable_copies(writer: FeedWriter, source: Path, rates: Rates) -> int:
+    """Files no reader can use, made from a feed file: a .gz cut in half, and plain text named .gz."""
+    for n in range(rates.truncated_gzip_files):
+        target = writer.folder / f"{writer.feed}-truncated-{n}.json.gz"
+        with (
+            source.open("rb") as raw,
+            target.open("wb") as out,
+            gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as packed,
+        ):
+            shutil.copyfileobj(raw, packed)
+        os.truncate(target, target.stat().st_size // 2)
+    for n in range(rates.fake_gzip_files):
+        shutil.copyfile(source, writer.folder / f"{writer.feed}-fake-{n}.json.gz")
+    return rates.truncated_gzip_files + rates.fake_gzip_files
+
+
+def _as_exported(writer: FeedWriter, rates: Rates) -> int:
+    """Gives a feed's files the shapes of real exports (BOM, CRLF, gzip) without changing a line, and adds
+    the unusable files; returns how many of those (the pipeline quarantines each as one row)."""
+    names = writer.file_names()
+    broken = _unusable_copies(writer, names[0], rates) if names else 0
+    for index, path in enumerate(names):
+        if index < rates.bom_files:
+            _rewrite(path, path, lambda number, line: (b"\xef\xbb\xbf" if number == 0 else b"") + line)
+        if rates.bom_files <= index < rates.bom_files + rates.crlf_files:
+            _rewrite(path, path, lambda number, line: line[:-1] + b"\r\n" if line.endswith(b"\n") else line)
+        if index >= len(names) - rates.gzip_files:
+            _rewrite(path, path.with_name(path.name + ".gz"), lambda number, line: line, compress=True)
+    return broken
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -552,7 +718,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         name, _, value = item.partition("=")
         if name not in names:
             parser.error(f"unknown rate {name!r}; known: {', '.join(names)}")
-        overrides[name] = int(value) if name == "redelivered_files" else float(value)
+        overrides[name] = int(value) if isinstance(getattr(Rates(), name), int) else float(value)
     report = generate(args.out, args.customers, args.seed, args.readings, args.files, Rates(**overrides))
     json.dump({k: report[k] for k in ("landing_rows", "quarantined_rows", "tables")}, sys.stdout, indent=2)
     print()

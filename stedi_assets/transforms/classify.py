@@ -34,9 +34,17 @@ NOT_JSON = "not_json"
 MISSING_FIELD = "missing_field"
 WRONG_TYPE = "wrong_type"
 INVALID_VALUE = "invalid_value"
+DUPLICATE_KEY = "duplicate_key"
 AMBIGUOUS_DEVICE_OWNER = "ambiguous_device_owner"
+# Whole-file faults: one quarantine row for the file (line_number null), none for its lines.
+UNREADABLE_FILE = "unreadable_file"  # cannot be opened or read: permissions, vanished before the read, I/O error
+CORRUPT_FILE = "corrupt_file"  # its compression is broken: truncated .gz, a .gz that is not gzip, CRC mismatch
+CHANGED_FILE = "changed_during_read"  # size or modification time changed, or it vanished, while it was read
 
-QUARANTINE_REASONS = frozenset({NOT_JSON, MISSING_FIELD, WRONG_TYPE, INVALID_VALUE, AMBIGUOUS_DEVICE_OWNER})
+FILE_REASONS = frozenset({UNREADABLE_FILE, CORRUPT_FILE, CHANGED_FILE})
+QUARANTINE_REASONS = frozenset(
+    {NOT_JSON, DUPLICATE_KEY, MISSING_FIELD, WRONG_TYPE, INVALID_VALUE, AMBIGUOUS_DEVICE_OWNER, *FILE_REASONS}
+)
 
 
 def first_reason(rules: Sequence[tuple[Column, str, Column | str | None]]) -> tuple[Column, Column]:

@@ -1,63 +1,222 @@
-"""Parsing landing lines against a table's contract."""
+"""Parsing landing lines against a table's contract.
+
+A line is one JSON object. What makes a line a row, in order (the first rule that holds names the reason):
+
+- `blank_line` (filtered): nothing but JSON white space (space, tab) after an optional byte-order mark.
+- `not_json`: not exactly one strict JSON value (no single quotes, NaN, comments, trailing data), not an
+  object, or a value Spark's VARIANT cannot hold (an object nested in a value with a duplicated key, a lone
+  UTF-16 surrogate escape).
+- `duplicate_key`: a key appears twice in the object. Keys match the contract's columns case-insensitively,
+  as Athena's OpenX JSON SerDe matches them (`Email` fills `email`, `timeStamp` fills `timestamp`), so `email`
+  and `Email` in one object are a duplicate too. Detail: the column, or the key as delivered the second time.
+- For a **required** column (see `contracts`): `missing_field` (absent or null where the column is not
+  nullable), `wrong_type` (a JSON type the column does not take: text for a number, a fraction or a number
+  beyond range for an integer, a number or object for text), `invalid_value` (outside the column's checks;
+  detail `column:check`).
+- A **descriptive** column never rejects the row. Where it fails, the rule's name (`column:wrong_type`,
+  `column:check`, `column:not_nullable`) is listed in the row's `descriptive_failures`, and the value is kept
+  as delivered: a string column keeps the JSON text of a non-string value (`42` stays "42"; numbers as Spark
+  writes them, 1e300 as "1.0E300"), and a number column holds null where the value is not a number of its
+  type (text in a long column).
+
+Keys that name no column are ignored. A UTF-8 byte-order mark at the start of a line is dropped (a file's
+first line; concatenated files can carry one later too); `raw` keeps the line as delivered.
+"""
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from stedi_assets.contracts import column_rules
+from stedi_assets.contracts import DESCRIPTIVE, Lineage, column_rules, severity
 from stedi_assets.tables import ZoneTable
 from stedi_assets.transforms import classify as r
 
-LINEAGE_COLUMNS = ("source_file", "line_number", "arrived_at")
+LINEAGE_COLUMNS = tuple(Lineage.to_schema().columns)  # source_file, line_number, arrived_at
 RAW = "raw"
+DESCRIPTIVE_FAILURES = "descriptive_failures"
+LINES_SCHEMA = T.StructType(
+    [
+        T.StructField("source_file", T.StringType(), False),
+        T.StructField("line_number", T.LongType(), True),
+        T.StructField("arrived_at", T.LongType(), False),
+        T.StructField(RAW, T.StringType(), True),
+    ]
+)
+# Strict JSON: Spark's JSON reader accepts single quotes and NaN/Infinity unless told otherwise.
+JSON_OPTIONS = {"allowSingleQuotes": "false", "allowNonNumericNumbers": "false"}
+BOM = "\ufeff"
+_INTEGRAL = ("TINYINT", "SMALLINT", "INT", "BIGINT")
+_FIELDS = "_fields"
 
 
-def split_lines(files: DataFrame) -> DataFrame:
-    """Whole files (`path`, `content`) to one row per line: source_file, line_number (1-based), raw.
+class FileFault(NamedTuple):
+    """Why a whole landing file is quarantined: a reason of `classify.FILE_REASONS`, and what was found."""
 
-    Files are read whole because only then are line numbers exact; a trailing newline ends the last line.
-    """
-    # \z, not $: in Java regex $ also matches before a final line break, which would drop a last blank line.
-    lines = F.split(F.regexp_replace("content", r"\r?\n\z", ""), r"\r?\n")
-    return files.select(
-        F.col("path").alias("source_file"), "arrived_at", F.posexplode(lines).alias("position", RAW)
-    ).select("source_file", (F.col("position") + 1).cast("long").alias("line_number"), "arrived_at", RAW)
+    reason: str
+    detail: str
+
+
+def _json_type_fits(kind: Column, dtype: T.DataType) -> Column:
+    """Whether a JSON value whose VARIANT type is `kind` (schema_of_variant) may fill a column of `dtype`."""
+    if isinstance(dtype, T.StringType):
+        return kind == "STRING"
+    if isinstance(dtype, T.LongType | T.IntegerType):
+        return kind.isin(*_INTEGRAL)
+    if isinstance(dtype, T.DoubleType):
+        return kind.isin(*_INTEGRAL, "FLOAT", "DOUBLE") | kind.startswith("DECIMAL")
+    raise NotImplementedError(f"no JSON typing rule for {dtype.simpleString()} columns yet; add it here")
+
+
+def _canonical(table: ZoneTable):
+    """The column a JSON key fills: keys match case-insensitively; `table.aliases` adds other spellings."""
+    aliases = {
+        alias.lower(): column.lower() for alias, column in table.aliases.items() if alias.lower() != column.lower()
+    }
+    if not aliases:
+        return F.lower
+    alias_map = F.create_map(*(F.lit(x) for pair in aliases.items() for x in pair))
+
+    def canonical(key: Column) -> Column:
+        return F.coalesce(F.element_at(alias_map, F.lower(key)), F.lower(key))
+
+    return canonical
+
+
+def _objects(lines: DataFrame, table: ZoneTable) -> DataFrame:
+    """Adds _text (the line without a BOM), _fields (column key -> VARIANT value, first occurrences only)
+    and _duplicate (the first repeated key, named as its column or as delivered)."""
+    text = F.regexp_replace(RAW, f"^{BOM}", "")
+    # Parsed as the only element of an array, so that anything after the object (a second record, garbage)
+    # makes the line invalid instead of being ignored by the JSON reader (see `whole` for the one way around it).
+    as_array = F.from_json(
+        F.concat(F.lit("["), F.col("_text"), F.lit("]")),
+        T.ArrayType(T.MapType(T.StringType(), T.VariantType())),
+        JSON_OPTIONS,
+    )
+    # Spark's JSON reader stops at the end of the first value and ignores the rest: "[" + "{..}] x" + "]"
+    # reads as one object. Read inside an object instead, the same line fails ({"v":{..}] x}), and a line that
+    # closes that object early ("{..}} x") fails the array: a line passing both is exactly one value.
+    whole = F.json_object_keys(F.concat(F.lit('{"v":'), F.col("_text"), F.lit("}"))).isNotNull()
+    staged = lines.select(*LINEAGE_COLUMNS, RAW, text.alias("_text")).withColumn("_array", as_array)
+    staged = staged.withColumn("_obj", F.when((F.size("_array") == 1) & whole, F.col("_array")[0]))
+    # from_json keeps every occurrence of a repeated key in the map (whatever spark.sql.mapKeyDedupPolicy
+    # says), so map_keys shows duplicates; the map is rebuilt with unique keys before any lookup.
+    staged = staged.withColumn("_keys", F.map_keys("_obj")).withColumn(
+        "_canon", F.transform("_keys", _canonical(table))
+    )
+    canon = F.col("_canon")
+    staged = staged.withColumn(
+        "_repeat", F.array_position(F.transform(canon, lambda key, i: F.array_position(canon, key) < i + 1), True)
+    )
+    # Unique by construction, whatever the keys hold: "k" + the column of a first occurrence, "r" + the
+    # position of a repeat (a map with a repeated key would fail the job under the default dedup policy).
+    unique_keys = F.transform(
+        canon,
+        lambda key, i: F.when(F.array_position(canon, key) < i + 1, F.concat(F.lit("r"), i.cast("string"))).otherwise(
+            F.concat(F.lit("k"), key)
+        ),
+    )
+    columns = {name.lower(): name for name in table.columns}
+    column_of = F.create_map(*(F.lit(x) for pair in columns.items() for x in pair))
+    at = F.col("_repeat").cast("int")
+    duplicate = F.when(at > 0, F.coalesce(F.element_at(column_of, F.element_at(canon, at)), F.element_at("_keys", at)))
+    return staged.select(
+        *LINEAGE_COLUMNS,
+        RAW,
+        "_text",
+        F.map_from_arrays(unique_keys, F.map_values("_obj")).alias(_FIELDS),
+        duplicate.alias("_duplicate"),
+    )
+
+
+def descriptive_rules(table: ZoneTable) -> list[str]:
+    """The names of the table's descriptive rules, as parse_landing lists them in `descriptive_failures`."""
+    names = []
+    checks = column_rules(table.model, only=DESCRIPTIVE)
+    for f in table.schema.fields:
+        if f.name in checks:
+            names += [f"{f.name}:not_nullable"] if not f.nullable else []
+            names += [f"{f.name}:wrong_type", *(f"{f.name}:{check}" for check, _ in checks[f.name])]
+    return names
+
+
+def _field(name: str) -> Column:
+    """The VARIANT value of a column's key (first occurrence); null when absent."""
+    return F.element_at(F.col(_FIELDS), F.lit("k" + name.lower()))
 
 
 def parse_landing(lines: DataFrame, table: ZoneTable) -> DataFrame:
-    """Classified parse of landing lines: the table's columns, `raw`, and reason/detail for rejected lines.
-
-    Rejections, first match wins: blank_line (filtered), not_json, missing_field, wrong_type, invalid_value
-    (a value outside the contract's checks). Every field is first read as text so that a wrong type is
-    reported as such instead of silently turning into null.
-    """
-    # Parsed as the only element of an array, so that anything after the object (a second record, garbage)
-    # makes the line invalid instead of being ignored by the JSON reader.
-    as_array = F.from_json(
-        F.concat(F.lit("["), RAW, F.lit("]")), T.ArrayType(T.MapType(T.StringType(), T.StringType()))
-    )
-    parsed = lines.withColumn("_fields", F.when(F.size(as_array) == 1, as_array[0]))
-    spellings: dict[str, list[str]] = {}
-    for alias, column in table.aliases.items():
-        spellings.setdefault(column, []).append(alias)
-
+    """Classified parse of landing lines (`LINES_SCHEMA`): the table's columns, `raw`, reason/detail for
+    rejected lines, and `descriptive_failures` (the descriptive rules each row fails; see the module doc)."""
+    objects = _objects(lines, table)
     record_fields = [f for f in table.schema.fields if f.name not in LINEAGE_COLUMNS]
-    text = {
-        f.name: F.coalesce(*(F.col("_fields")[name] for name in [f.name, *spellings.get(f.name, [])]))
-        for f in record_fields
-    }
-    typed = {name: value.try_cast(table.schema[name].dataType) for name, value in text.items()}
-    parsed = parsed.select(*LINEAGE_COLUMNS, RAW, "_fields", *(typed[name].alias(name) for name in typed))
-
-    rules: list = [
-        (F.col(RAW).rlike(r"^\s*$"), r.BLANK_LINE, None),
-        (F.col("_fields").isNull(), r.NOT_JSON, None),
-    ]
-    rules += [(text[f.name].isNull(), r.MISSING_FIELD, f.name) for f in record_fields if not f.nullable]
-    rules += [(text[name].isNotNull() & F.col(name).isNull(), r.WRONG_TYPE, name) for name in text]
     checks = column_rules(table.model)
-    rules += [(~passes, r.INVALID_VALUE, f"{name}:{check}") for name in text for check, passes in checks[name]]
+    values: dict[str, Column] = {}
+    rules: list = [
+        (F.col("_text").rlike(r"^[ \t]*\z"), r.BLANK_LINE, None),
+        (F.col(_FIELDS).isNull(), r.NOT_JSON, None),
+        (F.col("_duplicate").isNotNull(), r.DUPLICATE_KEY, F.col("_duplicate")),
+    ]
+    missing, wrong, invalid, warnings = [], [], [], []
+    for f in record_fields:
+        value = _field(f.name)
+        present = value.isNotNull() & ~F.is_variant_null(value)
+        typed = F.when(
+            _json_type_fits(F.schema_of_variant(value), f.dataType),
+            F.try_variant_get(value, "$", f.dataType.simpleString()),
+        )
+        bad_type = present & typed.isNull()
+        if severity(table.model, f.name) == DESCRIPTIVE:
+            as_delivered = F.to_json(value) if isinstance(f.dataType, T.StringType) else F.lit(None)
+            values[f.name] = F.when(bad_type, as_delivered).otherwise(typed).cast(f.dataType)
+            if not f.nullable:
+                warnings.append((~present, f"{f.name}:not_nullable"))
+            warnings.append((bad_type, f"{f.name}:wrong_type"))
+            # A value of the wrong type counts once, as wrong_type, not again against the column's checks.
+            warnings += [(~bad_type & ~passes, f"{f.name}:{check}") for check, passes in checks[f.name]]
+        else:
+            values[f.name] = typed.cast(f.dataType)
+            if not f.nullable:
+                missing.append((~present, r.MISSING_FIELD, f.name))
+            wrong.append((bad_type, r.WRONG_TYPE, f.name))
+            invalid += [(~passes, r.INVALID_VALUE, f"{f.name}:{check}") for check, passes in checks[f.name]]
+    rules += missing + wrong + invalid
+    # Value checks read the typed columns (column_rules names them), so they are evaluated on a second select.
+    typed_rows = objects.select(
+        *LINEAGE_COLUMNS, RAW, "_text", _FIELDS, "_duplicate", *(v.alias(k) for k, v in values.items())
+    )
     reason, detail = r.first_reason(rules)
-    return parsed.select(*table.columns, RAW, reason.alias(r.REASON), detail.alias(r.DETAIL))
+    failed = F.filter(
+        F.array(*(F.when(condition, F.lit(name)) for condition, name in warnings)), lambda x: x.isNotNull()
+    )
+    descriptive = failed if warnings else F.array().cast("array<string>")
+    return typed_rows.select(
+        *table.columns, RAW, reason.alias(r.REASON), detail.alias(r.DETAIL), descriptive.alias(DESCRIPTIVE_FAILURES)
+    )
+
+
+def with_file_faults(
+    parsed: DataFrame, table: ZoneTable, faults: Mapping[str, FileFault], arrivals: Mapping[str, int]
+) -> DataFrame:
+    """`parsed` (parse_landing's output) without the lines of faulted files, and one quarantine row per
+    faulted file: its URI and arrival, line_number and raw null, the file's reason and detail."""
+    if not faults:
+        return parsed
+    kept = parsed.where(~F.col("source_file").isin(list(faults)))
+    rows = [(uri, int(arrivals[uri]), fault.reason, fault.detail) for uri, fault in sorted(faults.items())]
+    files = parsed.sparkSession.createDataFrame(
+        rows, "source_file string, arrived_at long, reason string, detail string"
+    )
+    typed = {f.name: f.dataType for f in parsed.schema.fields}
+    fault_rows = files.select(
+        *(
+            F.col(name) if name in files.columns else F.lit(None).cast(typed[name]).alias(name)
+            for name in parsed.columns
+        )
+    )
+    return kept.unionByName(fault_rows)

@@ -1,0 +1,261 @@
+"""Landing files: read line by line with exact line numbers, probed before the read, fingerprinted around it.
+
+Reading. `read_lines` reads a batch of files with Spark's text source, which splits a file across tasks
+(an uncompressed file at `spark.sql.files.maxPartitionBytes`; a .gz file is one task), so no file is ever
+held whole in memory. Line numbers stay exact: `monotonically_increasing_id()` is contiguous and in order
+within a task, and a task reads each of its splits in order, so a line's number is its offset from the
+first id of its split plus the lines of the file's earlier splits (a small aggregate per file and split
+start, `_metadata.file_block_start`, with a running sum). That costs a second scan of the files, but no
+shuffle of the lines and no state beyond one row per split.
+
+A line is what Hadoop's line reader returns: lines end at LF, CRLF or a lone CR, the terminator is not part
+of the line, a final terminator does not start another line (so "a\\n\\n" is two lines, "a" and ""), and a
+last line without one counts. Line numbers are 1-based and count every line, blank ones included: for LF
+or CRLF files, the number `sed -n 'Np'` (or `zcat | sed -n 'Np'`) shows.
+
+Faults. A file Spark cannot read at all would fail the whole job (a truncated or fake .gz), and Spark's
+`ignoreCorruptFiles` would silently keep the part read before the fault. So `probe_files` tries each file
+first, without Spark (open it; for .gz, check the magic bytes and decompress it to the end as a stream), and
+`changed_files` compares each file's fingerprint (size and modification time, or size and ETag) taken at
+listing with one taken after the read: a file still being uploaded, rewritten or deleted meanwhile is
+quarantined whole instead of being half read. Both take plain callables (`FileAccess`), so the same code
+serves a local folder and S3 and is tested with faults that root cannot make (permissions).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import posixpath
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from typing import BinaryIO, Protocol
+from urllib.parse import unquote
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from stedi_assets.transforms import classify as r
+from stedi_assets.transforms.landing import LINES_SCHEMA, RAW, FileFault
+
+GZIP_MAGIC = b"\x1f\x8b"
+# Hadoop picks a codec by file suffix (case-sensitive); .gz is the compression real exports use.
+GZIP_SUFFIX = ".gz"
+CHUNK = 1 << 20
+_GLOB_CHARS = "\\{}[]*?"
+
+
+class FilesNotListedError(RuntimeError):
+    """Files of the batch that Spark's listing did not find (they vanished since they were probed)."""
+
+    def __init__(self, uris: list[str]) -> None:
+        super().__init__(f"{len(uris)} landing file(s) not found by Spark's listing: {', '.join(uris[:5])}")
+        self.uris = uris
+
+
+class FileAccess(Protocol):
+    """What the probe and the change check need of a storage: open a file for reading, and fingerprint it."""
+
+    def open(self, uri: str) -> BinaryIO: ...
+
+    def fingerprint(self, uri: str) -> str | None:
+        """Size and modification time (or ETag), as the listing spells it; None when the file is gone."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _is_uri(path: str) -> bool:
+    return "://" in path or path.startswith("file:")
+
+
+def _local_path(uri: str) -> str:
+    """The absolute local path of a plain path or a file: URI."""
+    if uri.startswith("file:"):
+        uri = "/" + uri.removeprefix("file:").lstrip("/")
+    return os.path.abspath(uri)
+
+
+def spark_file_key(uri: str) -> str:
+    """A file's URI as Spark's `_metadata.file_path` names it, percent-decoded: file:/abs/path or s3a://..."""
+    return uri if _is_uri(uri) and not uri.startswith("file:") else "file:" + _local_path(uri)
+
+
+def _listed_key(listed: str) -> str:
+    """A path from Spark's listing (`inputFiles`, percent-encoded, file:/// or file:/) as `spark_file_key`."""
+    decoded = unquote(listed)
+    return "file:/" + decoded.removeprefix("file:").lstrip("/") if decoded.startswith("file:") else decoded
+
+
+def _decoded_file_path() -> F.Column:
+    # _metadata.file_path is percent-encoded (a space is %20, a literal + stays +): url_decode would read
+    # + as a space, so it is escaped first.
+    return F.url_decode(F.replace(F.col("_metadata.file_path"), F.lit("+"), F.lit("%2B")))
+
+
+def _escape_glob(path: str) -> str:
+    """Spark reads a path as a Hadoop glob: a folder named a[1] must be written a\\[1\\]."""
+    return "".join("\\" + c if c in _GLOB_CHARS else c for c in path)
+
+
+def _parent(uri: str) -> str:
+    if _is_uri(uri) and not uri.startswith("file:"):
+        return uri.rsplit("/", 1)[0]
+    return os.path.dirname(_local_path(uri))
+
+
+def _read_roots(uris: Iterable[str]) -> list[str]:
+    """The fewest folders whose recursive listing holds every file: parents, without nested ones."""
+    roots: list[str] = []
+    for folder in sorted({_parent(uri) for uri in uris}):
+        if not any(folder == root or folder.startswith(root.rstrip("/") + "/") for root in roots):
+            roots.append(folder)
+    return roots
+
+
+def _check_not_hidden(uri: str, roots: list[str]) -> None:
+    parent = _parent(uri)
+    root = next(root for root in roots if parent == root or parent.startswith(root.rstrip("/") + "/"))
+    relative = posixpath.relpath(uri if _is_uri(uri) and not uri.startswith("file:") else _local_path(uri), root)
+    if any(part.startswith(("_", ".")) for part in relative.split("/")):
+        raise ValueError(f"{uri}: Spark skips files and folders named with a leading _ or ., as Hadoop does")
+
+
+def read_lines(session: SparkSession, files: Mapping[str, int]) -> DataFrame:
+    """Every line of `files` (URI as Spark reads it: a local path or s3a:// -> arrival, epoch ms), as
+    `LINES_SCHEMA`: source_file (the URI as given), line_number (1-based), arrived_at, raw.
+
+    The files' folders are listed by Spark and the scan is pruned to `files` by their `_metadata.file_path`,
+    so a file that vanishes after this call is skipped (`ignoreMissingFiles`) instead of failing the job:
+    `changed_files` then quarantines it. Raises FilesNotListedError, naming them, when Spark's listing misses
+    files of the batch (deleted since they were probed); call again without them.
+    """
+    if not files:
+        return session.createDataFrame([], LINES_SCHEMA)
+    keys = {spark_file_key(uri): uri for uri in files}
+    if len(keys) != len(files):
+        raise ValueError("two URIs of the batch name the same file")
+    roots = _read_roots(files)
+    for uri in files:
+        _check_not_hidden(uri, roots)
+    text = (
+        session.read.option("recursiveFileLookup", "true")
+        .option("ignoreMissingFiles", "true")
+        .text([_escape_glob(root) for root in roots])
+    )
+    listed = {_listed_key(path) for path in text.inputFiles()}
+    missing = sorted(uri for key, uri in keys.items() if key not in listed)
+    if missing:
+        raise FilesNotListedError(missing)
+
+    # The filter sits right on the scan, so Spark prunes the listing to the batch's files; the ids are
+    # taken after it, over the lines of those files only.
+    lines = text.where(_decoded_file_path().isin(list(keys))).select(
+        _decoded_file_path().alias("_key"),
+        F.col("_metadata.file_block_start").alias("_block"),
+        F.monotonically_increasing_id().alias("_id"),
+        F.col("value").alias(RAW),
+    )
+    batch = session.createDataFrame(
+        [(key, uri, int(files[uri])) for key, uri in keys.items()], "_key string, source_file string, arrived_at long"
+    )
+    splits = (
+        lines.groupBy("_key", "_block")
+        .agg(F.min("_id").alias("_first"), F.count(F.lit(1)).alias("_lines"))
+        .withColumn("_before", F.sum("_lines").over(Window.partitionBy("_key").orderBy("_block")) - F.col("_lines"))
+        .join(batch, "_key")
+    )
+    return lines.join(F.broadcast(splits), ["_key", "_block"]).select(
+        F.col("source_file"),
+        (F.col("_id") - F.col("_first") + F.col("_before") + 1).alias("line_number"),
+        F.col("arrived_at"),
+        F.col(RAW),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- faults
+
+
+class _Prefixed:
+    """A read-only stream of `head`, then the rest of `stream` (whose first bytes were `head`)."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self.head, self.stream = head, stream
+
+    def read(self, size: int = -1) -> bytes:
+        data, self.head = (
+            (self.head, b"") if size < 0 or size >= len(self.head) else (self.head[:size], self.head[size:])
+        )
+        wanted = -1 if size < 0 else size - len(data)
+        return data + (self.stream.read(wanted) if wanted else b"")
+
+
+def _gzip_fault(stream: BinaryIO) -> str | None:
+    """What is wrong with a gzip stream, decompressed to its end a chunk at a time (memory stays bounded,
+    whatever the ratio); None when every member is whole."""
+    head = stream.read(len(GZIP_MAGIC))
+    if head != GZIP_MAGIC:
+        return "not gzip: the file does not start with gzip's magic bytes"
+    try:
+        with gzip.GzipFile(fileobj=_Prefixed(head, stream)) as unzipped:  # type: ignore[arg-type]
+            while unzipped.read(CHUNK):
+                pass
+    except EOFError:
+        return "truncated gzip: the compressed stream ends before its end marker"
+    except (OSError, zlib.error) as error:  # gzip.BadGzipFile is an OSError: a bad header, CRC or length
+        return f"corrupt gzip: {error}"
+    return None
+
+
+def probe_file(uri: str, open_file: Callable[[str], BinaryIO]) -> FileFault | None:
+    """Whether Spark will be able to read the file: it opens, and a .gz decompresses to its end."""
+    try:
+        with open_file(uri) as stream:
+            if not uri.endswith(GZIP_SUFFIX):
+                stream.read(1)
+                return None
+            problem = _gzip_fault(stream)
+    except FileNotFoundError:
+        return FileFault(r.UNREADABLE_FILE, "not found: it vanished after it was listed")
+    except PermissionError as error:
+        return FileFault(r.UNREADABLE_FILE, f"permission denied: {error.strerror or error}")
+    except OSError as error:
+        return FileFault(r.UNREADABLE_FILE, f"cannot be read: {type(error).__name__}: {error}")
+    return FileFault(r.CORRUPT_FILE, problem) if problem else None
+
+
+def probe_files(uris: Iterable[str], open_file: Callable[[str], BinaryIO]) -> dict[str, FileFault]:
+    """The files of a batch that Spark could not read, with the reason: probe them before the read."""
+    return {uri: fault for uri in uris if (fault := probe_file(uri, open_file)) is not None}
+
+
+def read_batch(
+    session: SparkSession, files: Mapping[str, int], access: FileAccess
+) -> tuple[DataFrame, dict[str, FileFault]]:
+    """Probes a batch (URI -> arrival ms), then reads the files that passed: (lines, faults by URI).
+
+    A file that vanishes between the probe and Spark's listing is a fault too. After an action has read the
+    lines, add `changed_files(listing's fingerprints, access.fingerprint)` to the faults, and give them to
+    `with_file_faults` with the parse.
+    """
+    faults = probe_files(files, access.open)
+    while True:
+        readable = {uri: arrival for uri, arrival in files.items() if uri not in faults}
+        try:
+            return read_lines(session, readable), faults
+        except FilesNotListedError as gone:  # each round quarantines at least one more file: it ends
+            faults |= {
+                uri: FileFault(r.UNREADABLE_FILE, "not found: it vanished after it was listed") for uri in gone.uris
+            }
+
+
+def changed_files(listed: Mapping[str, str], fingerprint: Callable[[str], str | None]) -> dict[str, FileFault]:
+    """The files whose fingerprint now differs from the one taken at listing: call after the read."""
+    faults = {}
+    for uri, before in listed.items():
+        now = fingerprint(uri)
+        if now != before:
+            what = "it was deleted" if now is None else f"fingerprint {before} became {now}"
+            faults[uri] = FileFault(r.CHANGED_FILE, f"changed while it was read: {what}")
+    return faults
