@@ -4,7 +4,8 @@ setup(
     name="stedi_assets",
     version="0.1.0",
     description="STEDI lakehouse: landing, trusted and curated zone tables as a Dagster asset graph over PySpark",
-    packages=find_packages(exclude=["stedi_assets_tests"]),
+    packages=find_packages(exclude=["stedi_assets_tests", "stedi_assets_tests.*", "benchmarks"]),
+    package_data={"stedi_assets.sql_guard": ["*.java"]},
     python_requires=">=3.11,<3.13",
     install_requires=[
         # dagster 1.13.N goes with its libraries 0.29.N; pyspark 4.3 warns about pandas 3.

@@ -270,7 +270,7 @@ class ErasureTombstone(DataFrameModel):
     )
     tombstone: T.StringType = Field(
         str_matches=HEX64_PATTERN,
-        description="HMAC-SHA256 of the identity key or serial (the subject_key for subject), under the pseudonym key",
+        description="HMAC-SHA256 of the identity key, the subject_key or the serial, under the pseudonym key",
     )
     claimed_from: T.LongType = Field(nullable=True, description="device: held by the customer from, epoch ms")
     claimed_until: T.LongType = Field(nullable=True, description="device: held until (null: still), epoch ms")

@@ -95,9 +95,10 @@ def _quarantine_of(table: ZoneTable) -> ZoneTable:
     )
 
 
-LANDING_REASONS = frozenset(
-    {r.BLANK_LINE, r.ERASED, r.NOT_JSON, r.DUPLICATE_KEY, r.MISSING_FIELD, r.WRONG_TYPE, r.INVALID_VALUE}
-) | r.FILE_REASONS
+LANDING_REASONS = (
+    frozenset({r.BLANK_LINE, r.ERASED, r.NOT_JSON, r.DUPLICATE_KEY, r.MISSING_FIELD, r.WRONG_TYPE, r.INVALID_VALUE})
+    | r.FILE_REASONS
+)
 
 CUSTOMER_LANDING = ZoneTable(
     "customer_landing",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import boto3
@@ -48,6 +49,15 @@ def upload(local: Path, bucket: str, prefix: str) -> None:
     for path in local.rglob("*"):
         if path.is_file():
             client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(local)}")
+
+
+def generated_lake_on_s3(local: Path, name: str, customers: int) -> str:
+    """A generated lake (written at `local` too) copied into a new bucket of the test S3 server; its root."""
+    generate_lake(local, customers=customers)
+    bucket = f"{name}-{os.urandom(4).hex()}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    upload(local, bucket, "lake")
+    return f"s3://{bucket}/lake"
 
 
 def run_config(root: Path | str, policy: ConsentPolicy = ConsentPolicy.SINCE, rebuild: bool = False) -> dict:

@@ -26,7 +26,7 @@ from stedi_assets.cli.sample import EXPECTED_FILE
 from stedi_assets.resources.storage import storage_for
 from stedi_assets.tables import ALL_TABLES, ZoneTable
 from stedi_assets.transforms.readings import ConsentPolicy
-from stedi_assets_tests.lakes import generate_lake, materialize_lake, table_location, upload
+from stedi_assets_tests.lakes import generate_lake, generated_lake_on_s3, materialize_lake, table_location
 from stedi_assets_tests.servers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -195,11 +195,8 @@ def test_the_s3_server_going_away_mid_run_fails_clearly_and_the_next_run_is_righ
     spark, s3_server: str, tmp_path: Path
 ) -> None:
     local = tmp_path / "landing"
-    generate_lake(local, customers=20)
-    bucket = f"outage-{os.urandom(4).hex()}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
-    upload(local, bucket, "lake")
-    root = f"s3://{bucket}/lake"
+    root = generated_lake_on_s3(local, "outage", customers=20)
+    bucket = root.split("/")[2]
     client = boto3.client("s3")
     first_trusted = f"lake/{ALL_TABLES['customer_trusted'].path}/_delta_log/"
     with relay(s3_server) as outage:

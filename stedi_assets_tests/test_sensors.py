@@ -24,6 +24,7 @@ STEP_AND_DOWNSTREAM = {
     "step_trainer_trusted",
     "step_trainer_trusted_quarantine",
     "machine_learning_curated",
+    "erasure_receipts",
 }
 STEP = (
     '{"sensorReadingTime": 1655564444000, "serialNumber": "11111111-1111-4111-8111-111111111111",'

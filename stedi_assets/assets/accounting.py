@@ -10,9 +10,9 @@ was, and the rerun replaces the same quarantine rows), and the asset reports bot
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dagster import (
     AssetCheckResult,
@@ -22,17 +22,19 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
 )
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from stedi_assets.assets.tombstones import Tombstones
 from stedi_assets.checks import contract_result, rule_counts, schema_errors
 from stedi_assets.resources.delta import Snapshot
+from stedi_assets.resources.delta_lake import LEAVING, Changes
 from stedi_assets.resources.lake import Lake
 from stedi_assets.tables import ALL_TABLES, CUSTOMER_ERASURE, QUARANTINE_OF, ZoneTable
 from stedi_assets.transforms import classify as r
 from stedi_assets.transforms.classify import kept
-from stedi_assets.transforms.erasure import ERASED
+from stedi_assets.transforms.erasure import ERASED, SERIAL, identity_candidates, serial_candidates
+from stedi_assets.transforms.identity import IDENTITY_KEY
 
 
 class RowsLostError(RuntimeError):
@@ -148,6 +150,7 @@ class Output:
     replaced: list[str] | None = None
     commit_metadata: dict[str, object] = field(default_factory=dict)
     rows_erased: int = 0  # rows of erased customers the previous version held and this one leaves out
+    changes: Changes | None = None  # the keys this commit changes (None: all), for downstream tables
 
 
 def publish(
@@ -207,7 +210,7 @@ def _commit(
     recorded = -1 if output.base is None else int(output.base.metadata.get("stedi.erasure_version", -1))
     purge = purge or (output.base is not None and recorded != erasure_version)
     commit_metadata = {**output.commit_metadata, **common, "rows_erased": output.rows_erased}
-    committed = lake.write(table, output.frame, output.base, output.replaced, commit_metadata)
+    committed = lake.write(table, output.frame, output.base, output.replaced, commit_metadata, output.changes)
     vacuumed = lake.vacuum(table, 0 if purge else lake.retention_hours)
     return {
         **_table_metadata(lake, table, committed),
@@ -274,12 +277,81 @@ class Inputs:
             **{f"setting:{name}": value for name, value in self.settings.items()},
         }
 
+    def changes(self, base: Snapshot | None) -> Changes | None:
+        """What changed in the inputs since `base` (the table's version) was computed from them; None: recompute
+        everything (no version yet, a rebuild, another setting or new tombstones, an input rebuilt)."""
+        if base is None or "stedi.inputs" not in base.metadata or self.lake.rebuild:
+            return None
+        recorded = json.loads(base.metadata["stedi.inputs"])
+        current = self.versions
+        if any(
+            recorded.get(k) != v for k, v in current.items() if k.startswith("setting:") or k == CUSTOMER_ERASURE.name
+        ):
+            return None
+        total = Changes()
+        for name in self.snapshots:
+            if recorded.get(name) == current[name]:
+                continue
+            found = self.lake.changes(ALL_TABLES[name], recorded.get(name), current[name])
+            if found is None:
+                return None
+            total |= found
+        return total
+
+    def keys(self, values: Iterable[str]) -> DataFrame:
+        """A small frame of keys (column `_key`), to slice inputs and outputs by."""
+        return self.session.createDataFrame([(v,) for v in sorted(values)], "_key string")
+
+    def read_for(self, table: ZoneTable, keys: DataFrame, key_of: Callable[[DataFrame], Column]) -> DataFrame:
+        """The rows of an input whose key (`key_of(rows)`) is one of `keys`."""
+        rows = self.read(table)
+        return rows.join(F.broadcast(keys), key_of(rows) == keys["_key"], "left_semi")
+
     def erased_rows(self, table: ZoneTable, snapshot: Snapshot | None) -> int:
         """How many rows of a version belong to customers erased since (counted when they leave the table)."""
         if snapshot is None or not snapshot.rows:
             return 0
         frame = self.lake.read(self.session, table, snapshot)
         return self.tombstones.mark(self.session, frame, self.key).where(F.col(ERASED)).count()
+
+
+def changed_keys(frame: DataFrame) -> Changes:
+    """The customers and devices a frame's rows name (columns, and e-mails or serials in raw lines)."""
+    identities = {row[IDENTITY_KEY] for row in identity_candidates(frame).collect()}
+    serials = {row[SERIAL] for row in serial_candidates(frame).collect()}
+    return Changes(frozenset(identities), frozenset(serials))
+
+
+@dataclass(frozen=True)
+class Merge:
+    """An incremental result: it replaces, in the table, the rows whose key is one of `keys` (column `_key`)."""
+
+    keys: DataFrame
+    row_key: Callable[[DataFrame], Column]
+    changes: Changes
+    quarantine_key: Callable[[DataFrame], Column] | None = None
+
+
+def merged_output(
+    lake: Lake,
+    session: SparkSession,
+    table: ZoneTable,
+    base: Snapshot | None,
+    rows: DataFrame,
+    keys: DataFrame,
+    key_of: Callable[[DataFrame], Column],
+) -> Output:
+    """The table's rows whose key is in `keys` replaced by `rows`: the files holding them are rewritten."""
+    if base is None:
+        return Output(rows, base)
+    hits = F.broadcast(keys.withColumn("_hit", F.lit(True)))
+
+    def leaving(frame: DataFrame) -> DataFrame:
+        keyed = frame.join(hits, key_of(frame) == hits["_key"], "left")
+        return keyed.withColumn(LEAVING, F.coalesce(F.col("_hit"), F.lit(False))).drop("_key", "_hit")
+
+    survivors, replaced = lake.survivors(session, table, base, leaving)
+    return Output(rows.unionByName(survivors), base, replaced)
 
 
 def rebuild(
@@ -293,35 +365,61 @@ def rebuild(
     metadata: dict[str, object] | None = None,
     changed: bool = False,
     purge: Callable[[DataFrame], bool] | None = None,
+    merge: Merge | None = None,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Replaces a table (and its quarantine) with the kept (and rejected) rows of a classified frame; keeps it as
-    it is when it was computed from the same input versions (and `changed` says nothing else changed)."""
+    """Replaces a table (and its quarantine) with the kept (and rejected) rows of a classified frame, or with
+    `merge`, only the rows of its keys; keeps it as it is when it was computed from the same input versions
+    (and `changed` says nothing else changed)."""
     quarantine = QUARANTINE_OF.get(table.name)
     base = lake.snapshot(table)
     recorded = None if base is None else base.metadata.get("stedi.inputs")
     if recorded is not None and json.loads(recorded) == inputs.versions and not changed and not lake.rebuild:
         yield from unchanged(lake, table, "its inputs have not changed since its version was computed")
         return
+    if merge is not None and not merge.changes and base is not None:
+        yield from unchanged(lake, table, "its inputs' changes touch none of its customers or devices")
+        return
     quarantine_base = None if quarantine is None else lake.snapshot(quarantine)
     erasure = inputs.tombstones.version
+    session = inputs.session
     with cached(classified) as classified:
         measured = measure(table, classified, rows_in, pairing)
         rows = kept(classified).select(*table.columns)
-        output = Output(rows, base, rows_erased=_erased_since(inputs, table, base))
+        rejected = None if quarantine is None else quarantine_rows(table, classified, context.run.run_id)
+        if merge is None:
+            output = Output(rows, base, rows_erased=_erased_since(inputs, table, base))
+            quarantined = (
+                None
+                if rejected is None
+                else Output(rejected, quarantine_base, rows_erased=_erased_since(inputs, quarantine, quarantine_base))
+            )
+        else:
+            output = replace(
+                merged_output(lake, session, table, base, rows, merge.keys, merge.row_key), changes=merge.changes
+            )
+            quarantined = (
+                None
+                if rejected is None
+                else replace(
+                    merged_output(
+                        lake, session, quarantine, quarantine_base, rejected, merge.keys, merge.quarantine_key
+                    ),
+                    changes=merge.changes,
+                )
+            )
+        mode = (
+            "full"
+            if merge is None
+            else f"incremental: {len(merge.changes.identities)} customers, {len(merge.changes.serials)} devices"
+        )
         yield from publish(
             context,
             lake,
             table,
             measured,
             output,
-            None
-            if quarantine is None
-            else Output(
-                quarantine_rows(table, classified, context.run.run_id),
-                quarantine_base,
-                rows_erased=_erased_since(inputs, quarantine, quarantine_base),
-            ),
-            metadata={"inputs": MetadataValue.json(inputs.versions), **(metadata or {})},
+            quarantined,
+            metadata={"inputs": MetadataValue.json(inputs.versions), "recomputed": mode, **(metadata or {})},
             erasure_version=erasure,
             purge=purge(rows) if purge is not None else False,
         )

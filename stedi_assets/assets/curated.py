@@ -12,9 +12,12 @@ from dagster import (
     multi_asset,
 )
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from stedi_assets.assets.accounting import Inputs, rebuild
+from stedi_assets.assets.accounting import Inputs, Merge, rebuild
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
+from stedi_assets.assets.trusted import by_email, by_serial, by_user
+from stedi_assets.resources.delta_lake import Changes
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark import Spark
@@ -27,10 +30,11 @@ from stedi_assets.tables import (
     STEP_TRAINER_TRUSTED,
     ZoneTable,
 )
-from stedi_assets.transforms.customers import classify_customer_curated
+from stedi_assets.transforms.customers import classify_customer_curated, device_claims
 from stedi_assets.transforms.identity import IDENTITY_KEY, identities
 from stedi_assets.transforms.machine_learning import classify_machine_learning_curated
 from stedi_assets.transforms.pseudonyms import SUBJECT_KEY, key_fingerprint, subject_keys, subjects_frame
+from stedi_assets.transforms.readings import OWNER, with_owner_at_time
 
 Results = Iterator[MaterializeResult | AssetCheckResult]
 
@@ -55,8 +59,17 @@ def column_lineage(sources: dict[str, list[tuple[ZoneTable, str]]]) -> TableColu
 def customer_curated(context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy) -> Results:
     with lake.exclusive(CUSTOMER_CURATED):
         inputs = Inputs(lake, spark.session, CUSTOMER_TRUSTED, ACCELEROMETER_TRUSTED, key=privacy.key_bytes)
-        classified = classify_customer_curated(inputs.read(CUSTOMER_TRUSTED), inputs.read(ACCELEROMETER_TRUSTED))
-        yield from rebuild(context, lake, CUSTOMER_CURATED, classified, inputs, inputs.rows(CUSTOMER_TRUSTED))
+        changes = inputs.changes(lake.snapshot(CUSTOMER_CURATED))
+        customers, readings = inputs.read(CUSTOMER_TRUSTED), inputs.read(ACCELEROMETER_TRUSTED)
+        merge, rows_in = None, inputs.rows(CUSTOMER_TRUSTED)
+        if changes is not None:
+            touched = Changes(identities=changes.identities)
+            merge = Merge(inputs.keys(touched.identities), by_email, touched)
+            customers = inputs.read_for(CUSTOMER_TRUSTED, merge.keys, by_email)
+            readings = inputs.read_for(ACCELEROMETER_TRUSTED, merge.keys, by_user)
+            rows_in = customers.count()
+        classified = classify_customer_curated(customers, readings)
+        yield from rebuild(context, lake, CUSTOMER_CURATED, classified, inputs, rows_in, merge=merge)
 
 
 @multi_asset(
@@ -96,32 +109,50 @@ def machine_learning_curated(context: AssetExecutionContext, lake: Lake, spark: 
             key=privacy.key_bytes,
             settings={"pseudonym_key_fingerprint": fingerprint},
         )
+        changes = inputs.changes(lake.snapshot(MACHINE_LEARNING_CURATED))
+        steps, readings = inputs.read(STEP_TRAINER_TRUSTED), inputs.read(ACCELEROMETER_TRUSTED)
+        customers, curated = inputs.read(CUSTOMER_LANDING), inputs.read(CUSTOMER_CURATED)
+        merge, rows_in = None, inputs.rows(STEP_TRAINER_TRUSTED)
+        if changes is not None:
+            # A device's change touches whoever held it; a customer's, every reading of a device they held.
+            claims = [(row.serialNumber, row[IDENTITY_KEY]) for row in device_claims(customers).collect()]
+            touched = changes.identities | {who for serial, who in claims if serial in changes.serials}
+            curated = inputs.read_for(CUSTOMER_CURATED, inputs.keys(touched), by_email)
+            readings = inputs.read_for(ACCELEROMETER_TRUSTED, inputs.keys(touched), by_user)
+            held = inputs.read_for(
+                STEP_TRAINER_TRUSTED, inputs.keys({s for s, who in claims if who in touched}), by_serial
+            )
+            owned = with_owner_at_time(held, "sensorReadingTime", device_claims(customers))
+            ours = owned.join(F.broadcast(inputs.keys(touched)), owned[OWNER] == F.col("_key"), "left_semi")
+            steps = ours.select(*STEP_TRAINER_TRUSTED.columns)
+            rows_in = steps.count()
         # Pseudonyms are computed here, in the driver, for the curated subjects, and joined in as data: the key is
         # never part of a Spark plan (plans show literals in full in the UI and event logs).
-        subjects = [row[IDENTITY_KEY] for row in identities(inputs.read(CUSTOMER_CURATED)).collect()]
-        classified = classify_machine_learning_curated(
-            inputs.read(STEP_TRAINER_TRUSTED),
-            inputs.read(ACCELEROMETER_TRUSTED),
-            inputs.read(CUSTOMER_LANDING),
-            subjects_frame(session, subject_keys(subjects, privacy.key_bytes)),
-        )
+        subjects = subject_keys([row[IDENTITY_KEY] for row in identities(curated).collect()], privacy.key_bytes)
+        if changes is not None:
+            keys = subject_keys(touched, privacy.key_bytes).values()
+            merge = Merge(inputs.keys(keys), lambda rows: rows[SUBJECT_KEY], Changes(identities=frozenset(touched)))
+        classified = classify_machine_learning_curated(steps, readings, customers, subjects_frame(session, subjects))
         yield from rebuild(
             context,
             lake,
             MACHINE_LEARNING_CURATED,
             classified,
             inputs,
-            inputs.rows(STEP_TRAINER_TRUSTED),
+            rows_in,
             pairing=True,
             metadata={"pseudonym_key_fingerprint": fingerprint},
-            purge=lambda rows: subjects_left(lake, session, rows),
+            purge=lambda rows: subjects_left(lake, session, rows, None if merge is None else merge.keys),
+            merge=merge,
         )
 
 
-def subjects_left(lake: Lake, session: SparkSession, rows: DataFrame) -> bool:
-    """Whether a subject of the current version is not in the new rows (a withdrawal, or an erasure): then no
-    older version of the research table may stay readable."""
+def subjects_left(lake: Lake, session: SparkSession, rows: DataFrame, among: DataFrame | None) -> bool:
+    """Whether a subject of the current version (`among` these subject keys, for an incremental run) is not in
+    the new rows (a withdrawal, or an erasure): then no older version of the research table may stay readable."""
     if not lake.exists(MACHINE_LEARNING_CURATED):
         return False
     before = lake.read(session, MACHINE_LEARNING_CURATED).select(SUBJECT_KEY).distinct()
+    if among is not None:
+        before = before.join(F.broadcast(among), before[SUBJECT_KEY] == among["_key"], "left_semi")
     return before.join(rows.select(SUBJECT_KEY).distinct(), SUBJECT_KEY, "left_anti").limit(1).count() > 0

@@ -16,16 +16,25 @@ from dagster import AssetCheckResult, AssetExecutionContext, AssetsDefinition, M
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from stedi_assets.assets.accounting import Output, cached, measure, publish, quarantine_rows, unchanged
+from stedi_assets.assets.accounting import (
+    Output,
+    cached,
+    changed_keys,
+    measure,
+    publish,
+    quarantine_rows,
+    unchanged,
+)
 from stedi_assets.assets.landing_files import changed_files, read_batch
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.assets.tombstones import Tombstones
 from stedi_assets.checks import descriptive_result, descriptive_spec
-from stedi_assets.resources.blanking import blank_lines
+from stedi_assets.resources.blanking import blank_lines, readable_text
 from stedi_assets.resources.delta import Snapshot
-from stedi_assets.resources.delta_lake import LEAVING
+from stedi_assets.resources.delta_lake import LEAVING, Changes
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.ledger import (
+    QUARANTINED,
     Delivery,
     LedgerEntry,
     arrival_times,
@@ -96,6 +105,35 @@ def blank_erased_lines(lake: Lake, entries: dict[str, LedgerEntry], lines: list[
     return sum(len(numbers) for numbers in by_file.values())
 
 
+def delete_unreadable_of_erased(
+    lake: Lake, tombstones: Tombstones, key: bytes, uris: set[str], entries: dict[str, LedgerEntry]
+) -> int:
+    """Files no parser could read but which name an erased customer (e.g. a truncated .gz holding their lines)
+    are deleted: their lines cannot be blanked. Returns how many."""
+    if not tombstones.identities:
+        return 0
+    doomed = [uri for uri in sorted(uris) if tombstones.names_anyone_in(readable_text(lake.storage, uri), key)]
+    for uri in doomed:
+        lake.storage.delete(uri)
+        entries.pop(uri, None)
+    return len(doomed)
+
+
+def delivered_keys(
+    session: SparkSession, lake: Lake, table: ZoneTable, batch: DataFrame, base: Snapshot | None, gone: list[str]
+) -> Changes:
+    """The customers and devices a delivery changes: those of its lines, and those of the gone files' rows."""
+    changes = changed_keys(batch)
+    if gone and base is not None:
+        leaving = lake.read(session, table, base).where(F.col("source_file").isin(gone))
+        changes |= changed_keys(leaving)
+        quarantine = QUARANTINE_OF[table.name]
+        quarantined = lake.snapshot(quarantine)
+        if quarantined is not None:
+            changes |= changed_keys(lake.read(session, quarantine, quarantined).where(F.col("source_file").isin(gone)))
+    return changes
+
+
 def land(
     context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy, table: ZoneTable
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
@@ -136,8 +174,12 @@ def land(
             )
             entries = consumed({} if lake.rebuild else ledger, delivery, arrivals, per_file, set(faults))
             blanked = blank_erased_lines(lake, entries, erased_new + erased_rows + erased_quarantine)
+            # Unreadable files: this batch's, and (when the tombstones changed) those consumed earlier.
+            unreadable = set(faults) | ({u for u, e in entries.items() if e.status == QUARANTINED} if held else set())
+            deleted = delete_unreadable_of_erased(lake, tombstones, key, unreadable, entries)
             rows = kept(classified).select(*table.columns)
             rejected = quarantine_rows(table, classified, context.run.run_id)
+            changes = None if whole or erase_existing else delivered_keys(session, lake, table, classified, base, gone)
             yield from publish(
                 context,
                 lake,
@@ -149,12 +191,14 @@ def land(
                     base=base,
                     replaced=None if whole else table_output.replaced,
                     commit_metadata={"ledger": write_ledger(delta, entries)},
+                    changes=changes,
                 ),
                 replace(
                     quarantine_output,
                     frame=rejected.unionByName(quarantine_output.frame),
                     base=quarantine_base,
                     replaced=None if whole else quarantine_output.replaced,
+                    changes=changes,
                 ),
                 metadata={
                     "files_new": len(delivery.new),
@@ -162,6 +206,7 @@ def land(
                     "files_quarantined": len(faults),
                     "files_in_ledger": len(entries),
                     "raw_lines_blanked": blanked,
+                    "unreadable_files_deleted": deleted,
                 },
                 checks=[descriptive_result(table, classified)],
                 erasure_version=tombstones.version,

@@ -1,5 +1,6 @@
 """The tombstones in force, and how a frame's rows are matched against them (hashed in the driver)."""
 
+import re
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -9,6 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 from stedi_assets.resources.lake import Lake
 from stedi_assets.tables import CUSTOMER_ERASURE
 from stedi_assets.transforms.erasure import (
+    EMAIL_TOKEN_PATTERN,
     ERASED_DEVICES_SCHEMA,
     ERASED_IDENTITIES_SCHEMA,
     ERASED_SUBJECTS_SCHEMA,
@@ -17,10 +19,11 @@ from stedi_assets.transforms.erasure import (
     mark_erased,
     serial_candidates,
 )
-from stedi_assets.transforms.identity import IDENTITY_KEY
+from stedi_assets.transforms.identity import IDENTITY_KEY, identity_of
 from stedi_assets.transforms.pseudonyms import key_fingerprint, subject_keys, tombstone
 
 IDENTITY, DEVICE, SUBJECT = "identity", "device", "subject"
+EMAIL_TOKEN = re.compile(EMAIL_TOKEN_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class Tombstones:
     version: int
     identities: frozenset[str] = frozenset()
     devices: dict[str, list[tuple[int | None, int | None]]] = field(default_factory=dict)
-    subjects: frozenset[str] = frozenset()  # their subject keys: the training table's pseudonyms
+    subjects: frozenset[str] = frozenset()  # hashes of their subject keys (the training table's pseudonyms)
 
     @classmethod
     def load(cls, lake: Lake, key: bytes) -> "Tombstones":
@@ -72,6 +75,10 @@ class Tombstones:
                 held.append((row[SERIAL], start, end))
         return session.createDataFrame(held, ERASED_DEVICES_SCHEMA)
 
+    def names_anyone_in(self, text: str, key: bytes) -> bool:
+        """Whether a text (a file no parser can read) holds an erased customer's e-mail anywhere."""
+        return any(tombstone(identity_of(t), key, IDENTITY) in self.identities for t in EMAIL_TOKEN.findall(text))
+
     def mark(self, session: SparkSession, frame: DataFrame, key: bytes) -> DataFrame:
         """The frame with `_erased` true on the rows of erased customers (see transforms/erasure.py)."""
         subjects = session.createDataFrame([(s,) for s in sorted(self.subjects)], ERASED_SUBJECTS_SCHEMA)
@@ -87,6 +94,8 @@ def tombstone_rows(
     fingerprint = key_fingerprint(key)
     rows = [(IDENTITY, tombstone(i, key, IDENTITY), None, None, at, now, fingerprint) for i, at in requests.items()]
     subjects = subject_keys(requests, key)
-    rows += [(SUBJECT, subjects[i], None, None, at, now, fingerprint) for i, at in requests.items()]
+    rows += [
+        (SUBJECT, tombstone(subjects[i], key, SUBJECT), None, None, at, now, fingerprint) for i, at in requests.items()
+    ]
     rows += [(DEVICE, tombstone(s, key, DEVICE), start, end, None, now, fingerprint) for s, start, end in claims]
     return sorted(set(rows))

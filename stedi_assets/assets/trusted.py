@@ -1,4 +1,9 @@
-"""Trusted zone: deduplicated records of known, consenting customers."""
+"""Trusted zone: deduplicated records of known, consenting customers.
+
+Each table is recomputed only for the customers (identity keys) or devices (serials) its inputs' commits
+changed since its version was computed (`Inputs.changes`), and merged in; from scratch when that cannot be
+said (its first run, a rebuild, another setting, new erasure tombstones).
+"""
 
 from collections.abc import Iterator
 
@@ -6,9 +11,10 @@ from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult, 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from stedi_assets.assets.accounting import Inputs, rebuild
+from stedi_assets.assets.accounting import Inputs, Merge, rebuild
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.resources.delta import Snapshot
+from stedi_assets.resources.delta_lake import Changes
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark import Spark
@@ -22,12 +28,31 @@ from stedi_assets.tables import (
     STEP_TRAINER_LANDING,
     STEP_TRAINER_TRUSTED,
 )
-from stedi_assets.transforms.customers import RESEARCH_CONSENT, classify_customer_trusted
+from stedi_assets.transforms.customers import RESEARCH_CONSENT, classify_customer_trusted, device_claims
+from stedi_assets.transforms.identity import IDENTITY_KEY, identity_key
+from stedi_assets.transforms.landing import RAW
 from stedi_assets.transforms.readings import classify_accelerometer_trusted, classify_step_trainer_trusted
 
 Results = Iterator[MaterializeResult | AssetCheckResult]
 # Quarantined customer lines take part in customer state: a malformed newer record keeps a customer out.
 CUSTOMER_LANDING_QUARANTINE = QUARANTINE_OF[CUSTOMER_LANDING.name]
+
+
+def by_email(rows: DataFrame) -> F.Column:
+    return identity_key(rows["email"])
+
+
+def by_user(rows: DataFrame) -> F.Column:
+    return identity_key(rows["user"])
+
+
+def by_serial(rows: DataFrame) -> F.Column:
+    return rows["serialNumber"]
+
+
+def by_serial_in_raw(rows: DataFrame) -> F.Column:
+    """A step_trainer_trusted quarantine row's device: its raw line is the reading as JSON."""
+    return F.get_json_object(rows[RAW], "$.serialNumber")
 
 
 @multi_asset(
@@ -37,26 +62,36 @@ CUSTOMER_LANDING_QUARANTINE = QUARANTINE_OF[CUSTOMER_LANDING.name]
 def customer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy) -> Results:
     with lake.exclusive(CUSTOMER_TRUSTED):
         inputs = Inputs(lake, spark.session, CUSTOMER_LANDING, CUSTOMER_LANDING_QUARANTINE, key=privacy.key_bytes)
-        landing = inputs.read(CUSTOMER_LANDING)
-        classified = classify_customer_trusted(landing, inputs.read(CUSTOMER_LANDING_QUARANTINE), privacy.as_of)
+        base = lake.snapshot(CUSTOMER_TRUSTED)
+        landing, quarantined = inputs.read(CUSTOMER_LANDING), inputs.read(CUSTOMER_LANDING_QUARANTINE)
+        changes, matured = inputs.changes(base), consent_matured(landing, base, privacy.as_of)
+        merge, rows_in = None, inputs.rows(CUSTOMER_LANDING)
+        if changes is not None and matured is not None:
+            touched = Changes(identities=changes.identities | matured)
+            merge = Merge(inputs.keys(touched.identities), by_email, touched)
+            landing = inputs.read_for(CUSTOMER_LANDING, merge.keys, by_email)
+            rows_in = landing.count()
         yield from rebuild(
             context,
             lake,
             CUSTOMER_TRUSTED,
-            classified,
+            classify_customer_trusted(landing, quarantined, privacy.as_of),
             inputs,
-            inputs.rows(CUSTOMER_LANDING),
+            rows_in,
             metadata={"as_of": privacy.as_of},
-            changed=consent_matured(landing, lake.snapshot(CUSTOMER_TRUSTED), privacy.as_of),
+            changed=bool(matured),
+            merge=merge,
         )
 
 
-def consent_matured(customer_landing: DataFrame, base: Snapshot | None, as_of: int) -> bool:
-    """Whether a consent dated after the table's last computation is due by now (then it must be recomputed)."""
+def consent_matured(customer_landing: DataFrame, base: Snapshot | None, as_of: int) -> frozenset[str] | None:
+    """The customers with a consent dated after the table's last computation and due by now (they must be
+    recomputed); None when there is no last computation."""
     if base is None or "stedi.as_of" not in base.metadata:
-        return True
+        return None
     window = F.col(RESEARCH_CONSENT).between(int(base.metadata["stedi.as_of"]) + 1, as_of)
-    return customer_landing.where(window).limit(1).count() > 0
+    due = customer_landing.where(window).select(identity_key("email").alias(IDENTITY_KEY)).distinct()
+    return frozenset(row[IDENTITY_KEY] for row in due.collect())
 
 
 @multi_asset(
@@ -74,13 +109,19 @@ def accelerometer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spa
             key=privacy.key_bytes,
             settings={"consent_policy": privacy.policy.value},
         )
-        classified = classify_accelerometer_trusted(
-            inputs.read(ACCELEROMETER_LANDING),
-            inputs.read(CUSTOMER_LANDING),
-            inputs.read(CUSTOMER_TRUSTED),
-            privacy.policy,
-        )
-        yield from rebuild(context, lake, ACCELEROMETER_TRUSTED, classified, inputs, inputs.rows(ACCELEROMETER_LANDING))
+        changes = inputs.changes(lake.snapshot(ACCELEROMETER_TRUSTED))
+        readings = inputs.read(ACCELEROMETER_LANDING)
+        customers, trusted = inputs.read(CUSTOMER_LANDING), inputs.read(CUSTOMER_TRUSTED)
+        merge, rows_in = None, inputs.rows(ACCELEROMETER_LANDING)
+        if changes is not None:
+            touched = Changes(identities=changes.identities)
+            merge = Merge(inputs.keys(touched.identities), by_user, touched)
+            readings = inputs.read_for(ACCELEROMETER_LANDING, merge.keys, by_user)
+            customers = inputs.read_for(CUSTOMER_LANDING, merge.keys, by_email)
+            trusted = inputs.read_for(CUSTOMER_TRUSTED, merge.keys, by_email)
+            rows_in = readings.count()
+        classified = classify_accelerometer_trusted(readings, customers, trusted, privacy.policy)
+        yield from rebuild(context, lake, ACCELEROMETER_TRUSTED, classified, inputs, rows_in, merge=merge)
 
 
 @multi_asset(
@@ -101,11 +142,20 @@ def step_trainer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spar
             key=privacy.key_bytes,
             settings={"consent_policy": privacy.policy.value},
         )
+        changes = inputs.changes(lake.snapshot(STEP_TRAINER_TRUSTED))
+        readings, customers = inputs.read(STEP_TRAINER_LANDING), inputs.read(CUSTOMER_LANDING)
+        merge, rows_in = None, inputs.rows(STEP_TRAINER_LANDING)
+        if changes is not None:
+            # A customer's change (records, consent, curation) reaches every device they ever claimed; a device's
+            # readings then go to whoever held it, so every customer who ever claimed those devices is touched.
+            claims = [(row.serialNumber, row[IDENTITY_KEY]) for row in device_claims(customers).collect()]
+            serials = changes.serials | {serial for serial, who in claims if who in changes.identities}
+            holders = frozenset(who for serial, who in claims if serial in serials)
+            touched = Changes(identities=holders, serials=frozenset(serials))
+            merge = Merge(inputs.keys(serials), by_serial, touched, quarantine_key=by_serial_in_raw)
+            readings = inputs.read_for(STEP_TRAINER_LANDING, merge.keys, by_serial)
+            rows_in = readings.count()
         classified = classify_step_trainer_trusted(
-            inputs.read(STEP_TRAINER_LANDING),
-            inputs.read(CUSTOMER_LANDING),
-            inputs.read(CUSTOMER_TRUSTED),
-            inputs.read(CUSTOMER_CURATED),
-            privacy.policy,
+            readings, customers, inputs.read(CUSTOMER_TRUSTED), inputs.read(CUSTOMER_CURATED), privacy.policy
         )
-        yield from rebuild(context, lake, STEP_TRAINER_TRUSTED, classified, inputs, inputs.rows(STEP_TRAINER_LANDING))
+        yield from rebuild(context, lake, STEP_TRAINER_TRUSTED, classified, inputs, rows_in, merge=merge)

@@ -51,9 +51,10 @@ def execute(run_config: dict, instance: DagsterInstance, progress: bool = True) 
 def _progress_line(entry, started: float) -> str:
     materialization = entry.dagster_event.step_materialization_data.materialization
     meta = {key: value.value for key, value in materialization.metadata.items()}
-    rows = meta.get("rows_out", 0)
-    total = meta.get("dagster/row_count", 0)
     name = materialization.asset_key.to_user_string()
+    if "dagster/row_count" not in meta:  # not a table: the erasure receipts
+        return f"  {time.monotonic() - started:6.1f}s  {name:<34} {meta.get('receipt', '')}"
+    rows, total = meta.get("rows_out", 0), meta["dagster/row_count"]
     return f"  {time.monotonic() - started:6.1f}s  {name:<34} {rows:>10,} rows this run, {total:>10,} in the table"
 
 

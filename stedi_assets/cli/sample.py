@@ -22,8 +22,10 @@ import random
 import re
 import shutil
 import sys
+import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import IO, NamedTuple
@@ -32,6 +34,7 @@ EXPECTED_FILE = "_sample_expected.json"
 # The built-in sample lake (STEDI_LAKE_ROOT unset).
 SAMPLE_LAKE = Path(__file__).resolve().parents[2] / "sample_lake"
 SAMPLE_CUSTOMERS = 1000
+PROGRESS_FROM = 5000  # customers: `stedi sample` shows its progress from this size
 SAMPLE_SEED = 7
 FEEDS = ("customer", "accelerometer", "step_trainer")
 DAY_MS = 86_400_000
@@ -380,8 +383,18 @@ def _malformed_consent(current: dict, rng: random.Random) -> list:
     return lines
 
 
-def generate(out: Path, customers: int, seed: int, readings: int = 60, files: int = 4, rates: Rates = Rates()) -> dict:
-    """Writes the landing feeds under `out` and returns the expected counts (also written to EXPECTED_FILE)."""
+def generate(
+    out: Path,
+    customers: int,
+    seed: int,
+    readings: int = 60,
+    files: int = 4,
+    rates: Rates = Rates(),
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Writes the landing feeds under `out` and returns the expected counts (also written to EXPECTED_FILE).
+
+    `progress` is called with the number of customers written so far, every 1% of them."""
     out.mkdir(parents=True, exist_ok=True)
     noise = random.Random(f"{seed}:defects")
     writers = {feed: FeedWriter(out, feed, max(1, min(files, customers)), noise, rates) for feed in FEEDS}
@@ -390,7 +403,10 @@ def generate(out: Path, customers: int, seed: int, readings: int = 60, files: in
     ledger = Ledger()
     previous: Customer | None = None
     share_next = False
+    step = max(1, customers // 100)
     for index in range(customers + 1):
+        if progress is not None and index % step == 0:
+            progress(index)
         # Customers are finished one step late, once we know whether the next one claims the same device, and
         # once their late records (delivered with the next customer, perhaps in the next file) are written.
         current = None
@@ -719,7 +735,18 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if name not in names:
             parser.error(f"unknown rate {name!r}; known: {', '.join(names)}")
         overrides[name] = int(value) if isinstance(getattr(Rates(), name), int) else float(value)
-    report = generate(args.out, args.customers, args.seed, args.readings, args.files, Rates(**overrides))
+    started = time.monotonic()
+
+    def progress(done: int) -> None:
+        # Large lakes take minutes: say how far it is, on stderr (stdout is the report).
+        elapsed = time.monotonic() - started
+        percent = 100 * done // args.customers
+        print(f"\r  {percent:3d}% {done:,} / {args.customers:,} customers, {elapsed:.0f} s", end="", file=sys.stderr)
+
+    shown = progress if args.customers >= PROGRESS_FROM else None
+    report = generate(args.out, args.customers, args.seed, args.readings, args.files, Rates(**overrides), shown)
+    if shown is not None:
+        print(f"\r  {args.customers:,} customers written in {time.monotonic() - started:.0f} s", file=sys.stderr)
     json.dump({k: report[k] for k in ("landing_rows", "quarantined_rows", "tables")}, sys.stdout, indent=2)
     print()
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import IO
 
@@ -68,3 +69,19 @@ def blank_lines(storage: Storage, uri: str, numbers: set[int]) -> FileInfo:
     info = storage.stat(uri)
     assert info is not None, f"{uri} vanished while it was rewritten"
     return info
+
+
+def readable_text(storage: Storage, uri: str) -> str:
+    """As much of a file as can be read, as text: a broken .gz decompressed up to where it breaks, a file that
+    is not gzip at all taken as it is. For files the pipeline cannot read (erasure still looks inside them)."""
+    with storage.open(uri) as raw:
+        data = raw.read()
+    if data[:2] != b"\x1f\x8b":
+        return data.decode("utf-8", errors="replace")
+    inflater, parts = zlib.decompressobj(wbits=31), []
+    for start in range(0, len(data), 4096):  # a little at a time: what precedes a break is kept
+        try:
+            parts.append(inflater.decompress(data[start : start + 4096]))
+        except zlib.error:
+            break
+    return b"".join(parts).decode("utf-8", errors="replace")

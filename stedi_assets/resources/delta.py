@@ -72,8 +72,7 @@ class DeltaLakeTable:
     def _snapshot(self, table: DeltaTable) -> Snapshot:
         actions = pa.table(table.get_add_actions(flatten=True))
         rows = pa.compute.sum(actions["num_records"]).as_py() if actions.num_rows else 0
-        history = table.history(1)
-        metadata = {k: str(v) for k, v in history[0].items() if k.startswith(METADATA_PREFIX)} if history else {}
+        metadata = _our_metadata(table)
         files = [f"{self.uri}/{path}" for path in actions["path"].to_pylist()]
         schema = pa.schema(table.schema().to_arrow())
         return Snapshot(table.version(), sorted(files), int(rows or 0), metadata, schema)
@@ -145,6 +144,17 @@ class DeltaLakeTable:
             raise ConcurrentWriteError(f"{self.uri}: version {next_version} was committed by another run")
         return snapshot
 
+    def commits(self, first: int, last: int) -> list[dict[str, str]]:
+        """The `stedi.*` metadata of this project's commits among versions first..last (other commits, a
+        vacuum's, have none and are left out), read from the log's commit files."""
+        found = []
+        for version in range(first, last + 1):
+            lines = self.storage.read_bytes(f"{self.uri}/_delta_log/{version:020d}.json").decode().splitlines()
+            info = next((json.loads(line)["commitInfo"] for line in lines if '"commitInfo"' in line), {})
+            if f"{METADATA_PREFIX}write_id" in info:
+                found.append({k: str(v) for k, v in info.items() if k.startswith(METADATA_PREFIX)})
+        return found
+
     def _relative(self, uri: str) -> str:
         prefix = self.uri + "/"
         if not uri.startswith(prefix):
@@ -152,11 +162,25 @@ class DeltaLakeTable:
         return uri[len(prefix) :]
 
     def vacuum(self, retention_hours: int) -> list[str]:
-        """Deletes files that no version within the retention needs, and files no commit ever named."""
+        """Deletes files that no version within the retention needs, and files no commit ever named. (A vacuum
+        adds commits to the log: only when there is something to delete.)"""
         table = self.open()
         if table is None:
             return []
-        return table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False, full=True)
+        options = {"retention_hours": retention_hours, "enforce_retention_duration": False, "full": True}
+        if not table.vacuum(dry_run=True, **options):
+            return []
+        return table.vacuum(dry_run=False, **options)
+
+
+def _our_metadata(table: DeltaTable) -> dict[str, str]:
+    """The `stedi.*` metadata of the table's last write by this project: other commits (a vacuum's, a user's
+    OPTIMIZE) come after it without any."""
+    for limit in (8, None):
+        for commit in table.history(limit):  # newest first
+            if f"{METADATA_PREFIX}write_id" in commit:
+                return {k: str(v) for k, v in commit.items() if k.startswith(METADATA_PREFIX)}
+    return {}
 
 
 def _text(value: Any) -> str:

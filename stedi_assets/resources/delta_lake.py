@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -26,6 +30,37 @@ from stedi_assets.resources.storage import FileInfo, LakeRootError, Storage, is_
 from stedi_assets.tables import LANDING_TABLES, ZoneTable
 
 LEAVING = "_leaving"
+ALL_CHANGED = "all"  # a commit's changes when it replaced the whole table (or cannot say what it changed)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a commit changed, as the keys downstream tables recompute by: customers (identity keys) and devices
+    (serials). A commit that replaced the whole table records no keys: everything downstream is recomputed."""
+
+    identities: frozenset[str] = frozenset()
+    serials: frozenset[str] = frozenset()
+
+    def __or__(self, other: Changes) -> Changes:
+        return Changes(self.identities | other.identities, self.serials | other.serials)
+
+    def __bool__(self) -> bool:
+        return bool(self.identities or self.serials)
+
+    def to_arrow(self) -> pa.Table:
+        rows = [("identity", k) for k in sorted(self.identities)] + [("serial", k) for k in sorted(self.serials)]
+        return pa.table({"kind": [k for k, _ in rows], "key": [v for _, v in rows]}, schema=CHANGES_SCHEMA)
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> Changes:
+        rows = table.to_pylist()
+        return cls(
+            frozenset(r["key"] for r in rows if r["kind"] == "identity"),
+            frozenset(r["key"] for r in rows if r["kind"] == "serial"),
+        )
+
+
+CHANGES_SCHEMA = pa.schema([("kind", pa.string()), ("key", pa.string())])
 
 
 class MissingTableError(LookupError):
@@ -148,12 +183,22 @@ class DeltaLake:
         base: Snapshot | None,
         replaced: list[str] | None = None,
         metadata: dict[str, object] | None = None,
+        changes: Changes | None = None,
     ) -> Snapshot:
         """Commits `frame` as the table's next version after `base` (the version this run read), in one atomic
         Delta commit: with `replaced`, those files leave the table and the others stay; without, the frame
-        replaces the whole table. Another run's commit since `base` makes this fail (ConcurrentWriteError)."""
+        replaces the whole table. Another run's commit since `base` makes this fail (ConcurrentWriteError).
+
+        `changes` (None: all) are recorded with the commit, for downstream tables to recompute only those keys.
+        """
         delta = self.delta(table)
         write_id = uuid.uuid4().hex
+        recorded = ALL_CHANGED
+        if changes is not None:
+            buffer = io.BytesIO()
+            pq.write_table(changes.to_arrow(), buffer)
+            recorded = f"_stedi/changes-{write_id}.parquet"
+            self.storage.write_bytes(f"{delta.uri}/{recorded}", buffer.getvalue())
         staging = delta.staging_folder(write_id)
         frame.select(*table.columns).write.mode("error").parquet(self.storage.spark_uri(staging))
         added = self.storage.list_files(staging)
@@ -163,5 +208,23 @@ class DeltaLake:
             added,
             replaced,
             None if base is None else base.version,
-            {**(metadata or {}), "write_id": write_id, "table": table.name},
+            {**(metadata or {}), "write_id": write_id, "table": table.name, "changes": recorded},
         )
+
+    def changes(self, table: ZoneTable, since: int | None, until: int | None) -> Changes | None:
+        """The keys the table's commits after version `since`, up to `until`, changed; None when one of them
+        replaced the whole table or did not say (then everything downstream is recomputed)."""
+        if since is None or until is None:
+            return None
+        total = Changes()
+        try:
+            commits = self.delta(table).commits(since + 1, until)
+        except FileNotFoundError:  # the log of those versions was cleaned up: they cannot say
+            return None
+        for metadata in commits:
+            recorded = metadata.get("stedi.changes", ALL_CHANGED)
+            if recorded == ALL_CHANGED:
+                return None
+            data = self.storage.read_bytes(f"{self.location(table)}/{recorded}")
+            total |= Changes.from_arrow(pq.read_table(io.BytesIO(data)))
+        return total

@@ -22,7 +22,7 @@ ERASED = "_erased"
 SERIAL = "serialNumber"
 READING_TIME = "sensorReadingTime"
 # Anything in a raw line that looks like an e-mail address, or a device serial (UUID), or a reading time.
-EMAIL_TOKEN = r"[^\s\"'<>(),;:\[\]{}@\\]+@[^\s\"'<>(),;:\[\]{}@\\]+"
+EMAIL_TOKEN_PATTERN = r"[^\s\"'<>(),;:\[\]{}@\\]+@[^\s\"'<>(),;:\[\]{}@\\]+"
 SERIAL_TOKEN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 READING_TIME_TOKEN = r"(?i)\"sensorReadingTime\"\s*:\s*\"?(-?\d+)"
 IDENTITY_COLUMNS = ("email", "user")
@@ -32,7 +32,7 @@ ERASED_SUBJECTS_SCHEMA = f"{SUBJECT_KEY} string"
 
 
 def _raw_emails(frame: DataFrame) -> Column:
-    return F.regexp_extract_all(F.coalesce(F.col(RAW), F.lit("")), F.lit(EMAIL_TOKEN), 0)
+    return F.regexp_extract_all(F.coalesce(F.col(RAW), F.lit("")), F.lit(EMAIL_TOKEN_PATTERN), 0)
 
 
 def _raw_serials(frame: DataFrame) -> Column:
