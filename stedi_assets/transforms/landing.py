@@ -52,6 +52,7 @@ JSON_OPTIONS = {"allowSingleQuotes": "false", "allowNonNumericNumbers": "false"}
 BOM = "\ufeff"
 _INTEGRAL = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 _FIELDS = "_fields"
+_SEPARATOR = "\u0000"
 
 
 class FileFault(NamedTuple):
@@ -88,8 +89,9 @@ def _canonical(table: ZoneTable):
 
 
 def _objects(lines: DataFrame, table: ZoneTable) -> DataFrame:
-    """Adds _text (the line without a BOM), _fields (column key -> VARIANT value, first occurrences only)
-    and _duplicate (the first repeated key, named as its column or as delivered)."""
+    """Adds _text (the line without a BOM), _fields (lower-cased key -> VARIANT value; null for a line that
+    is not one JSON object, empty for an object with a repeated key) and _duplicate (the first repeated key,
+    named as its column or as delivered)."""
     text = F.regexp_replace(RAW, f"^{BOM}", "")
     # Parsed as the only element of an array, so that anything after the object (a second record, garbage)
     # makes the line invalid instead of being ignored by the JSON reader (see `whole` for the one way around it).
@@ -105,32 +107,32 @@ def _objects(lines: DataFrame, table: ZoneTable) -> DataFrame:
     staged = lines.select(*LINEAGE_COLUMNS, RAW, text.alias("_text")).withColumn("_array", as_array)
     staged = staged.withColumn("_obj", F.when((F.size("_array") == 1) & whole, F.col("_array")[0]))
     # from_json keeps every occurrence of a repeated key in the map (whatever spark.sql.mapKeyDedupPolicy
-    # says), so map_keys shows duplicates; the map is rebuilt with unique keys before any lookup.
-    staged = staged.withColumn("_keys", F.map_keys("_obj")).withColumn(
-        "_canon", F.transform("_keys", _canonical(table))
-    )
+    # says), so map_keys shows duplicates. Keys are lower-cased without a lambda where they can be (lambdas
+    # run interpreted, row by row): joined, lower-cased and split again, unless a key holds the separator.
+    keys = F.map_keys("_obj")
+    canonical = _canonical(table)
+    if canonical is F.lower:
+        joined = F.split(F.lower(F.array_join(keys, _SEPARATOR)), _SEPARATOR)
+        canon = F.when(F.size(joined) == F.size(keys), joined).otherwise(F.transform(keys, canonical))
+    else:
+        canon = F.transform(keys, canonical)
+    staged = staged.withColumn("_canon", canon)
     canon = F.col("_canon")
-    staged = staged.withColumn(
-        "_repeat", F.array_position(F.transform(canon, lambda key, i: F.array_position(canon, key) < i + 1), True)
-    )
-    # Unique by construction, whatever the keys hold: "k" + the column of a first occurrence, "r" + the
-    # position of a repeat (a map with a repeated key would fail the job under the default dedup policy).
-    unique_keys = F.transform(
-        canon,
-        lambda key, i: F.when(F.array_position(canon, key) < i + 1, F.concat(F.lit("r"), i.cast("string"))).otherwise(
-            F.concat(F.lit("k"), key)
-        ),
-    )
+    repeated = F.size(F.array_distinct(canon)) < F.size(canon)
+    # A row with a repeated key is quarantined: its fields are never read, so its map stays empty (a map built
+    # with a repeated key would fail the job under the default dedup policy); only its detail needs a lambda.
+    at = F.array_position(F.transform(canon, lambda key, i: F.array_position(canon, key) < i + 1), True).cast("int")
     columns = {name.lower(): name for name in table.columns}
     column_of = F.create_map(*(F.lit(x) for pair in columns.items() for x in pair))
-    at = F.col("_repeat").cast("int")
-    duplicate = F.when(at > 0, F.coalesce(F.element_at(column_of, F.element_at(canon, at)), F.element_at("_keys", at)))
+    duplicate = F.coalesce(F.element_at(column_of, F.element_at(canon, at)), F.element_at(keys, at))
+    empty = F.create_map().cast(T.MapType(T.StringType(), T.VariantType()))
+    fields = F.when(F.col("_obj").isNull(), F.lit(None)).when(repeated, empty)
     return staged.select(
         *LINEAGE_COLUMNS,
         RAW,
         "_text",
-        F.map_from_arrays(unique_keys, F.map_values("_obj")).alias(_FIELDS),
-        duplicate.alias("_duplicate"),
+        fields.otherwise(F.map_from_arrays(canon, F.map_values("_obj"))).alias(_FIELDS),
+        F.when(repeated, duplicate).alias("_duplicate"),
     )
 
 
@@ -146,17 +148,41 @@ def descriptive_rules(table: ZoneTable) -> list[str]:
 
 
 def _field(name: str) -> Column:
-    """The VARIANT value of a column's key (first occurrence); null when absent."""
-    return F.element_at(F.col(_FIELDS), F.lit("k" + name.lower()))
+    """The VARIANT value of a column's key; null when absent (and in a row with a repeated key)."""
+    return F.element_at(F.col(_FIELDS), F.lit(name.lower()))
 
 
 def parse_landing(lines: DataFrame, table: ZoneTable) -> DataFrame:
     """Classified parse of landing lines (`LINES_SCHEMA`): the table's columns, `raw`, reason/detail for
     rejected lines, and `descriptive_failures` (the descriptive rules each row fails; see the module doc)."""
-    objects = _objects(lines, table)
     record_fields = [f for f in table.schema.fields if f.name not in LINEAGE_COLUMNS]
     checks = column_rules(table.model)
-    values: dict[str, Column] = {}
+    keep = [*LINEAGE_COLUMNS, RAW, "_text", _FIELDS, "_duplicate"]
+    # Staged selects, so that each value is looked up, typed and tested once per row: every rule below reads
+    # these columns instead of recomputing them.
+    staged = _objects(lines, table).select(*keep, *(_field(f.name).alias(f"_json_{f.name}") for f in record_fields))
+    typed = {
+        f.name: F.when(
+            _json_type_fits(F.schema_of_variant(f"_json_{f.name}"), f.dataType),
+            F.try_variant_get(f"_json_{f.name}", "$", f.dataType.simpleString()),
+        )
+        for f in record_fields
+    }
+    staged = staged.select(*staged.columns, *(value.alias(f"_typed_{name}") for name, value in typed.items()))
+    flags, values = [], []
+    for f in record_fields:
+        json_value, typed_value = F.col(f"_json_{f.name}"), F.col(f"_typed_{f.name}")
+        present = json_value.isNotNull() & ~F.is_variant_null(json_value)
+        flags += [present.alias(f"_present_{f.name}"), (present & typed_value.isNull()).alias(f"_bad_{f.name}")]
+        if severity(table.model, f.name) == DESCRIPTIVE:
+            # Kept as delivered: a string column holds a non-string value's JSON text; a number column, null.
+            delivered = F.to_json(json_value) if isinstance(f.dataType, T.StringType) else F.lit(None)
+            value = F.when(present & typed_value.isNull(), delivered).otherwise(typed_value)
+        else:
+            value = typed_value
+        values.append(value.cast(f.dataType).alias(f.name))
+    staged = staged.select(*keep, *flags, *values)
+
     rules: list = [
         (F.col("_text").rlike(r"^[ \t]*\z"), r.BLANK_LINE, None),
         (F.col(_FIELDS).isNull(), r.NOT_JSON, None),
@@ -164,39 +190,37 @@ def parse_landing(lines: DataFrame, table: ZoneTable) -> DataFrame:
     ]
     missing, wrong, invalid, warnings = [], [], [], []
     for f in record_fields:
-        value = _field(f.name)
-        present = value.isNotNull() & ~F.is_variant_null(value)
-        typed = F.when(
-            _json_type_fits(F.schema_of_variant(value), f.dataType),
-            F.try_variant_get(value, "$", f.dataType.simpleString()),
-        )
-        bad_type = present & typed.isNull()
+        present, bad_type = F.col(f"_present_{f.name}"), F.col(f"_bad_{f.name}")
         if severity(table.model, f.name) == DESCRIPTIVE:
-            as_delivered = F.to_json(value) if isinstance(f.dataType, T.StringType) else F.lit(None)
-            values[f.name] = F.when(bad_type, as_delivered).otherwise(typed).cast(f.dataType)
             if not f.nullable:
                 warnings.append((~present, f"{f.name}:not_nullable"))
             warnings.append((bad_type, f"{f.name}:wrong_type"))
             # A value of the wrong type counts once, as wrong_type, not again against the column's checks.
             warnings += [(~bad_type & ~passes, f"{f.name}:{check}") for check, passes in checks[f.name]]
         else:
-            values[f.name] = typed.cast(f.dataType)
             if not f.nullable:
                 missing.append((~present, r.MISSING_FIELD, f.name))
             wrong.append((bad_type, r.WRONG_TYPE, f.name))
             invalid += [(~passes, r.INVALID_VALUE, f"{f.name}:{check}") for check, passes in checks[f.name]]
     rules += missing + wrong + invalid
-    # Value checks read the typed columns (column_rules names them), so they are evaluated on a second select.
-    typed_rows = objects.select(
-        *LINEAGE_COLUMNS, RAW, "_text", _FIELDS, "_duplicate", *(v.alias(k) for k, v in values.items())
-    )
-    reason, detail = r.first_reason(rules)
-    failed = F.filter(
-        F.array(*(F.when(condition, F.lit(name)) for condition, name in warnings)), lambda x: x.isNotNull()
-    )
+    # The first rule that holds, once per row; its name and detail are then looked up by position.
+    rule = F.lit(None).cast("int")
+    for position in range(len(rules), 0, -1):
+        rule = F.when(rules[position - 1][0], F.lit(position)).otherwise(rule)
+    names = F.array(*(F.lit(name) for _, name, _ in rules))
+    details = F.array(*(F.lit(d) if d is None or isinstance(d, str) else d for _, _, d in rules))
+    failed = F.array_compact(F.array(*(F.when(condition, F.lit(name)) for condition, name in warnings)))
     descriptive = failed if warnings else F.array().cast("array<string>")
-    return typed_rows.select(
-        *table.columns, RAW, reason.alias(r.REASON), detail.alias(r.DETAIL), descriptive.alias(DESCRIPTIVE_FAILURES)
+    classified = staged.select(
+        *table.columns, RAW, "_duplicate", rule.alias("_rule"), descriptive.alias(DESCRIPTIVE_FAILURES)
+    )
+    at = F.col("_rule")
+    return classified.select(
+        *table.columns,
+        RAW,
+        F.when(at.isNotNull(), F.element_at(names, at)).alias(r.REASON),
+        F.when(at.isNotNull(), F.element_at(details, at)).cast("string").alias(r.DETAIL),
+        DESCRIPTIVE_FAILURES,
     )
 
 
