@@ -152,6 +152,22 @@ def descriptive_result(table: ZoneTable, parsed: DataFrame) -> AssetCheckResult:
     )
 
 
+def descriptive_nothing_new(table: ZoneTable) -> AssetCheckResult:
+    """The descriptive check of a run that parsed no new line: no row of the batch fails a rule (the rows
+    already in the table were reported by the run that parsed them)."""
+    return AssetCheckResult(
+        asset_key=table.name,
+        check_name="descriptive",
+        passed=True,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "failing_rows_by_rule": MetadataValue.json(dict.fromkeys(descriptive_rules(table), 0)),
+            "examples": MetadataValue.json({}),
+            "unchanged": "no new or rewritten landing file",
+        },
+    )
+
+
 def is_blocking(table: ZoneTable) -> bool:
     return table.zone in BLOCKING_ZONES
 

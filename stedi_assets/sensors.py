@@ -86,6 +86,11 @@ def landing_sensor(minimum_interval_seconds: int) -> SensorDefinition:
         deliveries, versions = pending_deliveries(lake)
         if not deliveries:
             return SkipReason(f"every landing file under {lake.uri} is in its ledger")
+        # A run still going commits table by table: a batch taken now would hold files it is consuming, under a
+        # new key (the ledger versions move), and a second run of them would be queued behind it.
+        unfinished = context.instance.get_runs(RunsFilter(statuses=list(UNFINISHED)), limit=1)
+        if unfinished:
+            return SkipReason(f"run {unfinished[0].run_id} has not finished: new files wait for its commits")
         key = batch_key(deliveries, versions)
         cursor = json.loads(context.cursor) if context.cursor else {}
         attempt = 0

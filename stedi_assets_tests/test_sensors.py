@@ -136,6 +136,24 @@ def test_rewritten_and_deleted_files_trigger_and_keys_never_repeat(feeds: Feeds)
     assert len(set(keys)) == 4
 
 
+def test_no_batch_is_requested_while_a_run_is_unfinished(feeds: Feeds) -> None:
+    feeds.write("step_trainer/landing/batch-1.json", STEP)
+    first = feeds.tick()
+    create_run_for_test(
+        feeds.instance, tags={"dagster/run_key": _request(first).run_key}, status=DagsterRunStatus.STARTED
+    )
+    # The running batch is not the pending one any more (files arrive, the run commits a feed): still no request.
+    feeds.write("customer/landing/a.json", "{}\n")
+    assert "has not finished" in feeds.tick(first.cursor).skip_message
+
+
+def test_a_run_with_nothing_new_reports_the_landing_tables_unchanged(spark, tmp_path: Path) -> None:
+    feeds = Feeds(str(tmp_path), DagsterInstance.ephemeral())
+    feeds.write("step_trainer/landing/batch-1.json", STEP)
+    feeds.consume("step_trainer")
+    feeds.consume("step_trainer")  # nothing new: every check of the landing asset still reports
+
+
 def test_changes_in_several_feeds_make_one_run_over_their_union(feeds: Feeds) -> None:
     feeds.write("customer/landing/a.json", "{}\n")
     feeds.write("accelerometer/landing/b.json", "{}\n")

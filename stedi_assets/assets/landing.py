@@ -28,7 +28,7 @@ from stedi_assets.assets.accounting import (
 from stedi_assets.assets.landing_files import changed_files, read_batch
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.assets.tombstones import Tombstones
-from stedi_assets.checks import descriptive_result, descriptive_spec
+from stedi_assets.checks import descriptive_nothing_new, descriptive_result, descriptive_spec
 from stedi_assets.resources.blanking import blank_lines, readable_text
 from stedi_assets.resources.delta import Snapshot
 from stedi_assets.resources.delta_lake import LEAVING, Changes
@@ -150,6 +150,7 @@ def land(
     context.log.info(f"{table.name}: {len(delivery.new)} new or rewritten files, {len(delivery.gone)} gone")
     if delivery.empty and not erase_existing and base is not None and quarantine_base is not None:
         yield from unchanged(lake, table, "no landing file is new, rewritten or gone, and no new erasure")
+        yield descriptive_nothing_new(table)  # every check spec of the asset needs a result, or the step fails
         return
     session = spark.session
     arrivals = arrival_times(ledger, delivery.new)
