@@ -1,5 +1,11 @@
 """End to end with the real daemon and webserver: a dropped landing file is picked up by the sensor and its
-rows reach the curated tables; the UI, in headless Chromium, shows every zone asset and materializes them."""
+rows reach the curated tables; the UI, in headless Chromium, shows every asset in its zone group, and a run
+launched from its launchpad with per-run settings (another lake root, the `flag` consent policy) uses them.
+
+The UI is driven the way a user reads it: by roles and accessible names (Dagster's icon-only buttons are named
+after their icon), the menu items' text and the URL the UI writes. Dagster strips its test ids from production
+builds, so there are none to use.
+"""
 
 from __future__ import annotations
 
@@ -12,46 +18,72 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import DagsterRunStatus
+from dagster import DagsterEventType, DagsterRun, DagsterRunStatus
 
-from stedi_assets.tables import ALL_TABLES, CUSTOMER_CURATED, MACHINE_LEARNING_CURATED, STEP_TRAINER_TRUSTED, Zone
-from stedi_assets_tests.lakes import duckdb_source, generate_lake
+from stedi_assets.cli.sample import EXPECTED_FILE
+from stedi_assets.definitions import defs
+from stedi_assets.tables import (
+    ACCELEROMETER_TRUSTED,
+    ALL_TABLES,
+    CUSTOMER_CURATED,
+    MACHINE_LEARNING_CURATED,
+    STEP_TRAINER_TRUSTED,
+)
+from stedi_assets_tests.lakes import duckdb_source, generate_lake, table_frame
 from stedi_assets_tests.servers import Servers, dagster_servers
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 NEW_READING_TIME = 1_800_000_000_000  # 2027-01-15: later than every generated reading and consent
-
-
-def _expand_all_groups(page) -> None:
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    """Groups start collapsed; "Expand all groups" is in the graph's settings menu, behind one of the
-    unlabelled icon buttons in the bottom-right corner (the others zoom, which does no harm)."""
-    width = page.viewport_size["width"]
-    for button in page.locator("button").all():
-        box = button.bounding_box()
-        if box is None or box["x"] < width - 100 or box["y"] < 500:
-            continue
-        button.click()
-        item = page.get_by_text("Expand all groups").locator("visible=true")
-        try:
-            item.first.click(timeout=2_000)
-            return
-        except PlaywrightTimeout:
-            page.keyboard.press("Escape")
-    raise AssertionError("the asset graph has no 'Expand all groups' menu item")
+# Runs share the machine's 2 cores with the test session, the servers and the browser.
+RUN_TIMEOUT_SECONDS = 900
+UI_TIMEOUT_MS = 60_000
+FINISHED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+# Wide enough for the whole graph, its groups expanded, at a scale where the node names can be read.
+GRAPH_VIEWPORT = {"width": 2400, "height": 1500}
+LAUNCHPAD_VIEWPORT = {"width": 1600, "height": 1000}
+ASSET_PAGE_VIEWPORT = {"width": 1600, "height": 2200}  # the page scrolls inside itself: tall enough for all of it
 
 
 def _shown_as(name: str) -> re.Pattern:
-    """The name as a graph node shows it: whole, or with its middle replaced by an ellipsis."""
+    """The name as a zoomed-out graph node shows it: whole, or with its middle replaced by an ellipsis."""
     shortened = "|".join(
         f"{re.escape(name[:i])}…{re.escape(name[j:])}" for i in range(3, len(name)) for j in range(i + 1, len(name))
     )
     return re.compile(f"^({re.escape(name)}|{shortened})$")
 
 
+def _expect_nodes(page, names: list[str]) -> None:
+    """The graph shows one node per name, each labelled with its name (possibly shortened). Shortened labels
+    can be ambiguous (two quarantine tables both show "step_t…_quarantine" when zoomed out): the count of
+    labels is what tells that neither is missing."""
+    from playwright.sync_api import expect
+
+    labels = page.get_by_text(re.compile("|".join(_shown_as(name).pattern for name in names))).locator("visible=true")
+    expect(labels).to_have_count(len(names), timeout=UI_TIMEOUT_MS)
+    shown = labels.all_inner_texts()
+    for name in names:
+        assert any(_shown_as(name).match(label) for label in shown), f"{name} is not in the graph: {shown}"
+
+
 def _sql(query: str) -> list[tuple]:
     return duckdb.sql(query).fetchall()
+
+
+def _groups() -> dict[str, str]:
+    """Every asset the code location defines (the registry's zone tables and erasure_receipts), by group."""
+    graph = defs().resolve_asset_graph()
+    return {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+
+
+def _row_counts(servers: Servers, run: DagsterRun) -> dict[str, int]:
+    """The row count each materialization of the run reports."""
+    events = servers.instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+    counts = {}
+    for event in events:
+        materialization = event.asset_materialization
+        if "dagster/row_count" in materialization.metadata:
+            counts[materialization.asset_key.to_user_string()] = materialization.metadata["dagster/row_count"].value
+    return counts
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +97,9 @@ def servers(tmp_path_factory) -> Servers:
 
 def test_a_dropped_landing_file_reaches_the_curated_tables(servers: Servers) -> None:
     # The sensor's first tick sees every file of the new lake and loads it.
-    servers.wait_for(lambda: next(iter(servers.runs(DagsterRunStatus.SUCCESS)), None), 300, "the initial load")
+    servers.wait_for(
+        lambda: next(iter(servers.runs(DagsterRunStatus.SUCCESS)), None), RUN_TIMEOUT_SECONDS, "the initial load"
+    )
     before = _sql(f"select count(*) from {duckdb_source(servers.lake, MACHINE_LEARNING_CURATED)}")[0][0]
     # A curated customer whose device has trusted readings: one owner, so new readings are not quarantined.
     email, serial = _sql(
@@ -88,7 +122,7 @@ def test_a_dropped_landing_file_reaches_the_curated_tables(servers: Servers) -> 
                 return run
         return None
 
-    run = servers.wait_for(run_for_new_files, 300, "the run of the dropped files")
+    run = servers.wait_for(run_for_new_files, RUN_TIMEOUT_SECONDS, "the run of the dropped files")
     print(f"file drop -> run SUCCESS: {time.monotonic() - dropped:.1f}s")
     assert run.tags["stedi/landing_feeds"] == "accelerometer_landing,step_trainer_landing"
     ml = duckdb_source(servers.lake, MACHINE_LEARNING_CURATED)
@@ -100,43 +134,109 @@ def test_a_dropped_landing_file_reaches_the_curated_tables(servers: Servers) -> 
 @pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="LOUD: Debian's chromium is not installed (make setup installs it as root)"
 )
-def test_the_ui_shows_every_zone_asset_and_materializes_them(servers: Servers, tmp_path: Path) -> None:
+def test_the_ui_shows_every_asset_and_launches_a_run_with_per_run_settings(servers: Servers, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    shots = Path(os.environ.get("STEDI_SCREENSHOT_DIR", tmp_path))
+    shots = Path(os.environ.get("STEDI_SCREENSHOT_DIR", tmp_path / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
-    before = {run.run_id for run in servers.runs()}
+    # The launchpad run goes to another lake (the fixture's lake is the sensor's): its expected counts are exact.
+    other_lake = tmp_path / "other-lake"
+    generate_lake(other_lake, customers=12)
+    expected = json.loads((other_lake / EXPECTED_FILE).read_text())["tables"]
+    assert expected["flag"][ACCELEROMETER_TRUSTED.name] != expected["since"][ACCELEROMETER_TRUSTED.name]
+    groups = _groups()
+    # What the UI must show: every registered table, in its zone's group, and the erasure receipts.
+    assert set(groups) == {*ALL_TABLES, "erasure_receipts"}
+    assert all(groups[name] == table.zone.value for name, table in ALL_TABLES.items())
+
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
             args=["--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
         )
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        # Each zone group's lineage shows its assets by name (Dagster shortens long names in the middle).
-        for zone in Zone:
-            page.goto(f"{servers.url}/locations/stedi_assets/asset-groups/{zone.value}/lineage")
-            expect(page.get_by_text("Materialize", exact=False).first).to_be_visible(timeout=60_000)
-            for table in (t for t in ALL_TABLES.values() if t.zone is zone):
-                expect(page.get_by_text(_shown_as(table.name)).first).to_be_visible(timeout=30_000)
+        page = browser.new_page(viewport=GRAPH_VIEWPORT)
 
+        # Each group's lineage page shows its own assets (others only as links).
+        for group in sorted(set(groups.values())):
+            page.goto(f"{servers.url}/locations/stedi_assets/asset-groups/{group}/lineage")
+            expect(page.get_by_role("button", name="Materialize all")).to_be_visible(timeout=UI_TIMEOUT_MS)
+            _expect_nodes(page, [name for name, g in groups.items() if g == group])
+
+        # The global lineage with every group expanded. "settings" (exact) is the graph's icon-only settings
+        # button (the navigation's is "settings Settings"); its menu items are named by their text.
         page.goto(f"{servers.url}/asset-groups")
-        expect(page.get_by_text("quarantine", exact=True).last).to_be_visible(timeout=60_000)
-        _expand_all_groups(page)
-        page.keyboard.press("Escape")
+        expect(page.get_by_role("button", name="Materialize all")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        graph_settings = page.get_by_role("button", name="settings", exact=True)
+        graph_settings.click()
+        page.get_by_role("menuitem", name="Change graph to vertical orientation").click()  # the compact layout
+        graph_settings.click()
+        page.get_by_role("menuitem", name="Expand all groups").click()
+        expect(page).to_have_url(re.compile(r"[?&]expanded="))  # the UI writes the expanded groups in the URL
+        page.reload()  # and a page loaded at that URL fits the whole expanded graph in view
+        expect(page.get_by_role("button", name="Materialize all")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        _expect_nodes(page, list(groups))
         page.screenshot(path=str(shots / "asset-graph.png"))
 
-        page.get_by_role("button", name="Materialize all").click()
-        expect(page.get_by_text("Launched run").first).to_be_visible(timeout=60_000)
-        run = servers.wait_for(
-            lambda: next((r for r in servers.runs(DagsterRunStatus.SUCCESS) if r.run_id not in before), None),
-            300,
-            "the run launched from the UI",
+        # The launchpad for every asset (shift-click on "Materialize all" opens it), with per-run settings. The
+        # editor's text is replaced whole: typing line by line would be re-indented by the editor.
+        page.set_viewport_size(LAUNCHPAD_VIEWPORT)
+        before = {run.run_id for run in servers.runs()}
+        page.get_by_role("button", name="Materialize all").click(modifiers=["Shift"])
+        launchpad = page.get_by_role("dialog")
+        expect(launchpad.get_by_text("Launchpad (configure assets)")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        expect(launchpad.get_by_text("consent_policy")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        config = (
+            "resources:\n"
+            "  lake:\n"
+            "    config:\n"
+            f"      root: {other_lake}\n"
+            "  privacy:\n"
+            "    config:\n"
+            "      consent_policy: flag\n"
+            "      pseudonym_key:\n"
+            "        env: STEDI_PSEUDONYM_KEY\n"
         )
-        assert "stedi/landing_files" not in run.tags
+        launchpad.get_by_role("textbox").last.focus()  # the config editor's input
+        page.keyboard.press("ControlOrMeta+A")
+        page.keyboard.insert_text(config)
+        expect(launchpad.get_by_text("consent_policy: flag")).to_be_visible()
+        expect(launchpad.get_by_text("No errors")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        page.screenshot(path=str(shots / "launchpad.png"))
+        launched = time.monotonic()
+        launchpad.get_by_role("button", name="Materialize", exact=False).last.click()
+        # Once launched, the UI opens the run's page.
+        run_page = re.compile(rf"{re.escape(servers.url)}/runs/([0-9a-f-]{{36}})")
+        expect(page).to_have_url(run_page, timeout=UI_TIMEOUT_MS)
+        run_id = run_page.match(page.url).group(1)
+        assert run_id not in before
 
-        page.goto(f"{servers.url}/assets/machine_learning_curated")
-        expect(page.get_by_text("rows_quarantined").first).to_be_visible(timeout=60_000)
-        page.screenshot(path=str(shots / "asset-page.png"), full_page=True)
+        def launched_run_finished():
+            run = servers.instance.get_run_by_id(run_id)
+            return run if run is not None and run.status in FINISHED else None
+
+        run = servers.wait_for(launched_run_finished, RUN_TIMEOUT_SECONDS, "the run launched from the launchpad")
+        print(f"launchpad click -> run SUCCESS (every asset, another lake, flag): {time.monotonic() - launched:.1f}s")
+        assert run.status == DagsterRunStatus.SUCCESS, f"the launchpad's run {run.run_id} ended {run.status}"
+        assert "stedi/landing_files" not in run.tags
+        assert run.run_config["resources"]["privacy"]["config"]["consent_policy"] == "flag"
+        assert run.run_config["resources"]["lake"]["config"]["root"] == str(other_lake)
+        counts = _row_counts(servers, run)
+        assert {name: counts[name] for name in expected["flag"]} == expected["flag"]
+        assert len(table_frame(other_lake, ACCELEROMETER_TRUSTED)) == expected["flag"][ACCELEROMETER_TRUSTED.name]
+
+        # An asset's page: its latest materialization's metadata, its checks (the badge's pop-over names them)
+        # and its column schema.
+        page.set_viewport_size(ASSET_PAGE_VIEWPORT)
+        page.goto(f"{servers.url}/assets/{MACHINE_LEARNING_CURATED.name}")
+        expect(page.get_by_text("rows_quarantined").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+        for column in MACHINE_LEARNING_CURATED.columns:
+            expect(page.get_by_role("cell", name=column, exact=True)).to_be_visible()
+        latest_checks = page.get_by_text("Latest check results", exact=True).locator("..")
+        latest_checks.get_by_role("img", name="check_circle").hover()
+        expect(page.get_by_text("Succeeded checks")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        expect(page.get_by_role("link", name="contract")).to_be_visible()
+        page.screenshot(path=str(shots / "asset-page.png"))
         browser.close()
-    assert (shots / "asset-graph.png").stat().st_size > 10_000
+    for name in ("asset-graph.png", "launchpad.png", "asset-page.png"):
+        assert (shots / name).stat().st_size > 10_000, name
