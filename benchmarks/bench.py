@@ -87,6 +87,7 @@ class Result:
     note: str = ""
     progress: list[str] = field(default_factory=list)  # `stedi run`'s per-asset lines
     tables: dict[str, int] = field(default_factory=dict)  # rows of each trusted and curated table after the run
+    when: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M"))  # UTC, at its end
 
 
 @dataclass(frozen=True)
@@ -575,17 +576,34 @@ def write_results(results: list[Result], folder: Path, context: str) -> None:
     (folder / "bench.json").write_text(json.dumps([asdict(r) for r in results], indent=1) + "\n")
 
 
-def context_line(sizes: list[tuple[str, int]], seed: int) -> str:
+def previous_results(folder: Path) -> list[Result]:
+    path = folder / "bench.json"
+    return [Result(**item) for item in json.loads(path.read_text())] if path.exists() else []
+
+
+def merged(old: list[Result], new: list[Result]) -> list[Result]:
+    """The new results, and the old ones of (size, variant) pairs not measured again; by size, then variant."""
+    measured = {(r.size, r.variant) for r in new}
+    kept = [r for r in old if (r.size, r.variant) not in measured] + new
+
+    def order(r: Result) -> tuple[float, int]:
+        size = float("inf") if r.size == "sample" else float(r.size)
+        return size, VARIANTS.index(r.variant)
+
+    return sorted(kept, key=order)
+
+
+def context_line(results: list[Result], seed: int) -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.machine())  # fmt: skip
     memory = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    described = ", ".join(f"{label} ({rows:,} landing rows asked)" for label, rows in sizes)
+    times = sorted(r.when for r in results) or [datetime.now(UTC).strftime("%Y-%m-%d %H:%M")]
+    when = times[0] if times[0] == times[-1] else f"between {times[0]} and {times[-1]}"
     return (
-        f"Measured {when} by `stedi bench` on {os.cpu_count()} cores ({cpu}), {memory:.0f} GiB; sizes {described},"
-        f" seed {seed}. Seconds are wall time of the whole process; peak MB is the resident memory of its whole"
-        " process tree (Python and JVM); load is the 1-minute load average when the measurement started (the"
-        " machine is shared)."
+        f"Measured {when} UTC by `stedi bench` on {os.cpu_count()} cores ({cpu}), {memory:.0f} GiB; seed {seed};"
+        " a size is the landing rows asked of the generator (`rows`: the lines it wrote). Seconds are the wall"
+        " time of the whole process; peak MB the resident memory of its whole process tree (Python and JVM); load"
+        " the 1-minute load average when the measurement started (the machine is shared)."
     )
 
 
@@ -614,8 +632,10 @@ def run(
     drops: int = 3,
     rates: Iterable[str] = (),
     log=print,
+    measured=lambda results: None,
 ) -> list[Result]:
-    """Measures the variants on each size (in the order of SIZE_VARIANTS), then file_drop; returns the results."""
+    """Measures the variants on each size (in the order of SIZE_VARIANTS), then file_drop; returns the results.
+    `measured` is called with the results so far after each measurement (to write them as they come)."""
     wanted = set(variants)
     bench = Bench(work, seed, increment, drops, log)
     shutil.rmtree(bench.runs, ignore_errors=True)
@@ -630,11 +650,13 @@ def run(
             result = method(lake, label, rows) if variant.startswith("incremental") else method(lake, label)
             log(f"{label}: {LABELS[variant]}: {result.seconds:.1f}s, peak {result.peak_bytes / 1e6:,.0f} MB")
             results.append(result)
+            measured(results)
         compare_with_baseline([r for r in results if r.size == label], log)
         shutil.rmtree(bench.runs, ignore_errors=True)  # the outputs of this size: gigabytes at the largest
     if "file_drop" in wanted:
         log(f"sample: {LABELS['file_drop']} ...")
         results.append(bench.file_drop())
+        measured(results)
         shutil.rmtree(bench.runs, ignore_errors=True)
     return results
 
@@ -656,6 +678,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help=f"where bench.md and bench.csv go (default {RESULTS})"
     )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the rows of the results already in --results that this run does not measure (size and variant)",
+    )
     args = parser.parse_args(argv)
     try:
         sizes = [(text.strip(), parse_size(text)) for text in args.sizes.split(",") if text.strip()]
@@ -665,13 +692,18 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    previous = previous_results(args.results) if args.keep else []
+
+    def write(new: list[Result]) -> list[Result]:
+        results = merged(previous, new)
+        write_results(results, args.results, context_line(results, args.seed))
+        return results
+
     try:
-        results = run(sizes, variants, args.work, args.seed, args.increment, args.drops)
+        results = write(run(sizes, variants, args.work, args.seed, args.increment, args.drops, measured=write))
     except CommandFailed as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {error} (the results measured before are in {args.results})", file=sys.stderr)
         return 1
-    context = context_line(sizes, args.seed)
-    write_results(results, args.results, context)
     print(plain(results))
     print(f"written: {args.results / 'bench.md'}, {args.results / 'bench.csv'}")
     return 0
