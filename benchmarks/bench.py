@@ -287,32 +287,42 @@ class Bench:
         return Result(size, "five_jobs", lake.lines, seconds, peak, ml, load, note, tables=tables)
 
     def pipeline(self, lake: Lake, size: str) -> Result:
-        """The full materialization; leaves WORK/runs/full-SIZE as the lake after it, for the incremental runs."""
-        run_lake = landing_copy(lake.path, self.fresh(f"pipeline-{size}"))
+        """The full materialization, on a lake with no tables yet and a fresh Dagster instance; keeps a copy of
+        both as they are after it (WORK/runs/full-SIZE) for the incremental runs."""
+        state = self.fresh(f"stedi-{size}")
+        run_lake = landing_copy(lake.path, state / "lake")
         log = self._log(size, "pipeline")
         load = load_average()
-        measured = self._stedi_run(["--rebuild"], run_lake, f"home-{size}", log)
-        copy_lake(run_lake, self.fresh(f"full-{size}"))
+        measured = self._stedi_run(["--rebuild"], run_lake, dagster_home(state / "home"), log)
+        backup = self.fresh(f"full-{size}")
+        copy_lake(run_lake, backup / "lake")
+        shutil.copytree(state / "home", backup / "home")
         return self._run_result(size, "pipeline", lake.lines, measured, load, run_lake, log)
 
-    def _full(self, lake: Lake, size: str) -> Path:
-        if not (self.runs / f"full-{size}").exists():
+    def _after_full_run(self, lake: Lake, size: str) -> tuple[Path, dict[str, str]]:
+        """The lake and Dagster instance as the full run left them, at the paths it ran with: the ledger and the
+        Delta logs name files by absolute URI, so a copy elsewhere would read as all new files."""
+        backup = self.runs / f"full-{size}"
+        if not backup.exists():
             self.log(f"  (a full run first, not measured, for the incremental runs at {size})")
             self.pipeline(lake, size)
-        return self.runs / f"full-{size}"
+        state = self.fresh(f"stedi-{size}")
+        copy_lake(backup / "lake", state / "lake")
+        shutil.copytree(backup / "home", state / "home")
+        return state / "lake", {"DAGSTER_HOME": str(state / "home"), "TMPDIR": str(state / "home" / "tmp")}
 
     def incremental_cold(self, lake: Lake, size: str, rows: int) -> Result:
         increment = increment_of(self.work, rows, self.seed, self.increment)
-        run_lake = copy_lake(self._full(lake, size), self.fresh(f"incremental_cold-{size}"))
+        run_lake, home = self._after_full_run(lake, size)
         add_increment(run_lake, increment)
         log = self._log(size, "incremental_cold")
         load = load_average()
-        measured = self._stedi_run([], run_lake, f"home-{size}-cold", log)
+        measured = self._stedi_run([], run_lake, home, log)
         return self._run_result(size, "incremental_cold", increment.lines, measured, load, run_lake, log)
 
     def incremental_warm(self, lake: Lake, size: str, rows: int) -> Result:
         increment = increment_of(self.work, rows, self.seed, self.increment)
-        run_lake = copy_lake(self._full(lake, size), self.fresh(f"incremental_warm-{size}"))
+        run_lake, home = self._after_full_run(lake, size)
         add_increment(run_lake, increment)
         # The daemon `stedi up` starts watches a lake with nothing to do, so that no sensor run competes.
         idle = self.fresh("idle-lake")
@@ -325,11 +335,12 @@ class Bench:
         try:
             remote = {"STEDI_SPARK_MASTER": f"sc://127.0.0.1:{connect_port}"}
             warmup_lake = landing_copy(self._tiny().path, self.fresh("warmup-lake"))
-            self._stedi_run(["--rebuild"], warmup_lake, "home-warmup", self._log(size, "warmup"), remote)
+            warmup_home = dagster_home(self.runs / "home-warmup")
+            self._stedi_run(["--rebuild"], warmup_lake, warmup_home, self._log(size, "warmup"), remote)
             server = self._service_pids(state, ("spark-connect",))
             log = self._log(size, "incremental_warm")
             load = load_average()
-            measured = self._stedi_run([], run_lake, f"home-{size}-warm", log, remote, also=server)
+            measured = self._stedi_run([], run_lake, home, log, remote, also=server)
         finally:
             self._down(state, size, "incremental_warm")
         result = self._run_result(size, "incremental_warm", increment.lines, measured, load, run_lake, log)
@@ -394,10 +405,16 @@ class Bench:
     def _log(self, size: str, name: str) -> Path:
         return self.logs / size / f"{name}.log"
 
+    @staticmethod
     def _stedi_run(
-        self, args: list[str], lake: Path, home: str, log: Path, extra: dict | None = None, also: Iterable[int] = ()
+        args: list[str],
+        lake: Path,
+        home: dict[str, str],
+        log: Path,
+        extra: dict | None = None,
+        also: Iterable[int] = (),
     ):
-        env = base_env() | dagster_home(self.runs / home) | {"STEDI_LAKE_ROOT": str(lake)} | (extra or {})
+        env = base_env() | home | {"STEDI_LAKE_ROOT": str(lake)} | (extra or {})
         return timed([STEDI, "run", *args], env, log, also)
 
     def _up(self, state: Path, connect_port: int, env: dict[str, str], size: str, name: str) -> None:
