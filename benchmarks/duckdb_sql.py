@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from benchmarks.plain_spark import SPACES, TIE_BREAK
 from stedi_assets import tables as t
 
 KEY_ENV = "STEDI_PSEUDONYM_KEY"
@@ -36,8 +37,6 @@ CUSTOMER_COLUMNS = {
     "shareWithPublicAsOfDate": "BIGINT",
     "shareWithFriendsAsOfDate": "BIGINT",
 }
-# As the baseline's: equal times and consent, a total order only so that both engines pick the same record.
-TIE_BREAK = ("phone", "customerName", "email", "birthDay", "serialNumber")
 READING_COLUMNS = {"user": "VARCHAR", "x": "DOUBLE", "y": "DOUBLE", "z": "DOUBLE"}
 STEP_COLUMNS = {"sensorReadingTime": "BIGINT", "serialNumber": "VARCHAR", "distanceFromObject": "INTEGER"}
 
@@ -54,6 +53,14 @@ def read_json(files: list[str], columns: dict[str, str]) -> str:
     return f"read_json([{listed}], format = 'newline_delimited', columns = {{{declared}}}, ignore_errors = true)"
 
 
+USER = '"user"'  # a keyword in DuckDB: quoted
+
+
+def identity(column: str) -> str:
+    """As the baseline's: lower-cased, without the space around it (trim's own set differs between engines)."""
+    return f"lower(trim({column}, '{SPACES}'))"
+
+
 def statements(lake: str, as_of: int) -> list[str]:
     customers = read_json(landing_files(lake, t.CUSTOMER_LANDING), CUSTOMER_COLUMNS)
     phone_files = landing_files(lake, t.ACCELEROMETER_LANDING)
@@ -65,11 +72,11 @@ def statements(lake: str, as_of: int) -> list[str]:
     tie_break = ", ".join(f'"{c}" desc nulls last' for c in TIE_BREAK)
     return [
         f"""create temp table customer_current as
-            select *, lower(trim(email)) as _id from {customers}
+            select *, {identity("email")} as _id from {customers}
             where customerName is not null and email is not null and serialNumber is not null
               and registrationDate is not null and lastUpdateDate is not null
             qualify row_number() over (
-                partition by lower(trim(email))
+                partition by {identity("email")}
                 order by lastUpdateDate desc, registrationDate desc, shareWithResearchAsOfDate is null desc,
                 {tie_break}) = 1""",
         f"""create temp table customer_trusted as select {columns} from customer_current
@@ -80,16 +87,16 @@ def statements(lake: str, as_of: int) -> list[str]:
                 union all
                 select "user", "timeStamp", x, y, z from {readings_upper} where "timeStamp" is not null
             ), unique_readings as (
-                select distinct lower(trim("user")) as _id, "timestamp", x, y, z from readings
+                select distinct {identity(USER)} as _id, "timestamp", x, y, z from readings
                 where "user" is not null and x is not null and y is not null and z is not null
             )
             select c.email as "user", r."timestamp", r.x, r.y, r.z
             from unique_readings r
-            join (select lower(trim(email)) as _id, email, shareWithResearchAsOfDate as consent
+            join (select {identity("email")} as _id, email, shareWithResearchAsOfDate as consent
                   from customer_trusted) c using (_id)
             where r."timestamp" >= c.consent""",
-        """create temp table customer_curated as select * from customer_trusted
-            where lower(trim(email)) in (select lower(trim("user")) from accelerometer_trusted)""",
+        f"""create temp table customer_curated as select * from customer_trusted
+            where {identity("email")} in (select {identity(USER)} from accelerometer_trusted)""",
         f"""create temp table step_trainer_trusted as
             with owners as (
                 select serialNumber, min(_id) as _owner from customer_current
@@ -101,17 +108,17 @@ def statements(lake: str, as_of: int) -> list[str]:
             select r.sensorReadingTime, r.serialNumber, r.distanceFromObject
             from readings r
             join owners o using (serialNumber)
-            join (select lower(trim(email)) as _owner, shareWithResearchAsOfDate as consent
+            join (select {identity("email")} as _owner, shareWithResearchAsOfDate as consent
                   from customer_curated) c using (_owner)
             where r.sensorReadingTime >= c.consent""",
     ]
 
 
-MACHINE_LEARNING_CURATED = """create temp table machine_learning_curated as
+MACHINE_LEARNING_CURATED = f"""create temp table machine_learning_curated as
     select s.sensorReadingTime, s.distanceFromObject, a.x, a.y, a.z, k.subject_key
     from step_trainer_trusted s
-    join (select serialNumber, lower(trim(email)) as _owner from customer_curated) o using (serialNumber)
-    join (select lower(trim("user")) as _owner, "timestamp" as sensorReadingTime, x, y, z
+    join (select serialNumber, {identity("email")} as _owner from customer_curated) o using (serialNumber)
+    join (select {identity(USER)} as _owner, "timestamp" as sensorReadingTime, x, y, z
           from accelerometer_trusted) a using (_owner, sensorReadingTime)
     join subjects k using (_owner)"""
 
@@ -130,7 +137,7 @@ def main(lake: str, out: str) -> None:
         con.execute(statement)
     # Pseudonyms in Python, for the curated customers only: the key never enters a query.
     key = os.environ.get(KEY_ENV, DEVELOPMENT_KEY).encode()
-    ids = [row[0] for row in con.execute("select distinct lower(trim(email)) from customer_curated").fetchall()]
+    ids = [row[0] for row in con.execute(f"select distinct {identity('email')} from customer_curated").fetchall()]
     subjects = pa.table(
         {"_owner": ids, "subject_key": [hmac.new(key, i.encode(), hashlib.sha256).hexdigest() for i in ids]}
     )

@@ -7,9 +7,9 @@ write per table under OUT_ROOT at the table's registry path. Nothing of the proj
 contracts or Spark settings is imported (the registry gives paths only), so none of their costs come along.
 
 The rules it implements (the same as the pipeline's, simplified):
-- a customer is `lower(trim(email))`; their current record has the greatest `lastUpdateDate`, then
-  `registrationDate`, then (equal times) the one without research consent; customer_trusted: current records
-  whose research consent is set and not in the future;
+- a customer is their e-mail lower-cased, without the space around it (SPACES); their current record has the
+  greatest `lastUpdateDate`, then `registrationDate`, then (equal times) the one without research consent;
+  customer_trusted: current records whose research consent is set and not in the future;
 - accelerometer_trusted: readings (either spelling of `timestamp`) of trusted customers, taken at or after their
   consent (the `since` policy), one copy of each; the customer's e-mail as their current record spells it;
 - customer_curated: trusted customers with at least one trusted reading;
@@ -21,8 +21,8 @@ The rules it implements (the same as the pipeline's, simplified):
 What it skips (the pipeline does these; the generator's rates for them are 0 where the two must agree):
 no quarantine tables (a line that is not JSON, lacks a required field or has a wrong type is just dropped; no
 value-range checks), no row accounting or contract checks, no landing lineage (file, line, arrival), ties of
-equal times decided by arrival order (file, line), quarantined newer records keeping a customer out, e-mail
-spellings with zero-width space, device ownership history (who held a device at the reading's time), the `flag`
+equal times decided by arrival order (file, line), quarantined newer records keeping a customer out, device
+ownership history (who held a device at the reading's time), the `flag`
 policy, and incremental runs (every run reads everything).
 """
 
@@ -53,7 +53,19 @@ ACCELEROMETER_SCHEMA = "user string, timestamp long, timeStamp long, x double, y
 STEP_TRAINER_SCHEMA = "sensorReadingTime long, serialNumber string, distanceFromObject int"
 CONSENT = "shareWithResearchAsOfDate"
 # Equal times, both with or without consent: any total order, only so that every engine picks the same record.
-TIE_BREAK = ("phone", "customerName", "email", "birthDay", "serialNumber")
+TIE_BREAK = (
+    "phone",
+    "customerName",
+    "email",
+    "birthDay",
+    "serialNumber",
+    "shareWithResearchAsOfDate",
+    "shareWithPublicAsOfDate",
+    "shareWithFriendsAsOfDate",
+)
+# What the feeds put around an e-mail (space, tab, no-break and zero-width spaces): trimmed, as every engine's
+# default trim differs (Spark's takes only ' ', DuckDB's also U+00A0).
+SPACES = " \t\n\r\u00a0\u200b\u200c\u200d\u2060\ufeff"
 
 # What this script sets on its session: the same basic choices as the pipeline's local runs.
 SPARK_CONF = {
@@ -76,7 +88,7 @@ def session(app: str) -> SparkSession:
 
 
 def identity(column: str) -> F.Column:
-    return F.lower(F.trim(F.col(column)))
+    return F.lower(F.btrim(F.col(column), F.lit(SPACES)))
 
 
 # --- reading ---------------------------------------------------------------------------------------------------

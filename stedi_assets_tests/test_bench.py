@@ -16,7 +16,6 @@ CLEAN = (
     "malformed_consent=0",
     "exact_tie=0",
     "device_move=0",
-    "email_variant=0",
     "malformed_line=0",
     "wrong_type=0",
     "missing_field=0",
