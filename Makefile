@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup run test dev up down clean
+.PHONY: setup run test dev up down clean bench
 
 setup: $(VENV)/.installed
 
@@ -41,6 +41,10 @@ dev: setup $(DAGSTER_HOME)/dagster.yaml
 # Spark Connect server + Dagster daemon + webserver, kept running: sensor-triggered runs start without a JVM.
 up: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/stedi up
+
+# The benchmark (a long run: all three sizes by default); e.g. make bench SIZES=1e5,1e6 for a quick one.
+bench: setup
+	$(BIN)/stedi bench $(if $(SIZES),--sizes $(SIZES))
 
 down:
 	test ! -x $(BIN)/stedi || $(BIN)/stedi down
