@@ -20,7 +20,7 @@ from stedi_assets.transforms.erasure import (
     serial_candidates,
 )
 from stedi_assets.transforms.identity import IDENTITY_KEY, identity_of
-from stedi_assets.transforms.pseudonyms import key_fingerprint, subject_keys, tombstone
+from stedi_assets.transforms.pseudonyms import SUBJECT_KEY, key_fingerprint, subject_keys, tombstone
 
 IDENTITY, DEVICE, SUBJECT = "identity", "device", "subject"
 EMAIL_TOKEN = re.compile(EMAIL_TOKEN_PATTERN)
@@ -75,15 +75,27 @@ class Tombstones:
                 held.append((row[SERIAL], start, end))
         return session.createDataFrame(held, ERASED_DEVICES_SCHEMA)
 
+    def subjects_in(self, session: SparkSession, frame: DataFrame, key: bytes) -> DataFrame:
+        """The erased subject keys among those the frame's `subject_key` column holds (hashed here, in the driver)."""
+        named = (
+            [row[SUBJECT_KEY] for row in frame.select(SUBJECT_KEY).distinct().collect()]
+            if self.subjects and SUBJECT_KEY in frame.columns
+            else []
+        )
+        erased = sorted(s for s in named if s is not None and tombstone(s, key, SUBJECT) in self.subjects)
+        return session.createDataFrame([(s,) for s in erased], ERASED_SUBJECTS_SCHEMA)
+
     def names_anyone_in(self, text: str, key: bytes) -> bool:
         """Whether a text (a file no parser can read) holds an erased customer's e-mail anywhere."""
         return any(tombstone(identity_of(t), key, IDENTITY) in self.identities for t in EMAIL_TOKEN.findall(text))
 
     def mark(self, session: SparkSession, frame: DataFrame, key: bytes) -> DataFrame:
         """The frame with `_erased` true on the rows of erased customers (see transforms/erasure.py)."""
-        subjects = session.createDataFrame([(s,) for s in sorted(self.subjects)], ERASED_SUBJECTS_SCHEMA)
         return mark_erased(
-            frame, self.identities_in(session, frame, key), self.devices_in(session, frame, key), subjects
+            frame,
+            self.identities_in(session, frame, key),
+            self.devices_in(session, frame, key),
+            self.subjects_in(session, frame, key),
         )
 
 
