@@ -244,6 +244,15 @@ def _check_predicate(column: Column, name: str, stats: dict) -> Column:
     raise NotImplementedError(f"pandera check {name!r} has no Spark predicate yet; add it here")
 
 
+def check_names(model: type[DataFrameModel], only: str | None = None) -> dict[str, list[str]]:
+    """For each column (of severity `only`, when given), the names of its value checks (no Spark needed)."""
+    return {
+        name: [check.name for check in col.checks]
+        for name, col in model.to_schema().columns.items()
+        if only is None or severity(model, name) == only
+    }
+
+
 def column_rules(model: type[DataFrameModel], only: str | None = None) -> dict[str, list[tuple[str, Column]]]:
     """For each column (of severity `only`, when given), its value checks as (check name, predicate true where
     the row passes).

@@ -18,7 +18,7 @@ from stedi_assets.resources.spark import Spark
 from stedi_assets.tables import CUSTOMER_TRUSTED
 from stedi_assets.transforms.classify import DETAIL, REASON
 from stedi_assets_tests.builders import customer
-from stedi_assets_tests.lakes import generate_lake, run_config, table_frame
+from stedi_assets_tests.lakes import TEST_KEY, generate_lake, run_config, table_frame
 
 
 def classified(spark: SparkSession, *records: dict, reason: str | None = None) -> DataFrame:
@@ -32,7 +32,7 @@ def publishing(frame: DataFrame):
 
     @multi_asset(specs=zone_specs(CUSTOMER_TRUSTED), check_specs=zone_check_specs(CUSTOMER_TRUSTED))
     def customer_trusted(context, lake: Lake, spark: Spark):
-        inputs = Inputs(lake, spark.session)
+        inputs = Inputs(lake, spark.session, key=TEST_KEY.encode())
         yield from rebuild(context, lake, CUSTOMER_TRUSTED, frame, inputs, frame.count(), changed=True)
 
     @asset(deps=[CUSTOMER_TRUSTED.name])

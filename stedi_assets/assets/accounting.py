@@ -210,8 +210,12 @@ def _commit(
     recorded = -1 if output.base is None else int(output.base.metadata.get("stedi.erasure_version", -1))
     purge = purge or (output.base is not None and recorded != erasure_version)
     commit_metadata = {**output.commit_metadata, **common, "rows_erased": output.rows_erased}
-    committed = lake.write(table, output.frame, output.base, output.replaced, commit_metadata, output.changes)
+    # A purge records no change set and forgets the earlier ones: they name the customers it erases.
+    changes = None if purge else output.changes
+    committed = lake.write(table, output.frame, output.base, output.replaced, commit_metadata, changes)
     vacuumed = lake.vacuum(table, 0 if purge else lake.retention_hours)
+    if purge:
+        lake.forget_changes(table)
     return {
         **_table_metadata(lake, table, committed),
         "rows_erased": output.rows_erased,

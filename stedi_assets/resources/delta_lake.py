@@ -225,6 +225,18 @@ class DeltaLake:
             recorded = metadata.get("stedi.changes", ALL_CHANGED)
             if recorded == ALL_CHANGED:
                 return None
-            data = self.storage.read_bytes(f"{self.location(table)}/{recorded}")
+            try:
+                data = self.storage.read_bytes(f"{self.location(table)}/{recorded}")
+            except FileNotFoundError:  # forgotten by an erasure (see forget_changes)
+                return None
             total |= Changes.from_arrow(pq.read_table(io.BytesIO(data)))
         return total
+
+    def forget_changes(self, table: ZoneTable) -> int:
+        """Deletes every change set recorded with the table's commits (they name customers and devices, so an
+        erasure must not leave them behind); returns how many. Downstream tables reading changes since an
+        earlier version then recompute from scratch, as after a commit that cannot say what it changed."""
+        recorded = [f for f in self.storage.list_files(f"{self.location(table)}/_stedi") if "/changes-" in f.uri]
+        for changes in recorded:
+            self.storage.delete(changes.uri)
+        return len(recorded)

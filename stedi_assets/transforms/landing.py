@@ -32,7 +32,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from stedi_assets.contracts import DESCRIPTIVE, Lineage, column_rules, severity
+from stedi_assets.contracts import DESCRIPTIVE, Lineage, check_names, column_rules, severity
 from stedi_assets.tables import ZoneTable
 from stedi_assets.transforms import classify as r
 
@@ -139,11 +139,11 @@ def _objects(lines: DataFrame, table: ZoneTable) -> DataFrame:
 def descriptive_rules(table: ZoneTable) -> list[str]:
     """The names of the table's descriptive rules, as parse_landing lists them in `descriptive_failures`."""
     names = []
-    checks = column_rules(table.model, only=DESCRIPTIVE)
+    checks = check_names(table.model, only=DESCRIPTIVE)
     for f in table.schema.fields:
         if f.name in checks:
             names += [f"{f.name}:not_nullable"] if not f.nullable else []
-            names += [f"{f.name}:wrong_type", *(f"{f.name}:{check}" for check, _ in checks[f.name])]
+            names += [f"{f.name}:wrong_type", *(f"{f.name}:{check}" for check in checks[f.name])]
     return names
 
 
