@@ -180,7 +180,9 @@ def land(
             deleted = delete_unreadable_of_erased(lake, tombstones, key, unreadable, entries)
             rows = kept(classified).select(*table.columns)
             rejected = quarantine_rows(table, classified, context.run.run_id)
-            changes = None if whole or erase_existing else delivered_keys(session, lake, table, classified, base, gone)
+            # Erased customers' lines change nothing downstream, and their identities must not be recorded.
+            delivered = classified.where(~F.col(ERASED))
+            changes = None if whole or erase_existing else delivered_keys(session, lake, table, delivered, base, gone)
             yield from publish(
                 context,
                 lake,
