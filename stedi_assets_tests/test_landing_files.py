@@ -24,7 +24,7 @@ from stedi_assets.assets.landing_files import (
 )
 from stedi_assets.checks import descriptive_failures
 from stedi_assets.cli.sample import FEEDS
-from stedi_assets.resources.storage import LocalStorage, S3Storage, list_files
+from stedi_assets.resources.storage import LocalStorage, S3Storage
 from stedi_assets.tables import LANDING_TABLES
 from stedi_assets.transforms.classify import QUARANTINE_REASONS
 from stedi_assets.transforms.landing import LINES_SCHEMA, parse_landing, with_file_faults
@@ -47,6 +47,11 @@ def spark_conf(spark: SparkSession, **keys: str) -> Iterator[None]:
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, value)
+
+
+def listed_files(folder: str) -> dict[str, str]:
+    """A local folder's files as a run lists them: URI -> fingerprint."""
+    return {f.uri: f.fingerprint for f in LocalStorage("").list_files(folder)}
 
 
 def write(path: Path, data: bytes | str) -> str:
@@ -173,7 +178,7 @@ def test_a_file_gone_before_the_read_is_named(spark: SparkSession, tmp_path: Pat
 def test_a_file_gone_during_the_read_does_not_fail_it(spark: SparkSession, tmp_path: Path) -> None:
     stays = write(tmp_path / "a.json", "a\n")
     goes = write(tmp_path / "b.json", "b\n")
-    listed = list_files(str(tmp_path))
+    listed = listed_files(str(tmp_path))
     lines = read_lines(spark, {stays: 1, goes: 2})  # listed by Spark, not read yet
     os.remove(goes)
     assert rows(lines) == [(stays, 1, 1, "a")]
@@ -193,7 +198,7 @@ def test_a_batch_reads_what_it_can_and_names_the_rest(spark: SparkSession, tmp_p
                 os.remove(good)  # gone before Spark lists the folder
             return stream
 
-    lines, faults = read_batch(spark, {good: 1, packed: 2, cut: 3, gone: 4}, VanishesAfterTheProbe())
+    lines, faults = read_batch(spark, {good: 1, packed: 2, cut: 3, gone: 4}, VanishesAfterTheProbe(""))
     assert rows(lines) == [(packed, 1, 2, "b")]
     assert {uri: fault.reason for uri, fault in faults.items()} == {
         good: "unreadable_file",
@@ -233,7 +238,7 @@ def test_a_generated_lake_lands_as_its_report_says(spark: SparkSession, tmp_path
     key spellings, descriptive defects): kept and quarantined rows and descriptive failures are its figures."""
     report = generate_exported_lake(tmp_path, customers=30)
     for feed, table in zip(FEEDS, LANDING_TABLES, strict=True):
-        listed = list_files(str(tmp_path / table.path))
+        listed = listed_files(str(tmp_path / table.files_path))
         arrivals = dict.fromkeys(listed, 0)
         lines, faults = read_batch(spark, arrivals, LocalStorage(""))
         parsed = parse_landing(lines, table).cache()
@@ -313,7 +318,7 @@ def test_changed_files_compares_fingerprints_from_before_and_after(tmp_path: Pat
     same = write(tmp_path / "same.json", "a\n")
     grows = write(tmp_path / "grows.json", "a\n")
     goes = write(tmp_path / "goes.json", "a\n")
-    listed = list_files(str(tmp_path))
+    listed = listed_files(str(tmp_path))
     assert {LocalStorage("").fingerprint(p) for p in listed} == set(listed.values())  # the listing's fingerprint
     with open(grows, "a") as still_uploading:
         still_uploading.write("b\n")

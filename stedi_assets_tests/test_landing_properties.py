@@ -17,12 +17,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 
-from stedi_assets.assets.landing_files import LocalFiles, changed_files, probe_files, read_lines
-from stedi_assets.resources.storage import list_files
+from stedi_assets.assets.landing_files import changed_files, probe_files, read_lines
+from stedi_assets.resources.storage import LocalStorage
 from stedi_assets.tables import ACCELEROMETER_LANDING, CUSTOMER_LANDING, STEP_TRAINER_LANDING
 from stedi_assets.transforms.classify import QUARANTINE_REASONS, REASON
 from stedi_assets.transforms.landing import LINES_SCHEMA, parse_landing, with_file_faults
 from stedi_assets_tests import reference
+from stedi_assets_tests.test_landing_files import listed_files
 
 TABLES = {"customer": CUSTOMER_LANDING, "accelerometer": ACCELEROMETER_LANDING, "step_trainer": STEP_TRAINER_LANDING}
 MS = st.integers(reference.MS_RANGE.start, reference.MS_RANGE.stop - 1)
@@ -203,12 +204,12 @@ def test_a_batch_accounts_for_every_line_and_every_file(spark: SparkSession, dat
             path = Path(folder) / f"{feed}-{uuid.UUID(int=index)}{suffix}"
             path.write_bytes(content)
             written[str(path)] = lines
-        listed = list_files(folder)
+        listed = listed_files(folder)
         arrivals = {uri: n for n, uri in enumerate(sorted(listed))}
-        faults = probe_files(listed, LocalFiles().open)
+        faults = probe_files(listed, LocalStorage("").open)
         readable = {uri: arrivals[uri] for uri in listed if uri not in faults}
         parsed = parse_landing(read_lines(spark, readable), TABLES[feed])
-        faults |= changed_files({uri: listed[uri] for uri in readable}, LocalFiles().fingerprint)
+        faults |= changed_files({uri: listed[uri] for uri in readable}, LocalStorage("").fingerprint)
         rows = with_file_faults(parsed, TABLES[feed], faults, arrivals).collect()
 
     # Unusable files, and only they, are one quarantined row each.
