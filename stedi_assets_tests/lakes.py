@@ -44,11 +44,19 @@ def generate_lake(root: Path, customers: int = 40, seed: int = 11) -> dict:
 
 
 def upload(local: Path, bucket: str, prefix: str) -> None:
-    """Copies a local lake to s3://bucket/prefix (the S3 server of the test session)."""
+    """Copies a local lake to s3://bucket/prefix (the S3 server of the test session), oldest file first.
+
+    A file arrives when it is modified locally and when it is uploaded on S3 (its LastModified), and arrival
+    decides exact ties: the local files then take their copies' times, so a run on either lake reads the same
+    arrivals and must give the same tables."""
     client = boto3.client("s3")
-    for path in local.rglob("*"):
-        if path.is_file():
-            client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(local)}")
+    files = sorted((p for p in local.rglob("*") if p.is_file()), key=lambda p: (p.stat().st_mtime_ns, str(p)))
+    for path in files:
+        client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(local)}")
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/"):
+        for item in page.get("Contents", []):
+            ns = int(item["LastModified"].timestamp() * 1000) * 1_000_000  # milliseconds, as the lake reads both
+            os.utime(local / item["Key"].removeprefix(f"{prefix}/"), ns=(ns, ns))
 
 
 def generated_lake_on_s3(local: Path, name: str, customers: int) -> str:

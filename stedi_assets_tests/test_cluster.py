@@ -53,10 +53,13 @@ def run_on(root: Path | str, master: str, home: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def lake(spark: SparkSession, tmp_path_factory) -> tuple[Path, dict[str, pd.DataFrame]]:
-    """A generated lake and the tables of a local run on it (the test session's local[2] Spark)."""
+def lake(spark: SparkSession, s3_server: str, tmp_path_factory) -> tuple[Path, dict[str, pd.DataFrame]]:
+    """A generated lake, copied to S3 (same arrivals), and the tables of a local run on it (the test session's
+    local[2] Spark)."""
     root = tmp_path_factory.mktemp("cluster-lake")
     generate_lake(root, customers=30)
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    upload(root, BUCKET, "lake")
     with DagsterInstance.ephemeral() as instance:
         assert materialize_lake(root, ConsentPolicy.SINCE, instance).success
     local = snapshot(root)
@@ -85,9 +88,6 @@ def test_a_spark_connect_server_gives_the_local_tables(lake, tmp_path: Path) -> 
 def test_a_connect_server_started_for_an_s3_lake_gives_the_local_tables(lake, s3_server: str, tmp_path: Path) -> None:
     """The server holds the s3a jars, settings and credentials (as `make up` starts it for an s3:// lake)."""
     _, local = lake
-    generate_lake(tmp_path / "landing-only", customers=30)  # the same seed: the same landing files
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    upload(tmp_path / "landing-only", BUCKET, "lake")
     root = f"s3://{BUCKET}/lake"
     server_settings = replace(TEST_SERVER_SETTINGS, lake_root=root)
     with spark_connect(tmp_path / "services", server_settings) as remote:
