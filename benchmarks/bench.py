@@ -53,6 +53,9 @@ DEFAULT_SIZES = "1e5,1e6,5e6"
 # Landing lines per customer with 60 phone readings each and the generator's default rates (measured).
 LINES_PER_CUSTOMER = 130
 CUSTOMERS_PER_FILE = 250  # files per feed grow with the lake: about 30,000 lines a file
+# Broken .gz files (a real feed has them; the pipeline quarantines them) would stop the hand-written variants,
+# which read whole folders: every benchmark lake is generated without them.
+WHOLE_FILES = ("truncated_gzip_files=0", "fake_gzip_files=0")
 SAMPLE_CUSTOMERS = 1000  # the built-in sample lake's size (stedi sample's default)
 SIZE_VARIANTS = ("baseline", "duckdb", "five_jobs", "pipeline", "incremental_cold", "incremental_warm")
 VARIANTS = (*SIZE_VARIANTS, "file_drop")
@@ -138,13 +141,14 @@ def lake_of_size(work: Path, rows: int, seed: int, rates: Iterable[str] = ()) ->
     customers = max(1, round(rows / LINES_PER_CUSTOMER))
     files = max(4, customers // CUSTOMERS_PER_FILE)
     suffix = "-".join(sorted(rates)).replace("=", "")
-    return generate(work, f"lake-{rows}-s{seed}{'-' + suffix if suffix else ''}", customers, seed, files, rates=rates)
+    name = f"lake-{rows}-s{seed}{'-' + suffix if suffix else ''}"
+    return generate(work, name, customers, seed, files, rates=(*WHOLE_FILES, *rates))
 
 
 def increment_of(work: Path, rows: int, seed: int, fraction: float) -> Lake:
     """New landing files holding `fraction` of a lake's lines: another seed's customers, one file per feed."""
     customers = max(1, round(rows * fraction / LINES_PER_CUSTOMER))
-    return generate(work, f"increment-{rows}-s{seed}-{fraction:g}", customers, seed + 1_000, files=1)
+    return generate(work, f"increment-{rows}-s{seed}-{fraction:g}", customers, seed + 1_000, files=1, rates=WHOLE_FILES)
 
 
 def copy_lake(source: Path, target: Path) -> Path:

@@ -33,8 +33,8 @@ class ZoneTable:
     entity: str
     zone: Zone
     # Its pandera model's class name in contracts.py, imported on first use (pandera takes a second to import,
-    # which the light commands, `stedi sql` among them, do not pay).
-    contract: str
+    # which the light commands, `stedi sql` among them, do not pay), or the class itself (a table defined elsewhere).
+    contract: str | type[DataFrameModel]
     description: str
     # Why the table's asset may leave an input row out: its filter and quarantine reasons (classify.py). A
     # table with a quarantine reason gets a quarantine table; a reason not declared here fails the run.
@@ -66,6 +66,8 @@ class ZoneTable:
 
     @property
     def model(self) -> type[DataFrameModel]:
+        if not isinstance(self.contract, str):
+            return self.contract
         from stedi_assets import contracts  # imported on first use: see `contract`
 
         return getattr(contracts, self.contract)
