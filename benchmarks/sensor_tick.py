@@ -184,7 +184,7 @@ def consume_everything(root: str) -> int:
     ledger = write_ledger(delta, entries)
     schema = to_arrow_schema(StructType([StructField(f.name, f.dataType, True) for f in TABLE.schema.fields]))
     base = delta.snapshot()
-    delta.commit(schema, [], None, None if base is None else base.version, {"ledger": ledger, "run_id": "benchmark"})
+    delta.commit(schema, [], None, None if base is None else base.version, {"ledger": ledger, "write_id": "benchmark", "table": TABLE.name})
     return len(entries)
 
 
