@@ -184,7 +184,13 @@ def consume_everything(root: str) -> int:
     ledger = write_ledger(delta, entries)
     schema = to_arrow_schema(StructType([StructField(f.name, f.dataType, True) for f in TABLE.schema.fields]))
     base = delta.snapshot()
-    delta.commit(schema, [], None, None if base is None else base.version, {"ledger": ledger, "write_id": "benchmark", "table": TABLE.name})
+    delta.commit(
+        schema,
+        [],
+        None,
+        None if base is None else base.version,
+        {"ledger": ledger, "write_id": "benchmark", "table": TABLE.name},
+    )
     return len(entries)
 
 
