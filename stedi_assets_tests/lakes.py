@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from pathlib import Path
 
 import boto3
@@ -111,3 +112,14 @@ def duckdb_source(root: Path | str, table: ZoneTable) -> str:
     """A DuckDB table expression for the current version: its data files, as the README shows."""
     files = ", ".join(f"'{uri}'" for uri in delta_table(root, table).file_uris())
     return f"read_parquet([{files}])"
+
+
+def gunzipped(data: bytes) -> bytes:
+    """As much of a gzip stream as decompresses: a broken .gz (cut off, or not gzip past its header) included."""
+    inflater, parts = zlib.decompressobj(wbits=31), []
+    for start in range(0, len(data), 1024):
+        try:
+            parts.append(inflater.decompress(data[start : start + 1024]))
+        except zlib.error:
+            break
+    return b"".join(parts)

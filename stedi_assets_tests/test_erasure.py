@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import zlib
 from pathlib import Path
 
 import boto3
@@ -27,6 +26,7 @@ from stedi_assets_tests.lakes import (
     TEST_KEY,
     generate_lake,
     generated_lake_on_s3,
+    gunzipped,
     materialize_lake,
     table_frame,
     table_location,
@@ -89,13 +89,7 @@ def strings_in(path: Path) -> bytes:
         table = pq.read_table(path)
         return "\n".join(str(v) for column in table.columns for v in column.to_pylist()).encode()
     if data[:2] == b"\x1f\x8b":  # as much as decompresses, a broken .gz included
-        inflater, parts = zlib.decompressobj(wbits=31), []
-        for start in range(0, len(data), 1024):
-            try:
-                parts.append(inflater.decompress(data[start : start + 1024]))
-            except zlib.error:
-                break
-        return b"".join(parts)
+        return gunzipped(data)
     return data
 
 
