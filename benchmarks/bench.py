@@ -140,15 +140,17 @@ def generate(
 def lake_of_size(work: Path, rows: int, seed: int, rates: Iterable[str] = ()) -> Lake:
     customers = max(1, round(rows / LINES_PER_CUSTOMER))
     files = max(4, customers // CUSTOMERS_PER_FILE)
+    rates = (*WHOLE_FILES, *rates)
     suffix = "-".join(sorted(rates)).replace("=", "")
-    name = f"lake-{rows}-s{seed}{'-' + suffix if suffix else ''}"
-    return generate(work, name, customers, seed, files, rates=(*WHOLE_FILES, *rates))
+    return generate(work, f"lake-{rows}-s{seed}-{suffix}", customers, seed, files, rates=rates)
 
 
 def increment_of(work: Path, rows: int, seed: int, fraction: float) -> Lake:
     """New landing files holding `fraction` of a lake's lines: another seed's customers, one file per feed."""
     customers = max(1, round(rows * fraction / LINES_PER_CUSTOMER))
-    return generate(work, f"increment-{rows}-s{seed}-{fraction:g}", customers, seed + 1_000, files=1, rates=WHOLE_FILES)
+    return generate(
+        work, f"increment-{rows}-s{seed}-{fraction:g}-whole", customers, seed + 1_000, files=1, rates=WHOLE_FILES
+    )
 
 
 def copy_lake(source: Path, target: Path) -> Path:
