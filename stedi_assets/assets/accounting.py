@@ -203,12 +203,16 @@ def publish(
     yield MaterializeResult(asset_key=table.name, metadata={**committed, **account.metadata(), **(metadata or {})})
 
 
+def erasure_version_of(snapshot: Snapshot | None) -> int:
+    """The tombstones' version a table version was computed against (-1: none yet, or no table version)."""
+    return -1 if snapshot is None else int(snapshot.metadata.get("stedi.erasure_version", -1))
+
+
 def _commit(
     lake: Lake, table: ZoneTable, output: Output, common: dict, erasure_version: int, purge: bool
 ) -> dict[str, object]:
     """Commits one output and vacuums; returns what its materialization says about the table now."""
-    recorded = -1 if output.base is None else int(output.base.metadata.get("stedi.erasure_version", -1))
-    purge = purge or (output.base is not None and recorded != erasure_version)
+    purge = purge or (output.base is not None and erasure_version_of(output.base) != erasure_version)
     commit_metadata = {**output.commit_metadata, **common, "rows_erased": output.rows_erased}
     # A purge records no change set and forgets the earlier ones: they name the customers it erases.
     changes = None if purge else output.changes
@@ -431,6 +435,6 @@ def rebuild(
 
 def _erased_since(inputs: Inputs, table: ZoneTable, base: Snapshot | None) -> int:
     """Rows of erased customers in the version being replaced, when it predates the tombstones in force."""
-    if base is None or int(base.metadata.get("stedi.erasure_version", -1)) == inputs.tombstones.version:
+    if base is None or erasure_version_of(base) == inputs.tombstones.version:
         return 0
     return inputs.erased_rows(table, base)

@@ -22,7 +22,7 @@ from dagster import (
 )
 from pyspark.sql import functions as F
 
-from stedi_assets.assets.accounting import Output, cached, measure, publish, unchanged
+from stedi_assets.assets.accounting import Output, cached, erasure_version_of, measure, publish, unchanged
 from stedi_assets.assets.specs import OWNERS, table_spec, zone_check_specs
 from stedi_assets.assets.tombstones import IDENTITY, Tombstones, tombstone_rows
 from stedi_assets.resources.lake import Lake
@@ -140,8 +140,7 @@ def receipt(lake: Lake, tombstones_version: int, run_id: str, now: int) -> tuple
         snapshot = lake.snapshot(table)
         if snapshot is None or table is CUSTOMER_ERASURE:
             continue
-        erasure = int(snapshot.metadata.get("stedi.erasure_version", -1))
-        if erasure != tombstones_version:
+        if erasure_version_of(snapshot) != tombstones_version:
             pending.append(table.name)
         tables[table.name] = {
             "version": snapshot.version,

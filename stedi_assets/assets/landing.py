@@ -20,6 +20,7 @@ from stedi_assets.assets.accounting import (
     Output,
     cached,
     changed_keys,
+    erasure_version_of,
     measure,
     publish,
     quarantine_rows,
@@ -145,8 +146,7 @@ def land(
     delivery = Delivery(new=listed, gone=sorted(ledger)) if lake.rebuild else compare(ledger, listed)
     key = privacy.key_bytes
     tombstones = Tombstones.load(lake, key)
-    recorded = -1 if base is None else int(base.metadata.get("stedi.erasure_version", -1))
-    erase_existing = not lake.rebuild and base is not None and recorded != tombstones.version
+    erase_existing = not lake.rebuild and base is not None and erasure_version_of(base) != tombstones.version
     context.log.info(f"{table.name}: {len(delivery.new)} new or rewritten files, {len(delivery.gone)} gone")
     if delivery.empty and not erase_existing and base is not None and quarantine_base is not None:
         yield from unchanged(lake, table, "no landing file is new, rewritten or gone, and no new erasure")
