@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 from dagster import Failure
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from stedi_assets.resources.lake import Lake
 from stedi_assets.tables import CUSTOMER_ERASURE
 from stedi_assets.transforms.erasure import (
     EMAIL_TOKEN_PATTERN,
+    ERASED,
     ERASED_DEVICES_SCHEMA,
     ERASED_IDENTITIES_SCHEMA,
     ERASED_SUBJECTS_SCHEMA,
@@ -91,6 +93,9 @@ class Tombstones:
 
     def mark(self, session: SparkSession, frame: DataFrame, key: bytes) -> DataFrame:
         """The frame with `_erased` true on the rows of erased customers (see transforms/erasure.py)."""
+        if not (self.identities or self.devices or self.subjects):
+            # No one is erased: nothing to match (matching costs joins over every row, raw lines included).
+            return frame.withColumn(ERASED, F.lit(False))
         return mark_erased(
             frame,
             self.identities_in(session, frame, key),

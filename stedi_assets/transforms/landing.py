@@ -102,8 +102,11 @@ def _objects(lines: DataFrame, table: ZoneTable) -> DataFrame:
     )
     # Spark's JSON reader stops at the end of the first value and ignores the rest: "[" + "{..}] x" + "]"
     # reads as one object. Read inside an object instead, the same line fails ({"v":{..}] x}), and a line that
-    # closes that object early ("{..}} x") fails the array: a line passing both is exactly one value.
-    whole = F.json_object_keys(F.concat(F.lit('{"v":'), F.col("_text"), F.lit("}"))).isNotNull()
+    # closes that object early ("{..}} x") fails the array: a line passing both is exactly one value. A line
+    # without brackets cannot close the array early, so only lines with one pay for the second parse.
+    inside_object = F.json_object_keys(F.concat(F.lit('{"v":'), F.col("_text"), F.lit("}"))).isNotNull()
+    bracketed = F.col("_text").contains("[") | F.col("_text").contains("]")
+    whole = F.when(bracketed, inside_object).otherwise(F.lit(True))
     staged = lines.select(*LINEAGE_COLUMNS, RAW, text.alias("_text")).withColumn("_array", as_array)
     staged = staged.withColumn("_obj", F.when((F.size("_array") == 1) & whole, F.col("_array")[0]))
     # from_json keeps every occurrence of a repeated key in the map (whatever spark.sql.mapKeyDedupPolicy
