@@ -110,8 +110,21 @@ def test_parse_rejects_a_json_value_that_is_not_an_object(spark: SparkSession, r
         json.dumps(accelerometer()) + "] x",
         json.dumps(accelerometer()) + "}",
         json.dumps(accelerometer()) + " } x",
+        json.dumps(accelerometer()) + "[",
+        json.dumps(accelerometer()) + ", [",
+        json.dumps(accelerometer()) + "}, {",
     ],
-    ids=["two-records-on-one-line", "trailing-garbage", "bracket", "bracket-garbage", "brace", "brace-garbage"],
+    ids=[
+        "two-records-on-one-line",
+        "trailing-garbage",
+        "bracket",
+        "bracket-garbage",
+        "brace",
+        "brace-garbage",
+        "open-bracket",
+        "second-array",
+        "second-object",
+    ],
 )
 def test_parse_rejects_content_after_the_json_object(spark: SparkSession, raw: str) -> None:
     # Keeping the first object would silently drop the second record of a line that lost its newline.
