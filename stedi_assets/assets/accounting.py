@@ -270,10 +270,22 @@ class Inputs:
         # Erasure tombstones count as an input: new ones change every table's result.
         self.tombstones = Tombstones.load(lake, key)
 
-    def read(self, table: ZoneTable) -> DataFrame:
-        return self.lake.read(self.session, table, self.snapshots[table.name])
+    def read(
+        self, table: ZoneTable, merge: Merge | None = None, key_of: Callable[[DataFrame], Column] | None = None
+    ) -> DataFrame:
+        """An input at its version; for an incremental `merge`, only its rows whose key (`key_of`, by default the
+        merge's own) is one of the merge's keys."""
+        if merge is None:
+            return self.lake.read(self.session, table, self.snapshots[table.name])
+        return self.read_for(table, merge.keys, key_of or merge.row_key)
+
+    def rows_in(self, table: ZoneTable, read: DataFrame, merge: Merge | None) -> int:
+        """The rows an asset takes in from `table` (`read`: what it read of it): all of its version's, or, for an
+        incremental `merge`, the rows read (counted)."""
+        return self.rows(table) if merge is None else read.count()
 
     def rows(self, table: ZoneTable) -> int:
+        """All the rows of an input's version."""
         snapshot = self.snapshots[table.name]
         return 0 if snapshot is None else snapshot.rows
 
@@ -306,13 +318,18 @@ class Inputs:
             total |= found
         return total
 
+    def customer_merge(self, identities: Iterable[str], key_of: Callable[[DataFrame], Column]) -> Merge:
+        """An incremental result for these customers: their rows (keyed by `key_of`) are replaced."""
+        touched = Changes(identities=frozenset(identities))
+        return Merge(self.keys(touched.identities), key_of, touched)
+
     def keys(self, values: Iterable[str]) -> DataFrame:
         """A small frame of keys (column `_key`), to slice inputs and outputs by."""
         return self.session.createDataFrame([(v,) for v in sorted(values)], "_key string")
 
     def read_for(self, table: ZoneTable, keys: DataFrame, key_of: Callable[[DataFrame], Column]) -> DataFrame:
         """The rows of an input whose key (`key_of(rows)`) is one of `keys`."""
-        rows = self.read(table)
+        rows = self.lake.read(self.session, table, self.snapshots[table.name])
         return rows.join(F.broadcast(keys), key_of(rows) == keys["_key"], "left_semi")
 
     def erased_rows(self, table: ZoneTable, snapshot: Snapshot | None) -> int:

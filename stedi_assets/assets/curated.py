@@ -60,15 +60,10 @@ def customer_curated(context: AssetExecutionContext, lake: Lake, spark: Spark, p
     with lake.exclusive(CUSTOMER_CURATED):
         inputs = Inputs(lake, spark.session, CUSTOMER_TRUSTED, ACCELEROMETER_TRUSTED, key=privacy.key_bytes)
         changes = inputs.changes(lake.snapshot(CUSTOMER_CURATED))
-        customers, readings = inputs.read(CUSTOMER_TRUSTED), inputs.read(ACCELEROMETER_TRUSTED)
-        merge, rows_in = None, inputs.rows(CUSTOMER_TRUSTED)
-        if changes is not None:
-            touched = Changes(identities=changes.identities)
-            merge = Merge(inputs.keys(touched.identities), by_email, touched)
-            customers = inputs.read_for(CUSTOMER_TRUSTED, merge.keys, by_email)
-            readings = inputs.read_for(ACCELEROMETER_TRUSTED, merge.keys, by_user)
-            rows_in = customers.count()
+        merge = None if changes is None else inputs.customer_merge(changes.identities, by_email)
+        customers, readings = inputs.read(CUSTOMER_TRUSTED, merge), inputs.read(ACCELEROMETER_TRUSTED, merge, by_user)
         classified = classify_customer_curated(customers, readings)
+        rows_in = inputs.rows_in(CUSTOMER_TRUSTED, customers, merge)
         yield from rebuild(context, lake, CUSTOMER_CURATED, classified, inputs, rows_in, merge=merge)
 
 

@@ -27,6 +27,7 @@ from stedi_assets.tables import (
     QUARANTINE_OF,
     STEP_TRAINER_LANDING,
     STEP_TRAINER_TRUSTED,
+    ZoneTable,
 )
 from stedi_assets.transforms.customers import RESEARCH_CONSENT, classify_customer_trusted, device_claims
 from stedi_assets.transforms.identity import IDENTITY_KEY, identity_key
@@ -63,21 +64,17 @@ def customer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark, p
     with lake.exclusive(CUSTOMER_TRUSTED):
         inputs = Inputs(lake, spark.session, CUSTOMER_LANDING, CUSTOMER_LANDING_QUARANTINE, key=privacy.key_bytes)
         base = lake.snapshot(CUSTOMER_TRUSTED)
-        landing, quarantined = inputs.read(CUSTOMER_LANDING), inputs.read(CUSTOMER_LANDING_QUARANTINE)
-        changes, matured = inputs.changes(base), consent_matured(landing, base, privacy.as_of)
-        merge, rows_in = None, inputs.rows(CUSTOMER_LANDING)
-        if changes is not None and matured is not None:
-            touched = Changes(identities=changes.identities | matured)
-            merge = Merge(inputs.keys(touched.identities), by_email, touched)
-            landing = inputs.read_for(CUSTOMER_LANDING, merge.keys, by_email)
-            rows_in = landing.count()
+        changes, matured = inputs.changes(base), consent_matured(inputs.read(CUSTOMER_LANDING), base, privacy.as_of)
+        incremental = changes is not None and matured is not None
+        merge = inputs.customer_merge(changes.identities | matured, by_email) if incremental else None
+        landing = inputs.read(CUSTOMER_LANDING, merge)
         yield from rebuild(
             context,
             lake,
             CUSTOMER_TRUSTED,
-            classify_customer_trusted(landing, quarantined, privacy.as_of),
+            classify_customer_trusted(landing, inputs.read(CUSTOMER_LANDING_QUARANTINE), privacy.as_of),
             inputs,
-            rows_in,
+            inputs.rows_in(CUSTOMER_LANDING, landing, merge),
             metadata={"as_of": privacy.as_of},
             changed=bool(matured),
             merge=merge,
@@ -94,33 +91,26 @@ def consent_matured(customer_landing: DataFrame, base: Snapshot | None, as_of: i
     return frozenset(row[IDENTITY_KEY] for row in due.collect())
 
 
+def readings_inputs(lake: Lake, spark: Spark, privacy: Privacy, *tables: ZoneTable) -> Inputs:
+    """The inputs of a readings table: which readings are trusted depends on the consent policy too."""
+    settings = {"consent_policy": privacy.policy.value}
+    return Inputs(lake, spark.session, *tables, key=privacy.key_bytes, settings=settings)
+
+
 @multi_asset(
     specs=zone_specs(ACCELEROMETER_TRUSTED, [ACCELEROMETER_LANDING, CUSTOMER_LANDING, CUSTOMER_TRUSTED]),
     check_specs=zone_check_specs(ACCELEROMETER_TRUSTED),
 )
 def accelerometer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy) -> Results:
     with lake.exclusive(ACCELEROMETER_TRUSTED):
-        inputs = Inputs(
-            lake,
-            spark.session,
-            ACCELEROMETER_LANDING,
-            CUSTOMER_LANDING,
-            CUSTOMER_TRUSTED,
-            key=privacy.key_bytes,
-            settings={"consent_policy": privacy.policy.value},
-        )
+        inputs = readings_inputs(lake, spark, privacy, ACCELEROMETER_LANDING, CUSTOMER_LANDING, CUSTOMER_TRUSTED)
         changes = inputs.changes(lake.snapshot(ACCELEROMETER_TRUSTED))
-        readings = inputs.read(ACCELEROMETER_LANDING)
-        customers, trusted = inputs.read(CUSTOMER_LANDING), inputs.read(CUSTOMER_TRUSTED)
-        merge, rows_in = None, inputs.rows(ACCELEROMETER_LANDING)
-        if changes is not None:
-            touched = Changes(identities=changes.identities)
-            merge = Merge(inputs.keys(touched.identities), by_user, touched)
-            readings = inputs.read_for(ACCELEROMETER_LANDING, merge.keys, by_user)
-            customers = inputs.read_for(CUSTOMER_LANDING, merge.keys, by_email)
-            trusted = inputs.read_for(CUSTOMER_TRUSTED, merge.keys, by_email)
-            rows_in = readings.count()
+        merge = None if changes is None else inputs.customer_merge(changes.identities, by_user)
+        readings = inputs.read(ACCELEROMETER_LANDING, merge)
+        customers = inputs.read(CUSTOMER_LANDING, merge, by_email)
+        trusted = inputs.read(CUSTOMER_TRUSTED, merge, by_email)
         classified = classify_accelerometer_trusted(readings, customers, trusted, privacy.policy)
+        rows_in = inputs.rows_in(ACCELEROMETER_LANDING, readings, merge)
         yield from rebuild(context, lake, ACCELEROMETER_TRUSTED, classified, inputs, rows_in, merge=merge)
 
 
@@ -132,19 +122,11 @@ def accelerometer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spa
 )
 def step_trainer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy) -> Results:
     with lake.exclusive(STEP_TRAINER_TRUSTED):
-        inputs = Inputs(
-            lake,
-            spark.session,
-            STEP_TRAINER_LANDING,
-            CUSTOMER_LANDING,
-            CUSTOMER_TRUSTED,
-            CUSTOMER_CURATED,
-            key=privacy.key_bytes,
-            settings={"consent_policy": privacy.policy.value},
+        inputs = readings_inputs(
+            lake, spark, privacy, STEP_TRAINER_LANDING, CUSTOMER_LANDING, CUSTOMER_TRUSTED, CUSTOMER_CURATED
         )
         changes = inputs.changes(lake.snapshot(STEP_TRAINER_TRUSTED))
-        readings, customers = inputs.read(STEP_TRAINER_LANDING), inputs.read(CUSTOMER_LANDING)
-        merge, rows_in = None, inputs.rows(STEP_TRAINER_LANDING)
+        customers, merge = inputs.read(CUSTOMER_LANDING), None
         if changes is not None:
             # A customer's change (records, consent, curation) reaches every device they ever claimed; a device's
             # readings then go to whoever held it, so every customer who ever claimed those devices is touched.
@@ -153,9 +135,9 @@ def step_trainer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spar
             holders = frozenset(who for serial, who in claims if serial in serials)
             touched = Changes(identities=holders, serials=frozenset(serials))
             merge = Merge(inputs.keys(serials), by_serial, touched, quarantine_key=by_serial_in_raw)
-            readings = inputs.read_for(STEP_TRAINER_LANDING, merge.keys, by_serial)
-            rows_in = readings.count()
+        readings = inputs.read(STEP_TRAINER_LANDING, merge)
         classified = classify_step_trainer_trusted(
             readings, customers, inputs.read(CUSTOMER_TRUSTED), inputs.read(CUSTOMER_CURATED), privacy.policy
         )
+        rows_in = inputs.rows_in(STEP_TRAINER_LANDING, readings, merge)
         yield from rebuild(context, lake, STEP_TRAINER_TRUSTED, classified, inputs, rows_in, merge=merge)
