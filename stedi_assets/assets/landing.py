@@ -10,6 +10,7 @@ not a new delivery). `lake.rebuild` rereads every file and replaces the table.
 
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import replace
 
 from dagster import AssetCheckResult, AssetExecutionContext, AssetsDefinition, MaterializeResult, multi_asset
@@ -162,7 +163,9 @@ def land(
         batch = tombstones.mark(session, with_file_faults(parsed, table, faults, arrivals), key)
         # New lines of erased customers (an old file delivered again) are filtered, and blanked below.
         classified = batch.withColumn(r.REASON, F.when(F.col(ERASED), F.lit(r.ERASED)).otherwise(F.col(r.REASON)))
-        with cached(classified) as classified:
+        # Matching erased customers joins every line: its result is cached. With no one erased, `classified` is a
+        # projection of the cached read, and a second cached copy of every line would cost more than it saves.
+        with nullcontext(classified) if tombstones.empty else cached(classified) as classified:
             measured = measure(table, classified)
             per_file = {row.source_file: row["count"] for row in classified.groupBy("source_file").count().collect()}
             erased_new = [(row.source_file, row.line_number) for row in classified.where(F.col(ERASED)).collect()]

@@ -59,6 +59,11 @@ class Tombstones:
         subjects = frozenset(row["tombstone"] for row in rows if row["kind"] == SUBJECT)
         return cls(table.version(), identities, devices, subjects)
 
+    @property
+    def empty(self) -> bool:
+        """No one is erased."""
+        return not (self.identities or self.devices or self.subjects)
+
     def identities_in(self, session: SparkSession, frame: DataFrame, key: bytes) -> DataFrame:
         """The erased identity keys among those the frame names, as a small frame (hashed here, in the driver)."""
         if not self.identities:
@@ -93,8 +98,7 @@ class Tombstones:
 
     def mark(self, session: SparkSession, frame: DataFrame, key: bytes) -> DataFrame:
         """The frame with `_erased` true on the rows of erased customers (see transforms/erasure.py)."""
-        if not (self.identities or self.devices or self.subjects):
-            # No one is erased: nothing to match (matching costs joins over every row, raw lines included).
+        if self.empty:  # matching costs joins over every row, raw lines included
             return frame.withColumn(ERASED, F.lit(False))
         return mark_erased(
             frame,
