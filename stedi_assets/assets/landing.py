@@ -80,17 +80,18 @@ def leaving_rows(
     customers. Returns the output to merge the new rows into, and the erased rows' (file, line)."""
     if base is None or (not gone and tombstones is None):
         return Output(lake.read_files(session, table.schema, []), base, None if base is None else []), []
+    erased: list[tuple[str, int]] = []
+    if tombstones is not None:
+        marked = tombstones.mark(session, lake.read(session, table, base), key)
+        erased = [(row.source_file, row.line_number) for row in marked.where(F.col(ERASED)).collect()]
+    # A landing row is its line: the erased ones are found once, then recognized by their lineage.
+    lineage = ["source_file", "line_number"]
+    hits = session.createDataFrame(erased, "source_file string, line_number long").withColumn("_hit", F.lit(True))
 
     def leaving(rows: DataFrame) -> DataFrame:
-        marked = rows if tombstones is None else tombstones.mark(session, rows, key)
-        erased = F.col(ERASED) if tombstones is not None else F.lit(False)
-        return marked.withColumn(LEAVING, F.col("source_file").isin(gone) | erased)
+        flagged = rows.join(F.broadcast(hits), lineage, "left")
+        return flagged.withColumn(LEAVING, F.col("source_file").isin(gone) | F.col("_hit").isNotNull()).drop("_hit")
 
-    if tombstones is None:
-        survivors, replaced = lake.survivors(session, table, base, leaving)
-        return Output(survivors, base, replaced), []
-    with cached(tombstones.mark(session, lake.read(session, table, base), key)) as marked:
-        erased = [(row.source_file, row.line_number) for row in marked.where(F.col(ERASED)).collect()]
     survivors, replaced = lake.survivors(session, table, base, leaving)
     return Output(survivors, base, replaced, rows_erased=len(erased)), erased
 
