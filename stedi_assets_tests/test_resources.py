@@ -15,7 +15,7 @@ from stedi_assets.definitions import defs
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark_settings import parse_conf, session_config
-from stedi_assets.resources.storage import LakeRootError
+from stedi_assets.resources.storage import LakeRootError, LocalStorage
 from stedi_assets.tables import LANDING_TABLES
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests.lakes import generate_lake, materialize_lake, run_config
@@ -145,3 +145,23 @@ def test_a_lake_without_a_landing_folder_names_the_folder(tmp_path: Path) -> Non
     with pytest.raises(LakeRootError, match=f"{tmp_path}/accelerometer/landing"):
         Lake(root=str(tmp_path)).check_root()
     assert LANDING_TABLES[0].files_path == "customer/landing"
+
+
+def test_the_local_listing_finds_nested_files_skips_hidden_ones_and_spells_paths_as_pathlib(
+    tmp_path: Path, monkeypatch
+) -> None:
+    landing = tmp_path / "lake" / "customer" / "landing"
+    for relative in ["b.json", "a-b/x.json", "a/x.json", "a/deep/y.json", "_staging/s.json", ".upload.json", "a/.z"]:
+        (landing / relative).parent.mkdir(parents=True, exist_ok=True)
+        (landing / relative).write_text("{}\n")
+    monkeypatch.chdir(tmp_path)
+    listed = LocalStorage("./lake").list_files("./lake/customer//landing/")
+    # Sorted by URI as S3 lists them; "./" and "//" spelled away, as ledger keys were always spelled.
+    assert [f.uri for f in listed] == [
+        "lake/customer/landing/a-b/x.json",
+        "lake/customer/landing/a/deep/y.json",
+        "lake/customer/landing/a/x.json",
+        "lake/customer/landing/b.json",
+    ]
+    assert all(f.size == 3 for f in listed)
+    assert LocalStorage("./lake").list_files("./lake/accelerometer/landing") == []

@@ -72,16 +72,24 @@ class LocalStorage:
             raise LakeRootError(f"lake root {self.root} does not exist or is not a directory (STEDI_LAKE_ROOT)")
 
     def list_files(self, folder: str) -> list[FileInfo]:
-        base = Path(folder)
-        if not base.is_dir():
-            return []
+        # One scandir per folder and one stat per file (a sensor tick lists every landing file); hidden folders
+        # are not entered. Paths are spelled as pathlib spells them (ledger keys depend on it).
+        base = str(Path(folder))
+        pending = [base] if os.path.isdir(base) else []
         found = []
-        for path in sorted(base.rglob("*")):
-            if path.is_file() and not any(hidden(part) for part in path.relative_to(base).parts):
-                info = self.stat(str(path))
-                if info is not None:  # deleted since the directory listing
+        while pending:
+            try:
+                entries = list(os.scandir(pending.pop()))
+            except FileNotFoundError:  # deleted since its parent was listed
+                continue
+            for entry in entries:
+                if hidden(entry.name):
+                    continue
+                if entry.is_dir():
+                    pending.append(entry.path)
+                elif entry.is_file() and (info := self.stat(entry.path)) is not None:  # None: deleted meanwhile
                     found.append(info)
-        return found
+        return sorted(found, key=lambda f: f.uri)
 
     def exists(self, folder: str) -> bool:
         return Path(folder).is_dir()
