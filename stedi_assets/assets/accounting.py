@@ -335,7 +335,7 @@ class Inputs:
 
     def read_for(self, table: ZoneTable, keys: DataFrame, key_of: Callable[[DataFrame], Column]) -> DataFrame:
         """The rows of an input whose key (`key_of(rows)`) is one of `keys`."""
-        rows = self.lake.read(self.session, table, self.snapshots[table.name])
+        rows = self.read(table)
         return rows.join(F.broadcast(keys), key_of(rows) == keys["_key"], "left_semi")
 
     def erased_rows(self, table: ZoneTable, snapshot: Snapshot | None) -> int:

@@ -169,11 +169,7 @@ def land(
         with nullcontext(classified) if tombstones.empty else cached(classified) as classified:
             measured = measure(table, classified)
             per_file = {row.source_file: row["count"] for row in classified.groupBy("source_file").count().collect()}
-            erased_new = (
-                []
-                if tombstones.empty
-                else [(row.source_file, row.line_number) for row in classified.where(F.col(ERASED)).collect()]
-            )
+            erased_new = [(row.source_file, row.line_number) for row in classified.where(F.col(ERASED)).collect()]
             whole = lake.rebuild or base is None
             gone = [] if whole else delivery.gone
             held = tombstones if erase_existing else None
