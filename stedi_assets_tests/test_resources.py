@@ -133,6 +133,13 @@ def test_the_spark_ui_is_off_unless_asked_for() -> None:
     assert session_config("local[2]", {"spark.ui.enabled": "true"}, "/lake")["spark.ui.enabled"] == "true"
 
 
+def test_local_runs_broadcast_only_the_joins_the_code_marks() -> None:
+    threshold = "spark.sql.autoBroadcastJoinThreshold"
+    assert session_config("local[2]", {}, "/lake")[threshold] == "-1"
+    assert threshold not in session_config("spark://spark.example:7077", {}, "/lake")  # executors have their own heap
+    assert session_config("local[2]", {threshold: "10485760"}, "/lake")[threshold] == "10485760"
+
+
 def test_a_missing_lake_root_fails_with_one_line_naming_it(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
     with pytest.raises(LakeRootError) as error:

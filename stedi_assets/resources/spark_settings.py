@@ -65,6 +65,11 @@ def application_config(master: str, conf: dict[str, str], lake_root: str) -> dic
         # Spark's default of 200 shuffle partitions is sized for clusters; on one machine the per-task and
         # per-file overhead dominates (the sample's tables came out as ~200 tiny Parquet files each).
         **({"spark.sql.shuffle.partitions": str(LOCAL_SHUFFLE_PARTITIONS)} if local else {}),
+        # In local mode the driver is the only executor: an automatic broadcast builds its hash table on the
+        # driver's heap, outside Spark's memory accounting, from a size guessed by statistics. At 55 million
+        # landing lines that filled the default 1 GB heap (step_trainer_trusted). Joins the code marks with
+        # F.broadcast (small key lists) still broadcast; everything else sort-merges and can spill to disk.
+        **({"spark.sql.autoBroadcastJoinThreshold": "-1"} if local else {}),
         "spark.app.name": "stedi-lakehouse",
         # Epoch-ms columns are plain longs, but keep any timestamp rendering independent of the machine.
         "spark.sql.session.timeZone": "UTC",
