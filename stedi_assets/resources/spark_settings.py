@@ -78,6 +78,10 @@ def application_config(master: str, conf: dict[str, str], lake_root: str) -> dic
         # 0.0.0.0): off unless asked for; a local run that asks gets it on 127.0.0.1 (`Spark.session`).
         "spark.ui.enabled": str(ui).lower(),
         "spark.sql.adaptive.enabled": "true",
+        # A cached frame is built in column batches on the heap, outside Spark's memory accounting, while the join
+        # that feeds it holds its sort memory; at 55 million lines, growing 10,000-row batches (Spark's default)
+        # is where step_trainer_trusted ran out of the default 1 GB heap, twice.
+        "spark.sql.inMemoryColumnarStorage.batchSize": "2000",
         # Classified frames are cached; without this, adaptive execution leaves their partitioning untouched.
         "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
         # Writers stage files for a Delta commit: no _SUCCESS markers in the table folders.
