@@ -66,9 +66,9 @@ def application_config(master: str, conf: dict[str, str], lake_root: str) -> dic
         # per-file overhead dominates (the sample's tables came out as ~200 tiny Parquet files each).
         **({"spark.sql.shuffle.partitions": str(LOCAL_SHUFFLE_PARTITIONS)} if local else {}),
         # In local mode the driver is the only executor: an automatic broadcast builds its hash table on the
-        # driver's heap, outside Spark's memory accounting, from a size guessed by statistics. At 55 million
-        # landing lines that filled the default 1 GB heap (step_trainer_trusted). Joins the code marks with
-        # F.broadcast (small key lists) still broadcast; everything else sort-merges and can spill to disk.
+        # driver's heap, outside Spark's memory accounting, from a size guessed by statistics, which a 1 GB heap
+        # cannot afford to get wrong. Joins the code marks with F.broadcast (small key lists) still broadcast;
+        # everything else sort-merges and can spill to disk. No cost measured at 1e5 (see README).
         **({"spark.sql.autoBroadcastJoinThreshold": "-1"} if local else {}),
         "spark.app.name": "stedi-lakehouse",
         # Epoch-ms columns are plain longs, but keep any timestamp rendering independent of the machine.
