@@ -5,7 +5,7 @@
 The files are small JSON-lines files in one feed's landing folder (accelerometer/landing/). States:
 - nothing consumed: no landing table yet, so an empty ledger: every file is pending;
 - everything consumed, 1 new: a ledger holding every file, written with `ledger.write_ledger` and committed as
-  the landing table's first Delta version (through `delta.DeltaLakeTable.commit`, as a run commits it), then one
+  the landing table's first Delta version (through `delta.DeltaFolder.commit`, as a run commits it), then one
   more file delivered;
 - everything consumed, nothing new: the steady state, the tick the daemon makes most often (a skip).
 
@@ -44,9 +44,9 @@ LINE = b'{"user": "a@b.com", "timestamp": 1655564444000, "x": 1.0, "y": 0.5, "z"
 STATES = ("nothing consumed", "everything consumed, 1 new", "everything consumed, nothing new")
 # Timed parts of a tick: (module, attribute) of what the sensor calls, and how the report names it.
 PARTS = {
-    "root check": ("stedi_assets.resources.delta_lake", "DeltaLake", "check_root"),
-    "listing": ("stedi_assets.resources.delta_lake", "DeltaLake", "landing_files"),
-    "delta snapshot": ("stedi_assets.resources.delta", "DeltaLakeTable", "snapshot"),
+    "root check": ("stedi_assets.lake.store", "LakeStore", "check_root"),
+    "listing": ("stedi_assets.lake.store", "LakeStore", "landing_files"),
+    "delta snapshot": ("stedi_assets.lake.delta", "DeltaFolder", "snapshot"),
     "ledger read": ("stedi_assets.sensors", None, "read_ledger"),
     "comparison": ("stedi_assets.sensors", None, "compare"),
     "run key": ("stedi_assets.sensors", None, "batch_key"),
@@ -173,11 +173,11 @@ def consume_everything(root: str) -> int:
     from pyspark.sql.pandas.types import to_arrow_schema
     from pyspark.sql.types import StructField, StructType
 
-    from stedi_assets.resources.delta_lake import DeltaLake
-    from stedi_assets.resources.ledger import LedgerEntry, write_ledger
+    from stedi_assets.lake.ledger import LedgerEntry, write_ledger
+    from stedi_assets.lake.store import LakeStore
     from stedi_assets.tables import ACCELEROMETER_LANDING as TABLE
 
-    lake = DeltaLake(root)
+    lake = LakeStore(root)
     files = lake.landing_files(TABLE)
     entries = {f.uri: replace(LedgerEntry.of(f), lines=1) for f in files}
     delta = lake.delta(TABLE)

@@ -22,8 +22,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from stedi_assets.contracts import DESCRIPTIVE, REQUIRED, column_rules, severity, unique_columns
+from stedi_assets.reasons import REASON
 from stedi_assets.tables import Zone, ZoneTable
-from stedi_assets.transforms.classify import REASON
 from stedi_assets.transforms.landing import DESCRIPTIVE_FAILURES, descriptive_rules
 
 BLOCKING_ZONES = (Zone.TRUSTED, Zone.CURATED)

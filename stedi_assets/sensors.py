@@ -27,8 +27,8 @@ from dagster import (
 )
 
 from stedi_assets.assets import ZONE_ASSETS
+from stedi_assets.lake.ledger import Delivery, compare, read_ledger
 from stedi_assets.resources.lake import Lake
-from stedi_assets.resources.ledger import Delivery, compare, read_ledger
 from stedi_assets.tables import CUSTOMER_ERASURE, LANDING_TABLES
 
 MAX_FILES_IN_TAG = 20
@@ -49,11 +49,11 @@ def pending_deliveries(lake: Lake) -> tuple[dict[str, Delivery], dict[str, int]]
     """
     deliveries, versions = {}, {}
     for table in (CUSTOMER_ERASURE, *LANDING_TABLES):
-        delta = lake.delta(table)
+        delta = lake.store.delta(table)
         snapshot = delta.snapshot()
         versions[table.name] = -1 if snapshot is None else snapshot.version
         ledger = {} if table is CUSTOMER_ERASURE else read_ledger(delta, snapshot)
-        delivery = compare(ledger, lake.landing_files(table))
+        delivery = compare(ledger, lake.store.landing_files(table))
         if not delivery.empty:
             deliveries[table.name] = delivery
     return deliveries, versions
@@ -85,7 +85,7 @@ def landing_sensor(minimum_interval_seconds: int) -> SensorDefinition:
     def landing_files(context: SensorEvaluationContext, lake: Lake) -> SensorResult | SkipReason:
         deliveries, versions = pending_deliveries(lake)
         if not deliveries:
-            return SkipReason(f"every landing file under {lake.uri} is in its ledger")
+            return SkipReason(f"every landing file under {lake.store.uri} is in its ledger")
         # A run still going commits table by table: a batch taken now would hold files it is consuming, under a
         # new key (the ledger versions move), and a second run of them would be queued behind it.
         unfinished = context.instance.get_runs(RunsFilter(statuses=list(UNFINISHED)), limit=1)

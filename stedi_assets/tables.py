@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pyspark.sql.types as T
 
-from stedi_assets.transforms import classify as r
+from stedi_assets import reasons
 
 if TYPE_CHECKING:
     from pandera.pyspark import DataFrameModel
@@ -84,7 +84,7 @@ class ZoneTable:
 
     @property
     def quarantines(self) -> bool:
-        return bool(self.reasons & r.QUARANTINE_REASONS)
+        return bool(self.reasons & reasons.QUARANTINE_REASONS)
 
 
 def _quarantine_of(table: ZoneTable) -> ZoneTable:
@@ -98,8 +98,18 @@ def _quarantine_of(table: ZoneTable) -> ZoneTable:
 
 
 LANDING_REASONS = (
-    frozenset({r.BLANK_LINE, r.ERASED, r.NOT_JSON, r.DUPLICATE_KEY, r.MISSING_FIELD, r.WRONG_TYPE, r.INVALID_VALUE})
-    | r.FILE_REASONS
+    frozenset(
+        {
+            reasons.BLANK_LINE,
+            reasons.ERASED,
+            reasons.NOT_JSON,
+            reasons.DUPLICATE_KEY,
+            reasons.MISSING_FIELD,
+            reasons.WRONG_TYPE,
+            reasons.INVALID_VALUE,
+        }
+    )
+    | reasons.FILE_REASONS
 )
 
 CUSTOMER_LANDING = ZoneTable(
@@ -133,7 +143,15 @@ CUSTOMER_TRUSTED = ZoneTable(
     Zone.TRUSTED,
     "CustomerTrusted",
     "Current state of each customer whose current record consents to research.",
-    frozenset({r.DUPLICATE, r.SUPERSEDED, r.SUPERSEDED_BY_QUARANTINED, r.NO_CONSENT, r.FUTURE_CONSENT}),
+    frozenset(
+        {
+            reasons.DUPLICATE,
+            reasons.SUPERSEDED,
+            reasons.SUPERSEDED_BY_QUARANTINED,
+            reasons.NO_CONSENT,
+            reasons.FUTURE_CONSENT,
+        }
+    ),
 )
 ACCELEROMETER_TRUSTED = ZoneTable(
     "accelerometer_trusted",
@@ -141,7 +159,7 @@ ACCELEROMETER_TRUSTED = ZoneTable(
     Zone.TRUSTED,
     "AccelerometerTrusted",
     "Accelerometer readings of customer_trusted customers, deduplicated, within the consent policy.",
-    frozenset({r.DUPLICATE, r.UNKNOWN_USER, r.NO_CONSENT, r.BEFORE_CONSENT}),
+    frozenset({reasons.DUPLICATE, reasons.UNKNOWN_USER, reasons.NO_CONSENT, reasons.BEFORE_CONSENT}),
 )
 CUSTOMER_CURATED = ZoneTable(
     "customer_curated",
@@ -149,7 +167,7 @@ CUSTOMER_CURATED = ZoneTable(
     Zone.CURATED,
     "CustomerCurated",
     "customer_trusted customers with at least one accelerometer_trusted reading.",
-    frozenset({r.NO_ACCELEROMETER_READINGS}),
+    frozenset({reasons.NO_ACCELEROMETER_READINGS}),
 )
 STEP_TRAINER_TRUSTED = ZoneTable(
     "step_trainer_trusted",
@@ -159,13 +177,13 @@ STEP_TRAINER_TRUSTED = ZoneTable(
     "Readings of devices owned by exactly one customer, who is in customer_curated; within the consent policy.",
     frozenset(
         {
-            r.DUPLICATE,
-            r.UNKNOWN_DEVICE,
-            r.NO_OWNER_AT_TIME,
-            r.AMBIGUOUS_DEVICE_OWNER,
-            r.NO_CONSENT,
-            r.OWNER_NOT_CURATED,
-            r.BEFORE_CONSENT,
+            reasons.DUPLICATE,
+            reasons.UNKNOWN_DEVICE,
+            reasons.NO_OWNER_AT_TIME,
+            reasons.AMBIGUOUS_DEVICE_OWNER,
+            reasons.NO_CONSENT,
+            reasons.OWNER_NOT_CURATED,
+            reasons.BEFORE_CONSENT,
         }
     ),
 )
@@ -176,7 +194,7 @@ MACHINE_LEARNING_CURATED = ZoneTable(
     "MachineLearningCurated",
     "Each step_trainer_trusted reading paired with its owner's accelerometer reading(s) at the same millisecond."
     " No direct identifiers: subject_key is a keyed pseudonym.",
-    frozenset({r.NO_ACCELEROMETER_MATCH}),
+    frozenset({reasons.NO_ACCELEROMETER_MATCH}),
     pii=False,
 )
 

@@ -10,7 +10,8 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql.types import StructType
 from pyspark.testing import assertDataFrameEqual
 
-from stedi_assets.transforms.classify import DETAIL, REASON, kept
+from stedi_assets.reasons import DETAIL, REASON
+from stedi_assets.transforms.classify import kept
 
 Record = dict[str, Any]
 

@@ -13,7 +13,7 @@ from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 
 from stedi_assets.cli import services
-from stedi_assets.resources.spark_settings import s3a_config
+from stedi_assets.spark_settings import s3a_config
 from stedi_assets.sql_guard import with_guard
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests.lakes import TEST_KEY, generate_lake, materialize_lake

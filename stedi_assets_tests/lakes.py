@@ -14,7 +14,7 @@ from deltalake import DeltaTable
 
 from stedi_assets.cli.sample import Rates, generate
 from stedi_assets.definitions import defs
-from stedi_assets.resources.storage import storage_for
+from stedi_assets.lake.storage import storage_for
 from stedi_assets.tables import ZoneTable
 from stedi_assets.transforms.readings import ConsentPolicy
 

@@ -24,9 +24,9 @@ from stedi_assets.assets.landing_files import (
 )
 from stedi_assets.checks import descriptive_failures
 from stedi_assets.cli.sample import FEEDS
-from stedi_assets.resources.storage import LocalStorage, S3Storage
+from stedi_assets.lake.storage import LocalStorage, S3Storage
+from stedi_assets.reasons import QUARANTINE_REASONS
 from stedi_assets.tables import LANDING_TABLES
-from stedi_assets.transforms.classify import QUARANTINE_REASONS
 from stedi_assets.transforms.landing import LINES_SCHEMA, parse_landing, with_file_faults
 from stedi_assets_tests.exports import generate_exported_lake
 

@@ -13,10 +13,10 @@ from pyspark.sql import functions as F
 from stedi_assets.assets.accounting import Inputs, RowsLostError, measure, rebuild
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.definitions import defs
+from stedi_assets.reasons import DETAIL, REASON
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.spark import Spark
 from stedi_assets.tables import CUSTOMER_TRUSTED
-from stedi_assets.transforms.classify import DETAIL, REASON
 from stedi_assets_tests.builders import customer
 from stedi_assets_tests.lakes import TEST_KEY, generate_lake, run_config, table_frame
 

@@ -12,10 +12,10 @@ import pytest
 from dagster import DagsterInstance, EnvVar, build_init_resource_context
 
 from stedi_assets.definitions import defs
+from stedi_assets.lake.storage import LakeRootError, LocalStorage
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
-from stedi_assets.resources.spark_settings import parse_conf, session_config
-from stedi_assets.resources.storage import LakeRootError, LocalStorage
+from stedi_assets.spark_settings import parse_conf, session_config
 from stedi_assets.tables import LANDING_TABLES
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests.lakes import generate_lake, materialize_lake, run_config
@@ -143,14 +143,14 @@ def test_local_runs_broadcast_only_the_joins_the_code_marks() -> None:
 def test_a_missing_lake_root_fails_with_one_line_naming_it(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
     with pytest.raises(LakeRootError) as error:
-        Lake(root=str(missing)).check_root()
+        Lake(root=str(missing)).store.check_root()
     assert str(missing) in str(error.value) and "\n" not in str(error.value)
 
 
 def test_a_lake_without_a_landing_folder_names_the_folder(tmp_path: Path) -> None:
     (tmp_path / "customer" / "landing").mkdir(parents=True)
     with pytest.raises(LakeRootError, match=f"{tmp_path}/accelerometer/landing"):
-        Lake(root=str(tmp_path)).check_root()
+        Lake(root=str(tmp_path)).store.check_root()
     assert LANDING_TABLES[0].files_path == "customer/landing"
 
 

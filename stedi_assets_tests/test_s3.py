@@ -9,8 +9,8 @@ import pytest
 from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 
+from stedi_assets.lake.storage import LakeRootError
 from stedi_assets.resources.lake import Lake
-from stedi_assets.resources.storage import LakeRootError
 from stedi_assets.tables import ALL_TABLES
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests.conftest import S3_SECRET
@@ -61,5 +61,5 @@ def test_credentials_never_reach_the_event_log_or_run_config(runs) -> None:
 
 def test_a_missing_bucket_fails_with_one_line_naming_the_root(s3_server: str) -> None:
     with pytest.raises(LakeRootError, match="lake root s3://no-such-bucket/lake is not readable") as error:
-        Lake(root="s3://no-such-bucket/lake").check_root()
+        Lake(root="s3://no-such-bucket/lake").store.check_root()
     assert "\n" not in str(error.value)

@@ -15,8 +15,8 @@ from pyspark.sql import DataFrame, SparkSession
 from stedi_assets import sql_guard
 from stedi_assets.cli.sample import EXPECTED_FILE
 from stedi_assets.cli.sql import QueryError, main, open_session, query, render_text, write_csv, write_json_lines
-from stedi_assets.resources.delta_lake import DeltaLake
-from stedi_assets.resources.spark_settings import SparkTarget
+from stedi_assets.lake.store import LakeStore
+from stedi_assets.spark_settings import SparkTarget
 from stedi_assets.tables import ALL_TABLES, LANDING_TABLES, Zone
 from stedi_assets_tests.lakes import duckdb_source, generate_lake
 from stedi_assets_tests.servers import free_port
@@ -24,13 +24,13 @@ from stedi_assets_tests.servers import free_port
 PARQUET_TABLES = [name for name, table in ALL_TABLES.items() if table.zone is not Zone.LANDING]
 
 
-def lake_at(root: Path) -> DeltaLake:
+def lake_at(root: Path) -> LakeStore:
     """The lake as the command builds it: its Spark resource finds the test run's session already running."""
-    return DeltaLake(str(root))
+    return LakeStore(str(root))
 
 
 @pytest.fixture(scope="module")
-def lake(materialized_lake: Path) -> DeltaLake:
+def lake(materialized_lake: Path) -> LakeStore:
     return lake_at(materialized_lake)
 
 
@@ -43,17 +43,17 @@ def stored_rows(root: Path, name: str) -> int:
     return duckdb.sql(f"select count(*) from {parquet(root, name)}").fetchall()[0][0]
 
 
-def run_query(lake: DeltaLake, sql: str) -> DataFrame:
+def run_query(lake: LakeStore, sql: str) -> DataFrame:
     """A query in a new session of the test run's application, as the command runs each query in its own."""
     return query(lake, SparkSession.getActiveSession().newSession(), sql)
 
 
-def rows_of(lake: DeltaLake, sql: str) -> list[tuple]:
+def rows_of(lake: LakeStore, sql: str) -> list[tuple]:
     return [tuple(row) for row in run_query(lake, sql).collect()]
 
 
-def test_each_query_has_a_guarded_session_of_its_own(lake: DeltaLake, spark: SparkSession) -> None:
-    session = open_session(SparkTarget(), DeltaLake())
+def test_each_query_has_a_guarded_session_of_its_own(lake: LakeStore, spark: SparkSession) -> None:
+    session = open_session(SparkTarget(), LakeStore())
     assert session is not spark and session.sparkContext is spark.sparkContext
     assert sql_guard.CLASS in spark.conf.get("spark.sql.extensions")
     query(lake, session, "select 1")
@@ -61,14 +61,14 @@ def test_each_query_has_a_guarded_session_of_its_own(lake: DeltaLake, spark: Spa
     assert spark.conf.get(sql_guard.ENABLED, "false") == "false", "the application's first session stays as it is"
 
 
-def test_counts_by_name_equal_the_parquet_files(lake: DeltaLake, materialized_lake: Path) -> None:
+def test_counts_by_name_equal_the_parquet_files(lake: LakeStore, materialized_lake: Path) -> None:
     sql = " union all ".join(f"select '{name}' as name, count(*) as n from {name}" for name in PARQUET_TABLES)
     stored = {name: stored_rows(materialized_lake, name) for name in PARQUET_TABLES}
     assert dict(rows_of(lake, sql)) == stored
     assert all(n > 0 for n in stored.values())
 
 
-def test_landing_tables_by_name_are_the_parsed_accepted_rows(lake: DeltaLake, materialized_lake: Path) -> None:
+def test_landing_tables_by_name_are_the_parsed_accepted_rows(lake: LakeStore, materialized_lake: Path) -> None:
     expected = json.loads((materialized_lake / EXPECTED_FILE).read_text())["landing_rows"]
     sql = " union all ".join(f"select '{t.name}', count(*) from {t.name}" for t in LANDING_TABLES)
     assert dict(rows_of(lake, sql)) == expected
@@ -78,7 +78,7 @@ def test_landing_tables_by_name_are_the_parsed_accepted_rows(lake: DeltaLake, ma
     assert lineage[0][0] == 1 and lineage[0][1] > 1
 
 
-def test_a_join_across_two_tables(lake: DeltaLake, materialized_lake: Path) -> None:
+def test_a_join_across_two_tables(lake: LakeStore, materialized_lake: Path) -> None:
     join = "select c.email, count(*) as readings from {a} a join {c} c on a.user = c.email group by c.email"
     by_spark = rows_of(lake, join.format(a="accelerometer_trusted", c="customer_curated") + " order by 1")
     by_duckdb = duckdb.sql(
@@ -91,7 +91,7 @@ def test_a_join_across_two_tables(lake: DeltaLake, materialized_lake: Path) -> N
     assert len(by_spark) > 1
 
 
-def test_a_cte_keeps_its_order(lake: DeltaLake, materialized_lake: Path) -> None:
+def test_a_cte_keeps_its_order(lake: LakeStore, materialized_lake: Path) -> None:
     cte = "with per_reason as (select reason, count(*) as n from {q} group by reason) select * from per_reason"
     sql = cte.format(q="accelerometer_landing_quarantine") + " order by n desc, reason;"
     expected = duckdb.sql(
@@ -100,18 +100,18 @@ def test_a_cte_keeps_its_order(lake: DeltaLake, materialized_lake: Path) -> None
     assert rows_of(lake, sql) == expected.fetchall()
 
 
-def test_values_and_table_forms(lake: DeltaLake, materialized_lake: Path) -> None:
+def test_values_and_table_forms(lake: LakeStore, materialized_lake: Path) -> None:
     assert rows_of(lake, "values (1, 'a'), (2, 'b')") == [(1, "a"), (2, "b")]
     curated = stored_rows(materialized_lake, "customer_curated")
     assert run_query(lake, "TABLE customer_curated").count() == curated
 
 
-def test_unknown_table_is_named(lake: DeltaLake) -> None:
+def test_unknown_table_is_named(lake: LakeStore) -> None:
     with pytest.raises(QueryError, match=r"`no_such_table` cannot be found.*--tables"):
         run_query(lake, "select * from no_such_table")
 
 
-def test_a_table_not_materialized_yet_says_so(lake: DeltaLake, tmp_path: Path) -> None:
+def test_a_table_not_materialized_yet_says_so(lake: LakeStore, tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
     generate_lake(fresh, customers=5)
     assert rows_of(lake, "select count(*) > 0 from customer_trusted") == [(True,)]

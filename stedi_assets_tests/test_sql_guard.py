@@ -24,7 +24,7 @@ from pyspark.sql import SparkSession
 
 from stedi_assets import sql_guard
 from stedi_assets.cli.sql import main, query
-from stedi_assets.resources.delta_lake import DeltaLake
+from stedi_assets.lake.store import LakeStore
 from stedi_assets.tables import ALL_TABLES
 from stedi_assets_tests import servers
 from stedi_assets_tests.lakes import duckdb_source
@@ -212,8 +212,8 @@ ATTACKS: dict[str, Attack] = {
 
 
 @pytest.fixture(scope="module")
-def lake(materialized_lake: Path) -> DeltaLake:
-    return DeltaLake(str(materialized_lake))
+def lake(materialized_lake: Path) -> LakeStore:
+    return LakeStore(str(materialized_lake))
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +294,7 @@ def test_the_command_refuses_an_attack_in_one_line_and_nothing_changes(
     assert before["property"] == "null"
 
 
-def test_the_guard_refuses_commands_itself(lake: DeltaLake, spark: SparkSession, tmp_path: Path) -> None:
+def test_the_guard_refuses_commands_itself(lake: LakeStore, spark: SparkSession, tmp_path: Path) -> None:
     """Defence in depth: statements sent to a read-only session without the wrapper are refused by the guard."""
     session = spark.newSession()
     query(lake, session, "select 1")  # views registered, guard on
@@ -319,7 +319,7 @@ def test_the_guard_refuses_commands_itself(lake: DeltaLake, spark: SparkSession,
 
 
 def test_a_read_only_session_needs_sql_on_files_off(
-    lake: DeltaLake, spark: SparkSession, targets: dict[str, str]
+    lake: LakeStore, spark: SparkSession, targets: dict[str, str]
 ) -> None:
     session = spark.newSession()
     query(lake, session, "select 1")
@@ -329,7 +329,7 @@ def test_a_read_only_session_needs_sql_on_files_off(
     assert TOKEN not in str(e.value)
 
 
-def test_other_sessions_are_not_guarded(lake: DeltaLake, spark: SparkSession) -> None:
+def test_other_sessions_are_not_guarded(lake: LakeStore, spark: SparkSession) -> None:
     """The guard acts only where the command turned it on: the application's other sessions (Dagster runs) may
     read files and call anything."""
     query(lake, spark.newSession(), "select 1")
@@ -351,7 +351,7 @@ def test_a_spark_without_the_guard_is_refused(spark: SparkSession, monkeypatch: 
         sql_guard.probe(session)
 
 
-def rows(lake: DeltaLake, spark: SparkSession, sql: str) -> list[tuple]:
+def rows(lake: LakeStore, spark: SparkSession, sql: str) -> list[tuple]:
     return [tuple(row) for row in query(lake, spark.newSession(), sql).collect()]
 
 
@@ -360,7 +360,7 @@ def parquet(root: Path, name: str) -> str:
     return duckdb_source(root, ALL_TABLES[name])
 
 
-def test_ordinary_queries_still_run(lake: DeltaLake, spark: SparkSession, materialized_lake: Path) -> None:
+def test_ordinary_queries_still_run(lake: LakeStore, spark: SparkSession, materialized_lake: Path) -> None:
     def duck(sql: str, *names: str) -> list[tuple]:
         for name in names:
             sql = re.sub(rf"\b{name}\b", parquet(materialized_lake, name), sql)

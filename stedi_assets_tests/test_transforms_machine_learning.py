@@ -8,13 +8,13 @@ import hmac
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from stedi_assets.reasons import DETAIL, REASON
 from stedi_assets.tables import (
     ACCELEROMETER_TRUSTED,
     CUSTOMER_LANDING,
     MACHINE_LEARNING_CURATED,
     STEP_TRAINER_TRUSTED,
 )
-from stedi_assets.transforms.classify import DETAIL, REASON
 from stedi_assets.transforms.machine_learning import classify_machine_learning_curated
 from stedi_assets.transforms.pseudonyms import subject_keys, subjects_frame
 from stedi_assets_tests.builders import (

@@ -26,13 +26,14 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from stedi_assets import reasons
 from stedi_assets.assets.tombstones import Tombstones
 from stedi_assets.checks import contract_result, rule_counts, schema_errors
-from stedi_assets.resources.delta import Snapshot
-from stedi_assets.resources.delta_lake import LEAVING, Changes
+from stedi_assets.lake.changes import Changes
+from stedi_assets.lake.delta import Snapshot
+from stedi_assets.lake.store import LEAVING
 from stedi_assets.resources.lake import Lake
 from stedi_assets.tables import ALL_TABLES, CUSTOMER_ERASURE, QUARANTINE_OF, ZoneTable
-from stedi_assets.transforms import classify as r
 from stedi_assets.transforms.classify import kept
 from stedi_assets.transforms.erasure import ERASED, SERIAL, identity_candidates, serial_candidates
 from stedi_assets.transforms.identity import IDENTITY_KEY
@@ -98,7 +99,7 @@ def measure(table: ZoneTable, classified: DataFrame, rows_in: int | None = None,
     `rows_in` is counted independently from the input where the classification could change the row count;
     only a pairing may add rows.
     """
-    reason = F.col(r.REASON)
+    reason = F.col(reasons.REASON)
     quarantine = QUARANTINE_OF.get(table.name)
     present = set(classified.columns)
     aggregates = {"_total": F.count(F.lit(1)), "_kept": F.sum(F.when(reason.isNull(), 1).otherwise(0))}
@@ -106,7 +107,7 @@ def measure(table: ZoneTable, classified: DataFrame, rows_in: int | None = None,
     kept_rules = rule_counts(table.model, present, reason.isNull())
     aggregates |= {f"kept:{name}": value for name, value in kept_rules.items()}
     if quarantine is not None:
-        quarantined = reason.isin(*sorted(table.reasons & r.QUARANTINE_REASONS))
+        quarantined = reason.isin(*sorted(table.reasons & reasons.QUARANTINE_REASONS))
         rules = rule_counts(quarantine.model, present & set(quarantine.columns), quarantined)
         aggregates |= {f"quarantine:{name}": value for name, value in rules.items()}
     row = {
@@ -122,8 +123,8 @@ def measure(table: ZoneTable, classified: DataFrame, rows_in: int | None = None,
     account = RowAccount(
         rows_in=rows_in,
         rows_out=row["_kept"],
-        filtered={k: v for k, v in by_reason.items() if k not in r.QUARANTINE_REASONS},
-        quarantined={k: v for k, v in by_reason.items() if k in r.QUARANTINE_REASONS},
+        filtered={k: v for k, v in by_reason.items() if k not in reasons.QUARANTINE_REASONS},
+        quarantined={k: v for k, v in by_reason.items() if k in reasons.QUARANTINE_REASONS},
         rows_added_by_pairing=total - rows_in if pairing else 0,
     )
     if not account.balanced or account.rows_added_by_pairing < 0:
@@ -139,7 +140,7 @@ def quarantine_rows(table: ZoneTable, classified: DataFrame, run_id: str) -> Dat
     """The rejected rows of a classified frame, as its quarantine table's rows."""
     quarantine = QUARANTINE_OF[table.name]
     return (
-        classified.where(F.col(r.REASON).isin(*sorted(table.reasons & r.QUARANTINE_REASONS)))
+        classified.where(F.col(reasons.REASON).isin(*sorted(table.reasons & reasons.QUARANTINE_REASONS)))
         .withColumn("rejected_by", F.lit(table.name))
         .withColumn("run_id", F.lit(run_id))
         .select(*quarantine.columns)
@@ -222,10 +223,10 @@ def _commit(
     commit_metadata = {**output.commit_metadata, **common, "rows_erased": output.rows_erased}
     # A purge records no change set and forgets the earlier ones: they name the customers it erases.
     changes = None if purge else output.changes
-    committed = lake.write(table, output.frame, output.base, output.replaced, commit_metadata, changes)
-    vacuumed = lake.vacuum(table, 0 if purge else lake.retention_hours)
+    committed = lake.store.write(table, output.frame, output.base, output.replaced, commit_metadata, changes)
+    vacuumed = lake.store.vacuum(table, 0 if purge else lake.retention_hours)
     if purge:
-        lake.forget_changes(table)
+        lake.store.forget_changes(table)
     return {
         **_table_metadata(lake, table, committed),
         "rows_erased": output.rows_erased,
@@ -239,7 +240,7 @@ def unchanged(lake: Lake, table: ZoneTable, why: str) -> Iterator[MaterializeRes
     """Reports a table (and its quarantine) as it is: nothing to commit, and the checks its version passed."""
     for name in [table.name] + ([QUARANTINE_OF[table.name].name] if table.name in QUARANTINE_OF else []):
         current = ALL_TABLES[name]
-        snapshot = lake.snapshot(current)
+        snapshot = lake.store.snapshot(current)
         assert snapshot is not None, f"{name} has no version to keep"
         yield AssetCheckResult(
             asset_key=name, check_name="contract", passed=True, metadata={"checked_with_version": snapshot.version}
@@ -253,7 +254,7 @@ def unchanged(lake: Lake, table: ZoneTable, why: str) -> Iterator[MaterializeRes
 def _table_metadata(lake: Lake, table: ZoneTable, committed: Snapshot) -> dict[str, object]:
     return {
         "dagster/row_count": committed.rows,
-        "dagster/uri": lake.location(table),
+        "dagster/uri": lake.store.location(table),
         "table_version": committed.version,
     }
 
@@ -271,7 +272,7 @@ class Inputs:
         settings: dict[str, str] | None = None,
     ) -> None:
         self.lake, self.session, self.key = lake, session, key
-        self.snapshots = {table.name: lake.snapshot(table) for table in tables}
+        self.snapshots = {table.name: lake.store.snapshot(table) for table in tables}
         self.settings = settings or {}
         # Erasure tombstones count as an input: new ones change every table's result.
         self.tombstones = Tombstones.load(lake, key)
@@ -282,7 +283,7 @@ class Inputs:
         """An input at its version; for an incremental `merge`, only its rows whose key (`key_of`, by default the
         merge's own) is one of the merge's keys."""
         if merge is None:
-            return self.lake.read(self.session, table, self.snapshots[table.name])
+            return self.lake.store.read(self.session, table, self.snapshots[table.name])
         return self.read_for(table, merge.keys, key_of or merge.row_key)
 
     def rows_in(self, table: ZoneTable, read: DataFrame, merge: Merge | None) -> int:
@@ -318,7 +319,7 @@ class Inputs:
         for name in self.snapshots:
             if recorded.get(name) == current[name]:
                 continue
-            found = self.lake.changes(ALL_TABLES[name], recorded.get(name), current[name])
+            found = self.lake.store.changes(ALL_TABLES[name], recorded.get(name), current[name])
             if found is None:
                 return None
             total |= found
@@ -342,7 +343,7 @@ class Inputs:
         """How many rows of a version belong to customers erased since (counted when they leave the table)."""
         if snapshot is None or not snapshot.rows:
             return 0
-        frame = self.lake.read(self.session, table, snapshot)
+        frame = self.lake.store.read(self.session, table, snapshot)
         return self.tombstones.mark(self.session, frame, self.key).where(F.col(ERASED)).count()
 
 
@@ -381,7 +382,7 @@ def merged_output(
         keyed = frame.join(hits, key_of(frame) == hits["_key"], "left")
         return keyed.withColumn(LEAVING, F.coalesce(F.col("_hit"), F.lit(False))).drop("_key", "_hit")
 
-    survivors, replaced = lake.survivors(session, table, base, leaving)
+    survivors, replaced = lake.store.survivors(session, table, base, leaving)
     return Output(rows.unionByName(survivors), base, replaced)
 
 
@@ -402,7 +403,7 @@ def rebuild(
     `merge`, only the rows of its keys; keeps it as it is when it was computed from the same input versions
     (and `changed` says nothing else changed)."""
     quarantine = QUARANTINE_OF.get(table.name)
-    base = lake.snapshot(table)
+    base = lake.store.snapshot(table)
     recorded = None if base is None else base.metadata.get("stedi.inputs")
     if recorded is not None and json.loads(recorded) == inputs.versions and not changed and not lake.rebuild:
         yield from unchanged(lake, table, "its inputs have not changed since its version was computed")
@@ -410,7 +411,7 @@ def rebuild(
     if merge is not None and not merge.changes and base is not None:
         yield from unchanged(lake, table, "its inputs' changes touch none of its customers or devices")
         return
-    quarantine_base = None if quarantine is None else lake.snapshot(quarantine)
+    quarantine_base = None if quarantine is None else lake.store.snapshot(quarantine)
     erasure = inputs.tombstones.version
     session = inputs.session
     with cached(classified) as classified:

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from stedi_assets.assets.accounting import Inputs, Merge, rebuild
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.assets.trusted import by_email, by_serial, by_user
-from stedi_assets.resources.delta_lake import Changes
+from stedi_assets.lake.changes import Changes
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark import Spark
@@ -57,9 +57,9 @@ def column_lineage(sources: dict[str, list[tuple[ZoneTable, str]]]) -> TableColu
     check_specs=zone_check_specs(CUSTOMER_CURATED),
 )
 def customer_curated(context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy) -> Results:
-    with lake.exclusive(CUSTOMER_CURATED):
+    with lake.store.exclusive(CUSTOMER_CURATED):
         inputs = Inputs(lake, spark.session, CUSTOMER_TRUSTED, ACCELEROMETER_TRUSTED, key=privacy.key_bytes)
-        changes = inputs.changes(lake.snapshot(CUSTOMER_CURATED))
+        changes = inputs.changes(lake.store.snapshot(CUSTOMER_CURATED))
         merge = None if changes is None else inputs.customer_merge(changes.identities, by_email)
         customers, readings = inputs.read(CUSTOMER_TRUSTED, merge), inputs.read(ACCELEROMETER_TRUSTED, merge, by_user)
         classified = classify_customer_curated(customers, readings)
@@ -91,7 +91,7 @@ def machine_learning_curated(context: AssetExecutionContext, lake: Lake, spark: 
             "STEDI_PSEUDONYM_KEY is unset: subject_key uses the built-in DEVELOPMENT key, which anyone can"
             " reproduce (allowed on the built-in sample lake only)."
         )
-    with lake.exclusive(MACHINE_LEARNING_CURATED):
+    with lake.store.exclusive(MACHINE_LEARNING_CURATED):
         session = spark.session
         fingerprint = key_fingerprint(privacy.key_bytes)
         inputs = Inputs(
@@ -104,7 +104,7 @@ def machine_learning_curated(context: AssetExecutionContext, lake: Lake, spark: 
             key=privacy.key_bytes,
             settings={"pseudonym_key_fingerprint": fingerprint},
         )
-        changes = inputs.changes(lake.snapshot(MACHINE_LEARNING_CURATED))
+        changes = inputs.changes(lake.store.snapshot(MACHINE_LEARNING_CURATED))
         steps, readings = inputs.read(STEP_TRAINER_TRUSTED), inputs.read(ACCELEROMETER_TRUSTED)
         customers, curated = inputs.read(CUSTOMER_LANDING), inputs.read(CUSTOMER_CURATED)
         merge, rows_in = None, inputs.rows(STEP_TRAINER_TRUSTED)
@@ -145,9 +145,9 @@ def machine_learning_curated(context: AssetExecutionContext, lake: Lake, spark: 
 def subjects_left(lake: Lake, session: SparkSession, rows: DataFrame, among: DataFrame | None) -> bool:
     """Whether a subject of the current version (`among` these subject keys, for an incremental run) is not in
     the new rows (a withdrawal, or an erasure): then no older version of the research table may stay readable."""
-    if not lake.exists(MACHINE_LEARNING_CURATED):
+    if not lake.store.exists(MACHINE_LEARNING_CURATED):
         return False
-    before = lake.read(session, MACHINE_LEARNING_CURATED).select(SUBJECT_KEY).distinct()
+    before = lake.store.read(session, MACHINE_LEARNING_CURATED).select(SUBJECT_KEY).distinct()
     if among is not None:
         before = before.join(F.broadcast(among), before[SUBJECT_KEY] == among["_key"], "left_semi")
     return before.join(rows.select(SUBJECT_KEY).distinct(), SUBJECT_KEY, "left_anti").limit(1).count() > 0

@@ -22,6 +22,7 @@ from dagster import (
 )
 from pyspark.sql import functions as F
 
+from stedi_assets import reasons
 from stedi_assets.assets.accounting import Output, cached, erasure_version_of, measure, publish, unchanged
 from stedi_assets.assets.specs import OWNERS, table_spec, zone_check_specs
 from stedi_assets.assets.tombstones import IDENTITY, Tombstones, tombstone_rows
@@ -29,7 +30,6 @@ from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark import Spark
 from stedi_assets.tables import ALL_TABLES, CUSTOMER_ERASURE, CUSTOMER_LANDING
-from stedi_assets.transforms import classify as r
 from stedi_assets.transforms.customers import device_claims
 from stedi_assets.transforms.erasure import (
     ERASED_IDENTITIES_SCHEMA,
@@ -71,11 +71,11 @@ def parse_requests(lines: Iterable[tuple[str, int, str]]) -> dict[str, int | Non
 
 def request_lines(lake: Lake) -> tuple[list[str], list[tuple[str, int, str]]]:
     """The request files delivered, and their lines (small files: read in the driver)."""
-    files = [f.uri for f in lake.landing_files(CUSTOMER_ERASURE)]
+    files = [f.uri for f in lake.store.landing_files(CUSTOMER_ERASURE)]
     lines = [
         (uri, number, text)
         for uri in files
-        for number, text in enumerate(lake.storage.read_bytes(uri).decode("utf-8", "replace").splitlines(), 1)
+        for number, text in enumerate(lake.store.storage.read_bytes(uri).decode("utf-8", "replace").splitlines(), 1)
     ]
     return files, lines
 
@@ -84,7 +84,7 @@ def request_lines(lake: Lake) -> tuple[list[str], list[tuple[str, int, str]]]:
 def customer_erasure(
     context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    with lake.exclusive(CUSTOMER_ERASURE):
+    with lake.store.exclusive(CUSTOMER_ERASURE):
         key = privacy.key_bytes
         files, lines = request_lines(lake)
         try:
@@ -93,22 +93,24 @@ def customer_erasure(
             raise Failure(str(error)) from None
         current = Tombstones.load(lake, key)
         new = {i: at for i, at in requests.items() if tombstone(i, key, IDENTITY) not in current.identities}
-        base = lake.snapshot(CUSTOMER_ERASURE)
+        base = lake.store.snapshot(CUSTOMER_ERASURE)
         if not new and base is not None:
             yield from unchanged(lake, CUSTOMER_ERASURE, "no new erasure request")
             for uri in files:  # requests already honoured, delivered again
-                lake.storage.delete(uri)
+                lake.store.storage.delete(uri)
             return
         session = spark.session
         claims: list[tuple[str, int | None, int | None]] = []
-        if new and lake.exists(CUSTOMER_LANDING):
+        if new and lake.store.exists(CUSTOMER_LANDING):
             erased = session.createDataFrame([(i,) for i in sorted(new)], ERASED_IDENTITIES_SCHEMA)
-            records = lake.read(session, CUSTOMER_LANDING)
+            records = lake.store.read(session, CUSTOMER_LANDING)
             theirs = records.join(F.broadcast(erased), identity_key("email") == erased[IDENTITY_KEY], "left_semi")
             claims = [(r[SERIAL], r["claimed_from"], r["claimed_until"]) for r in device_claims(theirs).collect()]
         rows = tombstone_rows(new, claims, key, privacy.as_of)
-        frame = session.createDataFrame(rows, CUSTOMER_ERASURE.schema).withColumn(r.REASON, F.lit(None).cast("string"))
-        classified = frame.withColumn(r.DETAIL, F.lit(None).cast("string"))
+        frame = session.createDataFrame(rows, CUSTOMER_ERASURE.schema).withColumn(
+            reasons.REASON, F.lit(None).cast("string")
+        )
+        classified = frame.withColumn(reasons.DETAIL, F.lit(None).cast("string"))
         with cached(classified) as classified:
             measured = measure(CUSTOMER_ERASURE, classified, rows_in=len(new), pairing=True)
             yield from publish(
@@ -126,7 +128,7 @@ def customer_erasure(
             )
         # The tombstones are committed: the requests (e-mails) go.
         for uri in files:
-            lake.storage.delete(uri)
+            lake.store.storage.delete(uri)
 
 
 RECEIPTS = "customer/erasure_receipts"
@@ -137,7 +139,7 @@ def receipt(lake: Lake, tombstones_version: int, run_id: str, now: int) -> tuple
     tables still pending (not yet recomputed against them)."""
     tables, pending = {}, []
     for table in ALL_TABLES.values():
-        snapshot = lake.snapshot(table)
+        snapshot = lake.store.snapshot(table)
         if snapshot is None or table is CUSTOMER_ERASURE:
             continue
         if erasure_version_of(snapshot) != tombstones_version:
@@ -160,15 +162,15 @@ def receipt(lake: Lake, tombstones_version: int, run_id: str, now: int) -> tuple
     " table its version, the rows it lost and that no older version stays readable. Names no one.",
 )
 def erasure_receipts(context: AssetExecutionContext, lake: Lake, privacy: Privacy) -> MaterializeResult:
-    tombstones = lake.snapshot(CUSTOMER_ERASURE)
+    tombstones = lake.store.snapshot(CUSTOMER_ERASURE)
     if tombstones is None or (tombstones.version == 0 and not tombstones.rows):
         return MaterializeResult(metadata={"receipt": "no erasure yet"})
-    path = f"{lake.uri}/{RECEIPTS}/erasure-{tombstones.version:06d}.json"
-    if lake.storage.stat(path) is not None:
+    path = f"{lake.store.uri}/{RECEIPTS}/erasure-{tombstones.version:06d}.json"
+    if lake.store.storage.stat(path) is not None:
         return MaterializeResult(metadata={"receipt": path, "written": False})
     content, pending = receipt(lake, tombstones.version, context.run.run_id, privacy.as_of)
     if pending:
         return MaterializeResult(metadata={"receipt": "pending", "tables_pending": MetadataValue.json(pending)})
-    lake.storage.write_bytes(path, (json.dumps(content, indent=2, sort_keys=True) + "\n").encode())
+    lake.store.storage.write_bytes(path, (json.dumps(content, indent=2, sort_keys=True) + "\n").encode())
     rows = {name: entry["rows_erased"] for name, entry in content["tables"].items()}
     return MaterializeResult(metadata={"receipt": path, "written": True, "rows_erased": MetadataValue.json(rows)})

@@ -17,6 +17,7 @@ from dagster import AssetCheckResult, AssetExecutionContext, AssetsDefinition, M
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from stedi_assets import reasons
 from stedi_assets.assets.accounting import (
     Output,
     cached,
@@ -31,11 +32,10 @@ from stedi_assets.assets.landing_files import changed_files, read_batch
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.assets.tombstones import Tombstones
 from stedi_assets.checks import descriptive_nothing_new, descriptive_result, descriptive_spec
-from stedi_assets.resources.blanking import blank_lines, readable_text
-from stedi_assets.resources.delta import Snapshot
-from stedi_assets.resources.delta_lake import LEAVING, Changes
-from stedi_assets.resources.lake import Lake
-from stedi_assets.resources.ledger import (
+from stedi_assets.lake.blanking import blank_lines, readable_text
+from stedi_assets.lake.changes import Changes
+from stedi_assets.lake.delta import Snapshot
+from stedi_assets.lake.ledger import (
     QUARANTINED,
     Delivery,
     LedgerEntry,
@@ -45,10 +45,11 @@ from stedi_assets.resources.ledger import (
     read_ledger,
     write_ledger,
 )
+from stedi_assets.lake.store import LEAVING
+from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark import Spark
 from stedi_assets.tables import CUSTOMER_ERASURE, LANDING_TABLES, QUARANTINE_OF, ZoneTable
-from stedi_assets.transforms import classify as r
 from stedi_assets.transforms.classify import kept
 from stedi_assets.transforms.erasure import ERASED
 from stedi_assets.transforms.landing import parse_landing, with_file_faults
@@ -60,8 +61,8 @@ def parse_batch(session: SparkSession, lake: Lake, table: ZoneTable, arrivals: d
     Call `.count()` on the (cached) result before anything else reads it: the read happens then, and the
     files' fingerprints are compared with the listing's right after it.
     """
-    spelled = {lake.storage.spark_uri(uri): uri for uri in arrivals}
-    lines, faults = read_batch(session, {s: arrivals[uri] for s, uri in spelled.items()}, lake.storage)
+    spelled = {lake.store.storage.spark_uri(uri): uri for uri in arrivals}
+    lines, faults = read_batch(session, {s: arrivals[uri] for s, uri in spelled.items()}, lake.store.storage)
     # Spark reads s3:// lakes as s3a://: lineage names files as the lake spells them.
     lakewise = lines.withColumn("source_file", F.regexp_replace("source_file", "^s3a://", "s3://"))
     return parse_landing(lakewise, table), {spelled[s]: fault for s, fault in faults.items()}
@@ -79,10 +80,10 @@ def leaving_rows(
     """How a table's existing rows change: rows of gone files leave, and (with `tombstones`) rows of erased
     customers. Returns the output to merge the new rows into, and the erased rows' (file, line)."""
     if base is None or (not gone and tombstones is None):
-        return Output(lake.read_files(session, table.schema, []), base, None if base is None else []), []
+        return Output(lake.store.read_files(session, table.schema, []), base, None if base is None else []), []
     erased: list[tuple[str, int]] = []
     if tombstones is not None:
-        marked = tombstones.mark(session, lake.read(session, table, base), key)
+        marked = tombstones.mark(session, lake.store.read(session, table, base), key)
         erased = [(row.source_file, row.line_number) for row in marked.where(F.col(ERASED)).collect()]
     # A landing row is its line: the erased ones are found once, then recognized by their lineage.
     lineage = ["source_file", "line_number"]
@@ -92,7 +93,7 @@ def leaving_rows(
         flagged = rows.join(F.broadcast(hits), lineage, "left")
         return flagged.withColumn(LEAVING, F.col("source_file").isin(gone) | F.col("_hit").isNotNull()).drop("_hit")
 
-    survivors, replaced = lake.survivors(session, table, base, leaving)
+    survivors, replaced = lake.store.survivors(session, table, base, leaving)
     return Output(survivors, base, replaced, rows_erased=len(erased)), erased
 
 
@@ -103,7 +104,7 @@ def blank_erased_lines(lake: Lake, entries: dict[str, LedgerEntry], lines: list[
         if number is not None and source in entries:
             by_file[source].add(number)
     for uri, numbers in by_file.items():
-        info = blank_lines(lake.storage, uri, numbers)
+        info = blank_lines(lake.store.storage, uri, numbers)
         entries[uri] = replace(entries[uri], size=info.size, version=info.version)
     return sum(len(numbers) for numbers in by_file.values())
 
@@ -115,9 +116,9 @@ def delete_unreadable_of_erased(
     are deleted: their lines cannot be blanked. Returns how many."""
     if not tombstones.identities:
         return 0
-    doomed = [uri for uri in sorted(uris) if tombstones.names_anyone_in(readable_text(lake.storage, uri), key)]
+    doomed = [uri for uri in sorted(uris) if tombstones.names_anyone_in(readable_text(lake.store.storage, uri), key)]
     for uri in doomed:
-        lake.storage.delete(uri)
+        lake.store.storage.delete(uri)
         entries.pop(uri, None)
     return len(doomed)
 
@@ -128,12 +129,14 @@ def delivered_keys(
     """The customers and devices a delivery changes: those of its lines, and those of the gone files' rows."""
     changes = changed_keys(batch)
     if gone and base is not None:
-        leaving = lake.read(session, table, base).where(F.col("source_file").isin(gone))
+        leaving = lake.store.read(session, table, base).where(F.col("source_file").isin(gone))
         changes |= changed_keys(leaving)
         quarantine = QUARANTINE_OF[table.name]
-        quarantined = lake.snapshot(quarantine)
+        quarantined = lake.store.snapshot(quarantine)
         if quarantined is not None:
-            changes |= changed_keys(lake.read(session, quarantine, quarantined).where(F.col("source_file").isin(gone)))
+            changes |= changed_keys(
+                lake.store.read(session, quarantine, quarantined).where(F.col("source_file").isin(gone))
+            )
     return changes
 
 
@@ -141,10 +144,10 @@ def land(
     context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy, table: ZoneTable
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     quarantine = QUARANTINE_OF[table.name]
-    base, quarantine_base = lake.snapshot(table), lake.snapshot(quarantine)
-    delta = lake.delta(table)
+    base, quarantine_base = lake.store.snapshot(table), lake.store.snapshot(quarantine)
+    delta = lake.store.delta(table)
     ledger = read_ledger(delta, base)
-    listed = lake.landing_files(table)
+    listed = lake.store.landing_files(table)
     delivery = Delivery(new=listed, gone=sorted(ledger)) if lake.rebuild else compare(ledger, listed)
     key = privacy.key_bytes
     tombstones = Tombstones.load(lake, key)
@@ -160,10 +163,12 @@ def land(
     with cached(parsed) as parsed:
         parsed.count()  # the read: the files' fingerprints are compared with the listing's right after it
         listing = {f.uri: f.fingerprint for f in delivery.new if f.uri not in faults}
-        faults |= changed_files(listing, lake.storage.fingerprint)
+        faults |= changed_files(listing, lake.store.storage.fingerprint)
         batch = tombstones.mark(session, with_file_faults(parsed, table, faults, arrivals), key)
         # New lines of erased customers (an old file delivered again) are filtered, and blanked below.
-        classified = batch.withColumn(r.REASON, F.when(F.col(ERASED), F.lit(r.ERASED)).otherwise(F.col(r.REASON)))
+        classified = batch.withColumn(
+            reasons.REASON, F.when(F.col(ERASED), F.lit(reasons.ERASED)).otherwise(F.col(reasons.REASON))
+        )
         # Matching erased customers joins every line: its result is cached. With no one erased, `classified` is a
         # projection of the cached read, and a second cached copy of every line would cost more than it saves.
         with nullcontext(classified) if tombstones.empty else cached(classified) as classified:
@@ -229,7 +234,7 @@ def landing_asset(table: ZoneTable) -> AssetsDefinition:
     def _landing(
         context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
-        with lake.exclusive(table):
+        with lake.store.exclusive(table):
             yield from land(context, lake, spark, privacy, table)
 
     return _landing

@@ -35,7 +35,7 @@ from urllib.parse import unquote
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from stedi_assets.transforms import classify as r
+from stedi_assets import reasons
 from stedi_assets.transforms.landing import LINES_SCHEMA, RAW, FileFault
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -217,12 +217,12 @@ def probe_file(uri: str, open_file: Callable[[str], BinaryIO]) -> FileFault | No
                 return None
             problem = _gzip_fault(stream)
     except FileNotFoundError:
-        return FileFault(r.UNREADABLE_FILE, "not found: it vanished after it was listed")
+        return FileFault(reasons.UNREADABLE_FILE, "not found: it vanished after it was listed")
     except PermissionError as error:
-        return FileFault(r.UNREADABLE_FILE, f"permission denied: {error.strerror or error}")
+        return FileFault(reasons.UNREADABLE_FILE, f"permission denied: {error.strerror or error}")
     except OSError as error:
-        return FileFault(r.UNREADABLE_FILE, f"cannot be read: {type(error).__name__}: {error}")
-    return FileFault(r.CORRUPT_FILE, problem) if problem else None
+        return FileFault(reasons.UNREADABLE_FILE, f"cannot be read: {type(error).__name__}: {error}")
+    return FileFault(reasons.CORRUPT_FILE, problem) if problem else None
 
 
 def probe_files(uris: Iterable[str], open_file: Callable[[str], BinaryIO]) -> dict[str, FileFault]:
@@ -246,7 +246,8 @@ def read_batch(
             return read_lines(session, readable), faults
         except FilesNotListedError as gone:  # each round quarantines at least one more file: it ends
             faults |= {
-                uri: FileFault(r.UNREADABLE_FILE, "not found: it vanished after it was listed") for uri in gone.uris
+                uri: FileFault(reasons.UNREADABLE_FILE, "not found: it vanished after it was listed")
+                for uri in gone.uris
             }
 
 
@@ -257,5 +258,5 @@ def changed_files(listed: Mapping[str, str], fingerprint: Callable[[str], str | 
         now = fingerprint(uri)
         if now != before:
             what = "it was deleted" if now is None else f"fingerprint {before} became {now}"
-            faults[uri] = FileFault(r.CHANGED_FILE, f"changed while it was read: {what}")
+            faults[uri] = FileFault(reasons.CHANGED_FILE, f"changed while it was read: {what}")
     return faults

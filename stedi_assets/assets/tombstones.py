@@ -40,7 +40,7 @@ class Tombstones:
     @classmethod
     def load(cls, lake: Lake, key: bytes) -> "Tombstones":
         """The current tombstones; fails in one line if they were made with another key (they could not match)."""
-        delta = lake.delta(CUSTOMER_ERASURE)
+        delta = lake.store.delta(CUSTOMER_ERASURE)
         table = delta.open()
         if table is None:
             return cls(-1)

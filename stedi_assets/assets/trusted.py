@@ -13,8 +13,8 @@ from pyspark.sql import functions as F
 
 from stedi_assets.assets.accounting import Inputs, Merge, rebuild
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
-from stedi_assets.resources.delta import Snapshot
-from stedi_assets.resources.delta_lake import Changes
+from stedi_assets.lake.changes import Changes
+from stedi_assets.lake.delta import Snapshot
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark import Spark
@@ -61,9 +61,9 @@ def by_serial_in_raw(rows: DataFrame) -> F.Column:
     check_specs=zone_check_specs(CUSTOMER_TRUSTED),
 )
 def customer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy) -> Results:
-    with lake.exclusive(CUSTOMER_TRUSTED):
+    with lake.store.exclusive(CUSTOMER_TRUSTED):
         inputs = Inputs(lake, spark.session, CUSTOMER_LANDING, CUSTOMER_LANDING_QUARANTINE, key=privacy.key_bytes)
-        base = lake.snapshot(CUSTOMER_TRUSTED)
+        base = lake.store.snapshot(CUSTOMER_TRUSTED)
         changes, matured = inputs.changes(base), consent_matured(inputs.read(CUSTOMER_LANDING), base, privacy.as_of)
         incremental = changes is not None and matured is not None
         merge = inputs.customer_merge(changes.identities | matured, by_email) if incremental else None
@@ -102,9 +102,9 @@ def readings_inputs(lake: Lake, spark: Spark, privacy: Privacy, *tables: ZoneTab
     check_specs=zone_check_specs(ACCELEROMETER_TRUSTED),
 )
 def accelerometer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy) -> Results:
-    with lake.exclusive(ACCELEROMETER_TRUSTED):
+    with lake.store.exclusive(ACCELEROMETER_TRUSTED):
         inputs = readings_inputs(lake, spark, privacy, ACCELEROMETER_LANDING, CUSTOMER_LANDING, CUSTOMER_TRUSTED)
-        changes = inputs.changes(lake.snapshot(ACCELEROMETER_TRUSTED))
+        changes = inputs.changes(lake.store.snapshot(ACCELEROMETER_TRUSTED))
         merge = None if changes is None else inputs.customer_merge(changes.identities, by_user)
         readings = inputs.read(ACCELEROMETER_LANDING, merge)
         customers = inputs.read(CUSTOMER_LANDING, merge, by_email)
@@ -121,11 +121,11 @@ def accelerometer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spa
     check_specs=zone_check_specs(STEP_TRAINER_TRUSTED),
 )
 def step_trainer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy) -> Results:
-    with lake.exclusive(STEP_TRAINER_TRUSTED):
+    with lake.store.exclusive(STEP_TRAINER_TRUSTED):
         inputs = readings_inputs(
             lake, spark, privacy, STEP_TRAINER_LANDING, CUSTOMER_LANDING, CUSTOMER_TRUSTED, CUSTOMER_CURATED
         )
-        changes = inputs.changes(lake.snapshot(STEP_TRAINER_TRUSTED))
+        changes = inputs.changes(lake.store.snapshot(STEP_TRAINER_TRUSTED))
         customers, merge = inputs.read(CUSTOMER_LANDING), None
         if changes is not None:
             # A customer's change (records, consent, curation) reaches every device they ever claimed; a device's

@@ -34,8 +34,8 @@ import pyspark.sql.types as T
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stedi_assets.contracts import column_docs
-from stedi_assets.resources.lake import Lake
-from stedi_assets.resources.storage import is_s3
+from stedi_assets.lake.storage import is_s3
+from stedi_assets.lake.store import LakeStore
 from stedi_assets.tables import ALL_TABLES, MACHINE_LEARNING_CURATED, ZoneTable
 
 DEFAULT_DATABASE = "stedi"
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     databases = Databases.named(args.database)
     try:
-        root, tables = Lake(root=os.environ.get("STEDI_LAKE_ROOT", "")).uri, list(ALL_TABLES.values())
+        root, tables = LakeStore(os.environ.get("STEDI_LAKE_ROOT", "")).uri, list(ALL_TABLES.values())
         if not args.register:
             print("\n\n".join(database_ddl(databases) + [athena_ddl(t, root, databases) for t in tables]))
             return 0

@@ -45,8 +45,8 @@ import pyspark
 from dagster import DagsterInstance
 
 from stedi_assets.cli.sample import SAMPLE_CUSTOMERS, SAMPLE_LAKE, SAMPLE_SEED, generate
-from stedi_assets.resources.spark_settings import SparkTarget, application_config, is_connect
-from stedi_assets.resources.storage import is_s3
+from stedi_assets.lake.storage import is_s3
+from stedi_assets.spark_settings import SparkTarget, application_config, is_connect
 from stedi_assets.sql_guard import with_guard
 
 REPO = Path(__file__).resolve().parents[2]

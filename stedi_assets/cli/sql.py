@@ -38,9 +38,9 @@ from pyspark.logger import PySparkLogger
 from pyspark.sql import DataFrame, Row, SparkSession
 
 from stedi_assets import sql_guard
-from stedi_assets.resources.delta_lake import DeltaLake
-from stedi_assets.resources.spark_settings import SparkSettingError, SparkTarget, is_connect, session_config
-from stedi_assets.resources.storage import LakeRootError
+from stedi_assets.lake.storage import LakeRootError
+from stedi_assets.lake.store import LakeStore
+from stedi_assets.spark_settings import SparkSettingError, SparkTarget, is_connect, session_config
 from stedi_assets.tables import ALL_TABLES
 
 DEFAULT_MAX_ROWS = 100
@@ -69,7 +69,7 @@ def named_tables(statement: str) -> set[str]:
     return {word.lower() for word in re.findall(r"\w+", statement)} & ALL_TABLES.keys()
 
 
-def register_views(lake: DeltaLake, session: SparkSession, names: Iterable[str]) -> list[str]:
+def register_views(lake: LakeStore, session: SparkSession, names: Iterable[str]) -> list[str]:
     """A temp view per named table that exists; returns their names. A missing table gets no view, so that Spark
     reports it as not found (said as "not materialized yet")."""
     present = sorted(name for name in names if lake.exists(ALL_TABLES[name]))
@@ -79,7 +79,7 @@ def register_views(lake: DeltaLake, session: SparkSession, names: Iterable[str])
     return present
 
 
-def query(lake: DeltaLake, session: SparkSession, sql: str) -> DataFrame:
+def query(lake: LakeStore, session: SparkSession, sql: str) -> DataFrame:
     """The result of one read-only query over the lake's tables (lazy: rows are computed when fetched).
 
     `session` must be the query's own: it registers the views, then the guard makes it read-only for good.
@@ -95,7 +95,7 @@ def query(lake: DeltaLake, session: SparkSession, sql: str) -> DataFrame:
     return frame
 
 
-def describe(error: PySparkException, lake: DeltaLake, statement: str) -> str:
+def describe(error: PySparkException, lake: LakeStore, statement: str) -> str:
     """One line for an error Spark raised while planning or running a query."""
     refused = sql_guard.refusal(str(error))
     if refused is not None:
@@ -181,7 +181,7 @@ def write_json_lines(columns: Sequence[str], rows: Iterable[Sequence[Any]], out:
         out.write(json.dumps(dict(zip(columns, plain(list(row)), strict=True)), default=str) + "\n")
 
 
-def table_listing(lake: DeltaLake) -> tuple[list[str], list[tuple[str, ...]]]:
+def table_listing(lake: LakeStore) -> tuple[list[str], list[tuple[str, ...]]]:
     """Every registry table with its zone, location and whether it has been materialized."""
     rows = []
     for name, table in ALL_TABLES.items():
@@ -197,7 +197,7 @@ def quiet(session: SparkSession) -> None:
         session.sparkContext.setLogLevel("OFF")
 
 
-def run(args: argparse.Namespace, lake: DeltaLake, session: SparkSession, out: TextIO) -> None:
+def run(args: argparse.Namespace, lake: LakeStore, session: SparkSession, out: TextIO) -> None:
     quiet(session)
     statement = args.sql if args.sql != "-" else sys.stdin.read()
     frame = query(lake, session, statement)
@@ -219,9 +219,9 @@ def run(args: argparse.Namespace, lake: DeltaLake, session: SparkSession, out: T
         raise QueryError(describe(error, lake, statement)) from None
 
 
-def open_lake(target: SparkTarget) -> DeltaLake:
+def open_lake(target: SparkTarget) -> LakeStore:
     """The lake of STEDI_LAKE_ROOT, its root checked before Spark starts, so that a wrong root fails at once."""
-    lake = DeltaLake(target.lake_root)
+    lake = LakeStore(target.lake_root)
     try:
         lake.check_root()
     except LakeRootError as error:
@@ -229,7 +229,7 @@ def open_lake(target: SparkTarget) -> DeltaLake:
     return lake
 
 
-def open_session(target: SparkTarget, lake: DeltaLake) -> SparkSession:
+def open_session(target: SparkTarget, lake: LakeStore) -> SparkSession:
     """A new session for one query: on the Spark Connect server of STEDI_SPARK_MASTER (which must run the guard), or
     in a local Spark application started with the guard (the running one, if any: tests). A local application's
     first session is left as it is, its settings too."""

@@ -1,14 +1,14 @@
-"""The lake as a Dagster resource: its root and run settings, on top of the lake's tables (delta_lake.py)."""
+"""The lake as a Dagster resource: its root and run settings, wrapping the lake's tables (lake/store.py)."""
 
 from dagster import ConfigurableResource, InitResourceContext
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
-from stedi_assets.resources.delta_lake import DeltaLake, MissingTableError
+from stedi_assets.lake.store import LakeStore, MissingTableError
 
 __all__ = ["Lake", "MissingTableError"]
 
 
-class Lake(ConfigurableResource, DeltaLake):
+class Lake(ConfigurableResource):
     """The zone tables under `root`, each a Delta table at its path; configured per run."""
 
     root: str = Field(
@@ -25,11 +25,15 @@ class Lake(ConfigurableResource, DeltaLake):
         description="How long replaced table versions stay readable (time travel, rollback); an erasure removes"
         " them at once",
     )
+    _store: LakeStore | None = PrivateAttr(default=None)
 
     @property
-    def root_setting(self) -> str:
-        return self.root
+    def store(self) -> LakeStore:
+        """The tables under the configured root (no Dagster in it: the sensor and the commands use it too)."""
+        if self._store is None:
+            self._store = LakeStore(self.root)
+        return self._store
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        self.check_root()
-        context.log.info(f"lake {self.uri}")
+        self.store.check_root()
+        context.log.info(f"lake {self.store.uri}")

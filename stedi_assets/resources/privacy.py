@@ -29,10 +29,10 @@ class Privacy(ConfigurableResource):
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self.policy  # noqa: B018 - validates, failing the run at once in one line
-        if not self.pseudonym_key and not self.lake.is_sample:
+        if not self.pseudonym_key and not self.lake.store.is_sample:
             raise PrivacySettingError(
-                f"lake {self.lake.uri} needs a pseudonym key: set {PSEUDONYM_KEY_ENV} to a secret (the development"
-                " key is allowed only on the built-in sample lake)"
+                f"lake {self.lake.store.uri} needs a pseudonym key: set {PSEUDONYM_KEY_ENV} to a secret (the"
+                " development key is allowed only on the built-in sample lake)"
             )
         self._as_of = int(time.time() * 1000)
 

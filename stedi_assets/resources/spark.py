@@ -12,7 +12,7 @@ from pydantic import Field, PrivateAttr
 from pyspark.sql import SparkSession
 
 from stedi_assets.resources.lake import Lake
-from stedi_assets.resources.spark_settings import DEFAULT_MASTER, parse_conf, session_config
+from stedi_assets.spark_settings import DEFAULT_MASTER, parse_conf, session_config
 
 
 class Spark(ConfigurableResource):
@@ -32,7 +32,7 @@ class Spark(ConfigurableResource):
 
     @property
     def settings(self) -> dict[str, str]:
-        return session_config(self.master, parse_conf(self.conf), self.lake.uri)
+        return session_config(self.master, parse_conf(self.conf), self.lake.store.uri)
 
     @property
     def session(self) -> SparkSession:

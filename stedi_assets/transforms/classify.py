@@ -1,4 +1,4 @@
-"""The classified-frame convention shared by the transforms."""
+"""The classified-frame convention shared by the transforms: the first rule that holds names the reason."""
 
 from __future__ import annotations
 
@@ -7,44 +7,7 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-REASON = "reason"
-DETAIL = "detail"
-
-# Filter reasons: the row is dropped on purpose and counted. Quarantine reasons: it is kept aside for review.
-DUPLICATE = "duplicate"
-# The line is an erased customer's (an old file delivered again): dropped, and blanked in the raw file.
-ERASED = "erased"
-BLANK_LINE = "blank_line"
-SUPERSEDED = "superseded"
-# The customer's newest record was quarantined at landing: the older records lose to it, and the customer does not
-# consent until a valid newer record arrives. The detail names the quarantined line (file:line).
-SUPERSEDED_BY_QUARANTINED = "superseded_by_quarantined"
-NO_CONSENT = "no_consent"
-# The current record's research consent starts after the run's as-of time: not consent yet.
-FUTURE_CONSENT = "future_consent"
-BEFORE_CONSENT = "before_consent"
-UNKNOWN_USER = "unknown_user"
-UNKNOWN_DEVICE = "unknown_device"
-# The serial is claimed by some customer's record, but by none at the reading's time.
-NO_OWNER_AT_TIME = "no_owner_at_time"
-OWNER_NOT_CURATED = "owner_not_curated"
-NO_ACCELEROMETER_READINGS = "no_accelerometer_readings"
-NO_ACCELEROMETER_MATCH = "no_accelerometer_match"
-NOT_JSON = "not_json"
-MISSING_FIELD = "missing_field"
-WRONG_TYPE = "wrong_type"
-INVALID_VALUE = "invalid_value"
-DUPLICATE_KEY = "duplicate_key"
-AMBIGUOUS_DEVICE_OWNER = "ambiguous_device_owner"
-# Whole-file faults: one quarantine row for the file (line_number null), none for its lines.
-UNREADABLE_FILE = "unreadable_file"  # cannot be opened or read: permissions, vanished before the read, I/O error
-CORRUPT_FILE = "corrupt_file"  # its compression is broken: truncated .gz, a .gz that is not gzip, CRC mismatch
-CHANGED_FILE = "changed_during_read"  # size or modification time changed, or it vanished, while it was read
-
-FILE_REASONS = frozenset({UNREADABLE_FILE, CORRUPT_FILE, CHANGED_FILE})
-QUARANTINE_REASONS = frozenset(
-    {NOT_JSON, DUPLICATE_KEY, MISSING_FIELD, WRONG_TYPE, INVALID_VALUE, AMBIGUOUS_DEVICE_OWNER, *FILE_REASONS}
-)
+from stedi_assets.reasons import REASON
 
 
 def first_reason(rules: Sequence[tuple[Column, str, Column | str | None]]) -> tuple[Column, Column]:

@@ -21,9 +21,10 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from stedi_assets import reasons
 from stedi_assets.contracts import EPOCH_MS_MAX, EPOCH_MS_MIN
 from stedi_assets.tables import CUSTOMER_TRUSTED
-from stedi_assets.transforms import classify as r
+from stedi_assets.transforms import classify
 from stedi_assets.transforms.identity import ARRIVAL_ORDER, IDENTITY_KEY, identities, identity_key
 from stedi_assets.transforms.landing import RAW
 
@@ -53,7 +54,7 @@ def _accepted_records(customer_landing: DataFrame) -> DataFrame:
         F.col("registrationDate").alias(_REGISTERED),
         F.col(RESEARCH_CONSENT).isNull().alias(_WITHHOLDS),
         F.lit(True).alias(_ACCEPTED),
-        r.duplicate_rank(CUSTOMER_COLUMNS, ARRIVAL_ORDER).alias(_COPY),
+        classify.duplicate_rank(CUSTOMER_COLUMNS, ARRIVAL_ORDER).alias(_COPY),
     )
 
 
@@ -73,7 +74,7 @@ def _quarantined_records(customer_landing_quarantine: DataFrame) -> DataFrame:
     lines = customer_landing_quarantine.select(
         *ARRIVAL_ORDER,
         F.when(F.size(parsed) == 1, parsed[0]).alias("_fields"),
-        r.duplicate_rank([RAW], ARRIVAL_ORDER).alias(_COPY),
+        classify.duplicate_rank([RAW], ARRIVAL_ORDER).alias(_COPY),
     )
     time = F.coalesce(_epoch_ms(F.col("_fields.lastUpdateDate")), F.col("arrived_at"))
     records = lines.select(
@@ -127,20 +128,20 @@ def classify_customer_trusted(
     ranked, newest_first = _newest_first(records)
     current = F.first(F.struct(_ACCEPTED, "source_file", "line_number")).over(newest_first)
     rows = ranked.withColumn("_current", current).where(F.col(_ACCEPTED))
-    reason, detail = r.first_reason(
+    reason, detail = classify.first_reason(
         [
-            (F.col(_COPY) > 1, r.DUPLICATE, None),
+            (F.col(_COPY) > 1, reasons.DUPLICATE, None),
             (
                 ~F.col(f"_current.{_ACCEPTED}"),
-                r.SUPERSEDED_BY_QUARANTINED,
+                reasons.SUPERSEDED_BY_QUARANTINED,
                 F.concat_ws(":", "_current.source_file", "_current.line_number"),
             ),
-            (F.col("_newest") > 1, r.SUPERSEDED, None),
-            (F.col(RESEARCH_CONSENT).isNull(), r.NO_CONSENT, None),
-            (F.col(RESEARCH_CONSENT) > F.lit(as_of), r.FUTURE_CONSENT, None),
+            (F.col("_newest") > 1, reasons.SUPERSEDED, None),
+            (F.col(RESEARCH_CONSENT).isNull(), reasons.NO_CONSENT, None),
+            (F.col(RESEARCH_CONSENT) > F.lit(as_of), reasons.FUTURE_CONSENT, None),
         ]
     )
-    return rows.select(*CUSTOMER_COLUMNS, reason.alias(r.REASON), detail.alias(r.DETAIL))
+    return rows.select(*CUSTOMER_COLUMNS, reason.alias(reasons.REASON), detail.alias(reasons.DETAIL))
 
 
 def device_claims(customer_landing: DataFrame) -> DataFrame:
@@ -166,5 +167,5 @@ def classify_customer_curated(customer_trusted: DataFrame, accelerometer_trusted
     """Keeps the trusted customers that have at least one trusted accelerometer reading."""
     with_readings = identities(accelerometer_trusted, "user").withColumn("_has", F.lit(True))
     joined = customer_trusted.withColumn(IDENTITY_KEY, identity_key("email")).join(with_readings, IDENTITY_KEY, "left")
-    reason, detail = r.first_reason([(F.col("_has").isNull(), r.NO_ACCELEROMETER_READINGS, None)])
-    return joined.select(*CUSTOMER_COLUMNS, reason.alias(r.REASON), detail.alias(r.DETAIL))
+    reason, detail = classify.first_reason([(F.col("_has").isNull(), reasons.NO_ACCELEROMETER_READINGS, None)])
+    return joined.select(*CUSTOMER_COLUMNS, reason.alias(reasons.REASON), detail.alias(reasons.DETAIL))

@@ -32,9 +32,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from stedi_assets import reasons
 from stedi_assets.contracts import DESCRIPTIVE, Lineage, check_names, column_rules, severity
 from stedi_assets.tables import ZoneTable
-from stedi_assets.transforms import classify as r
 
 LINEAGE_COLUMNS = tuple(Lineage.to_schema().columns)  # source_file, line_number, arrived_at
 RAW = "raw"
@@ -187,9 +187,9 @@ def parse_landing(lines: DataFrame, table: ZoneTable) -> DataFrame:
     staged = staged.select(*keep, *flags, *values)
 
     rules: list = [
-        (F.col("_text").rlike(r"^[ \t]*\z"), r.BLANK_LINE, None),
-        (F.col(_FIELDS).isNull(), r.NOT_JSON, None),
-        (F.col("_duplicate").isNotNull(), r.DUPLICATE_KEY, F.col("_duplicate")),
+        (F.col("_text").rlike(r"^[ \t]*\z"), reasons.BLANK_LINE, None),
+        (F.col(_FIELDS).isNull(), reasons.NOT_JSON, None),
+        (F.col("_duplicate").isNotNull(), reasons.DUPLICATE_KEY, F.col("_duplicate")),
     ]
     missing, wrong, invalid, warnings = [], [], [], []
     for f in record_fields:
@@ -202,9 +202,9 @@ def parse_landing(lines: DataFrame, table: ZoneTable) -> DataFrame:
             warnings += [(~bad_type & ~passes, f"{f.name}:{check}") for check, passes in checks[f.name]]
         else:
             if not f.nullable:
-                missing.append((~present, r.MISSING_FIELD, f.name))
-            wrong.append((bad_type, r.WRONG_TYPE, f.name))
-            invalid += [(~passes, r.INVALID_VALUE, f"{f.name}:{check}") for check, passes in checks[f.name]]
+                missing.append((~present, reasons.MISSING_FIELD, f.name))
+            wrong.append((bad_type, reasons.WRONG_TYPE, f.name))
+            invalid += [(~passes, reasons.INVALID_VALUE, f"{f.name}:{check}") for check, passes in checks[f.name]]
     rules += missing + wrong + invalid
     # The first rule that holds, once per row; its name and detail are then looked up by position.
     rule = F.lit(None).cast("int")
@@ -221,8 +221,8 @@ def parse_landing(lines: DataFrame, table: ZoneTable) -> DataFrame:
     return classified.select(
         *table.columns,
         RAW,
-        F.when(at.isNotNull(), F.element_at(names, at)).alias(r.REASON),
-        F.when(at.isNotNull(), F.element_at(details, at)).cast("string").alias(r.DETAIL),
+        F.when(at.isNotNull(), F.element_at(names, at)).alias(reasons.REASON),
+        F.when(at.isNotNull(), F.element_at(details, at)).cast("string").alias(reasons.DETAIL),
         DESCRIPTIVE_FAILURES,
     )
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from stedi_assets import reasons
 from stedi_assets.tables import MACHINE_LEARNING_CURATED
-from stedi_assets.transforms import classify as r
+from stedi_assets.transforms import classify
 from stedi_assets.transforms.customers import device_claims
 from stedi_assets.transforms.identity import IDENTITY_KEY, identity_key
 from stedi_assets.transforms.pseudonyms import SUBJECT_KEY
@@ -39,5 +40,5 @@ def classify_machine_learning_curated(
     pseudonyms = subjects.select(F.col(IDENTITY_KEY).alias(OWNER), SUBJECT_KEY)
     joined = owned.join(phone, [OWNER, "sensorReadingTime"], "left").join(pseudonyms, OWNER, "left")
     # step_trainer_trusted kept only readings with exactly one owner at their time, so every row has one here.
-    reason, detail = r.first_reason([(F.col("_matched").isNull(), r.NO_ACCELEROMETER_MATCH, None)])
-    return joined.select(*MACHINE_LEARNING_CURATED.columns, reason.alias(r.REASON), detail.alias(r.DETAIL))
+    reason, detail = classify.first_reason([(F.col("_matched").isNull(), reasons.NO_ACCELEROMETER_MATCH, None)])
+    return joined.select(*MACHINE_LEARNING_CURATED.columns, reason.alias(reasons.REASON), detail.alias(reasons.DETAIL))

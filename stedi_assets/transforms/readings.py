@@ -7,8 +7,9 @@ from enum import StrEnum
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from stedi_assets import reasons
 from stedi_assets.tables import ACCELEROMETER_TRUSTED, STEP_TRAINER_TRUSTED
-from stedi_assets.transforms import classify as r
+from stedi_assets.transforms import classify
 from stedi_assets.transforms.customers import RESEARCH_CONSENT, device_claims
 from stedi_assets.transforms.identity import ARRIVAL_ORDER, IDENTITY_KEY, identities, identity_key
 from stedi_assets.transforms.landing import RAW
@@ -67,9 +68,9 @@ def with_owner_at_time(readings: DataFrame, time_column: str, claims: DataFrame)
 def ownership_rules() -> list[tuple[Column, str, Column | str | None]]:
     """unknown_device (no record ever claimed the serial), no_owner_at_time, ambiguous_device_owner (quarantine)."""
     return [
-        (F.col("_claimed").isNull(), r.UNKNOWN_DEVICE, None),
-        (F.col("_owners") == 0, r.NO_OWNER_AT_TIME, None),
-        (F.col("_owners") > 1, r.AMBIGUOUS_DEVICE_OWNER, F.concat(F.col("_owners"), F.lit(" owners"))),
+        (F.col("_claimed").isNull(), reasons.UNKNOWN_DEVICE, None),
+        (F.col("_owners") == 0, reasons.NO_OWNER_AT_TIME, None),
+        (F.col("_owners") > 1, reasons.AMBIGUOUS_DEVICE_OWNER, F.concat(F.col("_owners"), F.lit(" owners"))),
     ]
 
 
@@ -92,20 +93,22 @@ def classify_accelerometer_trusted(
     )
     readings = accelerometer_landing.withColumn("_id", identity_key("user"))
     joined = (
-        readings.withColumn("_copy", r.duplicate_rank(["_id", "timestamp", "x", "y", "z"], ARRIVAL_ORDER))
+        readings.withColumn("_copy", classify.duplicate_rank(["_id", "timestamp", "x", "y", "z"], ARRIVAL_ORDER))
         .join(known, "_id", "left")
         .join(trusted, "_id", "left")
     )
-    reason, detail = r.first_reason(
+    reason, detail = classify.first_reason(
         [
-            (F.col("_copy") > 1, r.DUPLICATE, None),
-            (F.col("_known").isNull(), r.UNKNOWN_USER, None),
-            (F.col("_consent").isNull(), r.NO_CONSENT, None),
-            (_before_consent(policy, "timestamp", "_consent"), r.BEFORE_CONSENT, None),
+            (F.col("_copy") > 1, reasons.DUPLICATE, None),
+            (F.col("_known").isNull(), reasons.UNKNOWN_USER, None),
+            (F.col("_consent").isNull(), reasons.NO_CONSENT, None),
+            (_before_consent(policy, "timestamp", "_consent"), reasons.BEFORE_CONSENT, None),
         ]
     )
     user = F.coalesce(F.col("_email"), F.col("user")).alias("user")
-    return joined.select(user, *ACCELEROMETER_TRUSTED.columns[1:], reason.alias(r.REASON), detail.alias(r.DETAIL))
+    return joined.select(
+        user, *ACCELEROMETER_TRUSTED.columns[1:], reason.alias(reasons.REASON), detail.alias(reasons.DETAIL)
+    )
 
 
 def classify_step_trainer_trusted(
@@ -125,21 +128,25 @@ def classify_step_trainer_trusted(
     columns = STEP_TRAINER_TRUSTED.columns
     trusted = customer_trusted.select(identity_key("email").alias(OWNER), F.lit(True).alias("_trusted"))
     curated = customer_curated.select(identity_key("email").alias(OWNER), F.col(RESEARCH_CONSENT).alias("_consent"))
-    readings = step_trainer_landing.withColumn("_copy", r.duplicate_rank(columns, ARRIVAL_ORDER))
+    readings = step_trainer_landing.withColumn("_copy", classify.duplicate_rank(columns, ARRIVAL_ORDER))
     joined = (
         with_owner_at_time(readings, "sensorReadingTime", device_claims(customer_landing))
         .join(trusted, OWNER, "left")
         .join(curated, OWNER, "left")
     )
-    reason, detail = r.first_reason(
+    reason, detail = classify.first_reason(
         [
-            (F.col("_copy") > 1, r.DUPLICATE, None),
+            (F.col("_copy") > 1, reasons.DUPLICATE, None),
             *ownership_rules(),
-            (F.col("_trusted").isNull(), r.NO_CONSENT, None),
-            (F.col("_consent").isNull(), r.OWNER_NOT_CURATED, None),
-            (_before_consent(policy, "sensorReadingTime", "_consent"), r.BEFORE_CONSENT, None),
+            (F.col("_trusted").isNull(), reasons.NO_CONSENT, None),
+            (F.col("_consent").isNull(), reasons.OWNER_NOT_CURATED, None),
+            (_before_consent(policy, "sensorReadingTime", "_consent"), reasons.BEFORE_CONSENT, None),
         ]
     )
     return joined.select(
-        *columns, *ARRIVAL_ORDER, _raw_line(columns).alias(RAW), reason.alias(r.REASON), detail.alias(r.DETAIL)
+        *columns,
+        *ARRIVAL_ORDER,
+        _raw_line(columns).alias(RAW),
+        reason.alias(reasons.REASON),
+        detail.alias(reasons.DETAIL),
     )

@@ -1,7 +1,7 @@
 """The lake's tables: where each zone table lives under the root, and how it is read and written (Delta).
 
-No Dagster here: the `Lake` resource (resources/lake.py) adds its configuration to this, and the light commands
-(`stedi sql`) use it as it is.
+No Dagster here: the `Lake` resource (resources/lake.py) wraps a store with its run configuration, and the light
+commands (`stedi sql`, `stedi catalog`) use a store as it is.
 """
 
 from __future__ import annotations
@@ -13,61 +13,31 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from pyspark.sql.types import StructField, StructType
 
-from stedi_assets.cli.sample import SAMPLE_LAKE
-from stedi_assets.resources.delta import DeltaLakeTable, Snapshot
-from stedi_assets.resources.storage import FileInfo, LakeRootError, Storage, is_s3, storage_for
+from stedi_assets.lake.changes import Changes
+from stedi_assets.lake.delta import DeltaFolder, Snapshot
+from stedi_assets.lake.storage import FileInfo, LakeRootError, Storage, is_s3, storage_for
 from stedi_assets.tables import LANDING_TABLES, ZoneTable
 
 LEAVING = "_leaving"
+# The built-in sample lake (`stedi sample` writes it): the root when none is set.
+SAMPLE_LAKE = Path(__file__).resolve().parents[2] / "sample_lake"
 ALL_CHANGED = "all"  # a commit's changes when it replaced the whole table (or cannot say what it changed)
-
-
-@dataclass(frozen=True)
-class Changes:
-    """What a commit changed, as the keys downstream tables recompute by: customers (identity keys) and devices
-    (serials). A commit that replaced the whole table records no keys: everything downstream is recomputed."""
-
-    identities: frozenset[str] = frozenset()
-    serials: frozenset[str] = frozenset()
-
-    def __or__(self, other: Changes) -> Changes:
-        return Changes(self.identities | other.identities, self.serials | other.serials)
-
-    def __bool__(self) -> bool:
-        return bool(self.identities or self.serials)
-
-    def to_arrow(self) -> pa.Table:
-        rows = [("identity", k) for k in sorted(self.identities)] + [("serial", k) for k in sorted(self.serials)]
-        return pa.table({"kind": [k for k, _ in rows], "key": [v for _, v in rows]}, schema=CHANGES_SCHEMA)
-
-    @classmethod
-    def from_arrow(cls, table: pa.Table) -> Changes:
-        rows = table.to_pylist()
-        return cls(
-            frozenset(r["key"] for r in rows if r["kind"] == "identity"),
-            frozenset(r["key"] for r in rows if r["kind"] == "serial"),
-        )
-
-
-CHANGES_SCHEMA = pa.schema([("kind", pa.string()), ("key", pa.string())])
 
 
 class MissingTableError(LookupError):
     """A table that has not been materialized yet."""
 
 
-class DeltaLake:
+class LakeStore:
     """The zone tables under a root, a local directory or s3://bucket/prefix: each a Delta table at its path."""
 
     def __init__(self, root: str = "") -> None:
@@ -128,8 +98,8 @@ class DeltaLake:
     def files_location(self, table: ZoneTable) -> str:
         return f"{self.uri}/{table.files_path}"
 
-    def delta(self, table: ZoneTable) -> DeltaLakeTable:
-        return DeltaLakeTable(self.location(table), self.storage)
+    def delta(self, table: ZoneTable) -> DeltaFolder:
+        return DeltaFolder(self.location(table), self.storage)
 
     def snapshot(self, table: ZoneTable, version: int | None = None) -> Snapshot | None:
         """The table's current version (or `version`); None before its first commit."""

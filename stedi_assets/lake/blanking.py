@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import IO
 
-from stedi_assets.resources.storage import FileInfo, Storage
+from stedi_assets.lake.storage import FileInfo, Storage
 
 CHUNK = 1 << 20
 

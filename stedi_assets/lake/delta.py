@@ -29,7 +29,7 @@ from deltalake.transaction import (
     create_table_with_add_actions,
 )
 
-from stedi_assets.resources.storage import FileInfo, Storage
+from stedi_assets.lake.storage import FileInfo, Storage
 
 APP_ID = "stedi"
 PARQUET_MAGIC = b"PAR1"
@@ -52,7 +52,7 @@ class Snapshot:
     schema: pa.Schema | None = None  # as the table's log records it
 
 
-class DeltaLakeTable:
+class DeltaFolder:
     """The Delta table at `uri` (a folder under the lake root)."""
 
     def __init__(self, uri: str, storage: Storage) -> None:

@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from stedi_assets.resources.storage import is_s3
+from stedi_assets.lake.storage import is_s3
 
 DEFAULT_MASTER = "local[*]"
 LOCAL_SHUFFLE_PARTITIONS = 16

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, replace
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stedi_assets.resources.delta import DeltaLakeTable, Snapshot
-from stedi_assets.resources.storage import FileInfo
+from stedi_assets.lake.delta import DeltaFolder, Snapshot
+from stedi_assets.lake.storage import FileInfo
 
 LEDGER_KEY = "ledger"  # commit metadata key (stedi.ledger): the snapshot's path relative to the table root
 READ = "read"
@@ -76,7 +76,7 @@ def compare(ledger: dict[str, LedgerEntry], files: list[FileInfo]) -> Delivery:
     return Delivery(new=new, gone=sorted(gone))
 
 
-def read_ledger(table: DeltaLakeTable, snapshot: Snapshot | None) -> dict[str, LedgerEntry]:
+def read_ledger(table: DeltaFolder, snapshot: Snapshot | None) -> dict[str, LedgerEntry]:
     """The ledger of a landing table's version (empty before its first commit)."""
     if snapshot is None or f"stedi.{LEDGER_KEY}" not in snapshot.metadata:
         return {}
@@ -85,7 +85,7 @@ def read_ledger(table: DeltaLakeTable, snapshot: Snapshot | None) -> dict[str, L
     return {row["source_file"]: LedgerEntry(**row) for row in rows}
 
 
-def write_ledger(table: DeltaLakeTable, entries: dict[str, LedgerEntry]) -> str:
+def write_ledger(table: DeltaFolder, entries: dict[str, LedgerEntry]) -> str:
     """Writes a ledger snapshot for the next commit; returns the path to name in its metadata."""
     rows = [asdict(entry) for entry in sorted(entries.values(), key=lambda e: e.source_file)]
     buffer = io.BytesIO()
