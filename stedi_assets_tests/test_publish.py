@@ -10,7 +10,9 @@ from dagster import AssetKey, DagsterInstance, asset, materialize, multi_asset
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from stedi_assets.assets.accounting import Inputs, RowsLostError, measure, rebuild
+from stedi_assets.assets.accounting import RowsLostError, measure
+from stedi_assets.assets.inputs import Inputs
+from stedi_assets.assets.publishing import TableUpdate, apply_update
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.definitions import defs
 from stedi_assets.reasons import DETAIL, REASON
@@ -33,7 +35,9 @@ def publishing(frame: DataFrame):
     @multi_asset(specs=zone_specs(CUSTOMER_TRUSTED), check_specs=zone_check_specs(CUSTOMER_TRUSTED))
     def customer_trusted(context, lake: Lake, spark: Spark):
         inputs = Inputs(lake, spark.session, key=TEST_KEY.encode())
-        yield from rebuild(context, lake, CUSTOMER_TRUSTED, frame, inputs, frame.count(), changed=True)
+        yield from apply_update(
+            context, lake, inputs, TableUpdate(CUSTOMER_TRUSTED, frame, frame.count(), changed=True)
+        )
 
     @asset(deps=[CUSTOMER_TRUSTED.name])
     def downstream() -> None:

@@ -14,7 +14,8 @@ from dagster import (
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from stedi_assets.assets.accounting import Inputs, Merge, rebuild
+from stedi_assets.assets.inputs import Inputs, Merge
+from stedi_assets.assets.publishing import TableUpdate, apply_update
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.assets.trusted import by_email, by_serial, by_user
 from stedi_assets.lake.changes import Changes
@@ -64,7 +65,7 @@ def customer_curated(context: AssetExecutionContext, lake: Lake, spark: Spark, p
         customers, readings = inputs.read(CUSTOMER_TRUSTED, merge), inputs.read(ACCELEROMETER_TRUSTED, merge, by_user)
         classified = classify_customer_curated(customers, readings)
         rows_in = inputs.rows_in(CUSTOMER_TRUSTED, customers, merge)
-        yield from rebuild(context, lake, CUSTOMER_CURATED, classified, inputs, rows_in, merge=merge)
+        yield from apply_update(context, lake, inputs, TableUpdate(CUSTOMER_CURATED, classified, rows_in, merge=merge))
 
 
 @multi_asset(
@@ -128,18 +129,16 @@ def machine_learning_curated(context: AssetExecutionContext, lake: Lake, spark: 
             keys = subject_keys(touched, privacy.key_bytes).values()
             merge = Merge(inputs.keys(keys), lambda rows: rows[SUBJECT_KEY], Changes(identities=frozenset(touched)))
         classified = classify_machine_learning_curated(steps, readings, customers, subjects_frame(session, subjects))
-        yield from rebuild(
-            context,
-            lake,
+        update = TableUpdate(
             MACHINE_LEARNING_CURATED,
             classified,
-            inputs,
             rows_in,
-            pairing=True,
-            metadata={"pseudonym_key_fingerprint": fingerprint},
-            purge=lambda rows: subjects_left(lake, session, rows, None if merge is None else merge.keys),
             merge=merge,
+            pairing=True,
+            purge=lambda rows: subjects_left(lake, session, rows, None if merge is None else merge.keys),
+            metadata={"pseudonym_key_fingerprint": fingerprint},
         )
+        yield from apply_update(context, lake, inputs, update)
 
 
 def subjects_left(lake: Lake, session: SparkSession, rows: DataFrame, among: DataFrame | None) -> bool:

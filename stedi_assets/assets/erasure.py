@@ -23,7 +23,8 @@ from dagster import (
 from pyspark.sql import functions as F
 
 from stedi_assets import reasons
-from stedi_assets.assets.accounting import Output, cached, erasure_version_of, measure, publish, unchanged
+from stedi_assets.assets.accounting import cached, measure
+from stedi_assets.assets.publishing import Output, erasure_version_of, publish, unchanged
 from stedi_assets.assets.specs import OWNERS, table_spec, zone_check_specs
 from stedi_assets.assets.tombstones import IDENTITY, Tombstones, tombstone_rows
 from stedi_assets.resources.lake import Lake

@@ -18,17 +18,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from stedi_assets import reasons
-from stedi_assets.assets.accounting import (
-    Output,
-    cached,
-    changed_keys,
-    erasure_version_of,
-    measure,
-    publish,
-    quarantine_rows,
-    unchanged,
-)
+from stedi_assets.assets.accounting import cached, measure, quarantine_rows
+from stedi_assets.assets.inputs import changed_keys
 from stedi_assets.assets.landing_files import changed_files, read_batch
+from stedi_assets.assets.publishing import Output, erasure_version_of, publish, unchanged
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.assets.tombstones import Tombstones
 from stedi_assets.checks import descriptive_nothing_new, descriptive_result, descriptive_spec

@@ -11,7 +11,8 @@ from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult, 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from stedi_assets.assets.accounting import Inputs, Merge, rebuild
+from stedi_assets.assets.inputs import Inputs, Merge
+from stedi_assets.assets.publishing import TableUpdate, apply_update
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.lake.changes import Changes
 from stedi_assets.lake.delta import Snapshot
@@ -68,17 +69,15 @@ def customer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark, p
         incremental = changes is not None and matured is not None
         merge = inputs.customer_merge(changes.identities | matured, by_email) if incremental else None
         landing = inputs.read(CUSTOMER_LANDING, merge)
-        yield from rebuild(
-            context,
-            lake,
+        update = TableUpdate(
             CUSTOMER_TRUSTED,
             classify_customer_trusted(landing, inputs.read(CUSTOMER_LANDING_QUARANTINE), privacy.as_of),
-            inputs,
             inputs.rows_in(CUSTOMER_LANDING, landing, merge),
-            metadata={"as_of": privacy.as_of},
-            changed=bool(matured),
             merge=merge,
+            changed=bool(matured),
+            metadata={"as_of": privacy.as_of},
         )
+        yield from apply_update(context, lake, inputs, update)
 
 
 def consent_matured(customer_landing: DataFrame, base: Snapshot | None, as_of: int) -> frozenset[str] | None:
@@ -111,7 +110,9 @@ def accelerometer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spa
         trusted = inputs.read(CUSTOMER_TRUSTED, merge, by_email)
         classified = classify_accelerometer_trusted(readings, customers, trusted, privacy.policy)
         rows_in = inputs.rows_in(ACCELEROMETER_LANDING, readings, merge)
-        yield from rebuild(context, lake, ACCELEROMETER_TRUSTED, classified, inputs, rows_in, merge=merge)
+        yield from apply_update(
+            context, lake, inputs, TableUpdate(ACCELEROMETER_TRUSTED, classified, rows_in, merge=merge)
+        )
 
 
 @multi_asset(
@@ -140,4 +141,6 @@ def step_trainer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spar
             readings, customers, inputs.read(CUSTOMER_TRUSTED), inputs.read(CUSTOMER_CURATED), privacy.policy
         )
         rows_in = inputs.rows_in(STEP_TRAINER_LANDING, readings, merge)
-        yield from rebuild(context, lake, STEP_TRAINER_TRUSTED, classified, inputs, rows_in, merge=merge)
+        yield from apply_update(
+            context, lake, inputs, TableUpdate(STEP_TRAINER_TRUSTED, classified, rows_in, merge=merge)
+        )
