@@ -20,7 +20,7 @@ from pyspark.sql import SparkSession
 
 from stedi_assets.assets.landing_files import read_lines
 from stedi_assets.tables import ACCELEROMETER_LANDING
-from stedi_assets.transforms.landing import parse_landing
+from stedi_assets.transforms.parsing import parse_landing
 
 
 def write_file(path: Path, size: int, seed: int = 7) -> int:

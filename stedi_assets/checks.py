@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from stedi_assets.contracts import DESCRIPTIVE, REQUIRED, column_rules, severity, unique_columns
 from stedi_assets.reasons import REASON
 from stedi_assets.tables import Zone, ZoneTable
-from stedi_assets.transforms.landing import DESCRIPTIVE_FAILURES, descriptive_rules
+from stedi_assets.transforms.parsing import DESCRIPTIVE_FAILURES, descriptive_rules
 
 BLOCKING_ZONES = (Zone.TRUSTED, Zone.CURATED)
 

@@ -11,7 +11,7 @@ from pyspark.sql import types as T
 from stedi_assets.checks import descriptive_failures, failing_rows, schema_errors
 from stedi_assets.contracts import CustomerTrusted, StepTrainerTrusted
 from stedi_assets.tables import ACCELEROMETER_LANDING, CUSTOMER_LANDING, CUSTOMER_TRUSTED, STEP_TRAINER_TRUSTED
-from stedi_assets.transforms.landing import LINES_SCHEMA, parse_landing
+from stedi_assets.transforms.parsing import LINES_SCHEMA, parse_landing
 from stedi_assets_tests.builders import T0, accelerometer, customer
 
 

@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 from stedi_assets.assets.erasure import RequestError, parse_requests
 from stedi_assets.lake.storage import storage_for
 from stedi_assets.tables import ALL_TABLES, CUSTOMER_ERASURE, CUSTOMER_LANDING
-from stedi_assets.transforms.erasure import ERASED, mark_erased
+from stedi_assets.transforms.erased_rows import ERASED, mark_erased
 from stedi_assets.transforms.identity import identity_of
 from stedi_assets.transforms.pseudonyms import subject_keys
 from stedi_assets.transforms.readings import ConsentPolicy

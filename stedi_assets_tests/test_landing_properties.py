@@ -21,7 +21,7 @@ from stedi_assets.assets.landing_files import changed_files, probe_files, read_l
 from stedi_assets.lake.storage import LocalStorage
 from stedi_assets.reasons import QUARANTINE_REASONS, REASON
 from stedi_assets.tables import ACCELEROMETER_LANDING, CUSTOMER_LANDING, STEP_TRAINER_LANDING
-from stedi_assets.transforms.landing import LINES_SCHEMA, parse_landing, with_file_faults
+from stedi_assets.transforms.parsing import LINES_SCHEMA, parse_landing, with_file_faults
 from stedi_assets_tests import reference
 from stedi_assets_tests.test_landing_files import listed_files
 

@@ -32,7 +32,7 @@ from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark import Spark
 from stedi_assets.tables import ALL_TABLES, CUSTOMER_ERASURE, CUSTOMER_LANDING
 from stedi_assets.transforms.customers import device_claims
-from stedi_assets.transforms.erasure import (
+from stedi_assets.transforms.erased_rows import (
     ERASED_IDENTITIES_SCHEMA,
     SERIAL,
 )

@@ -15,7 +15,7 @@ from stedi_assets.lake.changes import Changes
 from stedi_assets.lake.delta import Snapshot
 from stedi_assets.resources.lake import Lake
 from stedi_assets.tables import ALL_TABLES, CUSTOMER_ERASURE, ZoneTable
-from stedi_assets.transforms.erasure import ERASED, SERIAL, identity_candidates, serial_candidates
+from stedi_assets.transforms.erased_rows import ERASED, SERIAL, identity_candidates, serial_candidates
 from stedi_assets.transforms.identity import IDENTITY_KEY
 
 

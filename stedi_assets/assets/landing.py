@@ -44,8 +44,8 @@ from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark import Spark
 from stedi_assets.tables import CUSTOMER_ERASURE, LANDING_TABLES, QUARANTINE_OF, ZoneTable
 from stedi_assets.transforms.classify import kept
-from stedi_assets.transforms.erasure import ERASED
-from stedi_assets.transforms.landing import parse_landing, with_file_faults
+from stedi_assets.transforms.erased_rows import ERASED
+from stedi_assets.transforms.parsing import parse_landing, with_file_faults
 
 
 def parse_batch(session: SparkSession, lake: Lake, table: ZoneTable, arrivals: dict[str, int]) -> DataFrame:

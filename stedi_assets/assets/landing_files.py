@@ -36,7 +36,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from stedi_assets import reasons
-from stedi_assets.transforms.landing import LINES_SCHEMA, RAW, FileFault
+from stedi_assets.transforms.parsing import LINES_SCHEMA, RAW, FileFault
 
 GZIP_MAGIC = b"\x1f\x8b"
 # Hadoop picks a codec by file suffix (case-sensitive); .gz is the compression real exports use.

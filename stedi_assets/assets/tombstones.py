@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 
 from stedi_assets.resources.lake import Lake
 from stedi_assets.tables import CUSTOMER_ERASURE
-from stedi_assets.transforms.erasure import (
+from stedi_assets.transforms.erased_rows import (
     EMAIL_TOKEN_PATTERN,
     ERASED,
     ERASED_DEVICES_SCHEMA,
@@ -97,7 +97,7 @@ class Tombstones:
         return any(tombstone(identity_of(t), key, IDENTITY) in self.identities for t in EMAIL_TOKEN.findall(text))
 
     def mark(self, session: SparkSession, frame: DataFrame, key: bytes) -> DataFrame:
-        """The frame with `_erased` true on the rows of erased customers (see transforms/erasure.py)."""
+        """The frame with `_erased` true on the rows of erased customers (see transforms/erased_rows.py)."""
         if self.empty:  # matching costs joins over every row, raw lines included
             return frame.withColumn(ERASED, F.lit(False))
         return mark_erased(

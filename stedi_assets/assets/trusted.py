@@ -32,7 +32,7 @@ from stedi_assets.tables import (
 )
 from stedi_assets.transforms.customers import RESEARCH_CONSENT, classify_customer_trusted, device_claims
 from stedi_assets.transforms.identity import IDENTITY_KEY, identity_key
-from stedi_assets.transforms.landing import RAW
+from stedi_assets.transforms.parsing import RAW
 from stedi_assets.transforms.readings import classify_accelerometer_trusted, classify_step_trainer_trusted
 
 Results = Iterator[MaterializeResult | AssetCheckResult]

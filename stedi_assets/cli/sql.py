@@ -4,8 +4,8 @@ python -m stedi_assets.cli.sql "select count(*) from customer_trusted"
 python -m stedi_assets.cli.sql --format csv "select * from machine_learning_curated" > ml.csv
 stedi sql --tables
 
-Every table of the registry is a view under its own name: landing tables parsed from the raw JSON lines as the
-pipeline parses them (accepted rows only), the others read from Parquet with their declared schema.
+Every table of the registry is a view under its own name, read at its current Delta version with its declared
+schema (landing tables hold the rows the pipeline accepted from the raw lines; their quarantines hold the rest).
 
 Only reads run, checked twice:
 - the text is wrapped as a subquery before Spark sees it, so any statement (INSERT, CREATE, DROP, SET, ...) is a

@@ -1,1 +1,2 @@
-"""Resources: the Spark session, the lake (table storage) and the IO manager that adapts it for Dagster."""
+"""Dagster resources, each a thin configurable wrapper: the lake (a LakeStore at the run's root), the Spark
+session and the privacy settings."""

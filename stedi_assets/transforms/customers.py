@@ -26,7 +26,7 @@ from stedi_assets.contracts import EPOCH_MS_MAX, EPOCH_MS_MIN
 from stedi_assets.tables import CUSTOMER_TRUSTED
 from stedi_assets.transforms import classify
 from stedi_assets.transforms.identity import ARRIVAL_ORDER, IDENTITY_KEY, identities, identity_key
-from stedi_assets.transforms.landing import RAW
+from stedi_assets.transforms.parsing import RAW
 
 CUSTOMER_COLUMNS = CUSTOMER_TRUSTED.columns
 RESEARCH_CONSENT = "shareWithResearchAsOfDate"

@@ -12,7 +12,7 @@ from stedi_assets.tables import ACCELEROMETER_TRUSTED, STEP_TRAINER_TRUSTED
 from stedi_assets.transforms import classify
 from stedi_assets.transforms.customers import RESEARCH_CONSENT, device_claims
 from stedi_assets.transforms.identity import ARRIVAL_ORDER, IDENTITY_KEY, identities, identity_key
-from stedi_assets.transforms.landing import RAW
+from stedi_assets.transforms.parsing import RAW
 
 OWNER = "_owner"
 

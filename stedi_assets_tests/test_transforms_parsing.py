@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from stedi_assets.tables import ACCELEROMETER_LANDING, CUSTOMER_LANDING, STEP_TRAINER_LANDING, ZoneTable
-from stedi_assets.transforms.landing import (
+from stedi_assets.transforms.parsing import (
     DESCRIPTIVE_FAILURES,
     LINES_SCHEMA,
     FileFault,

@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from stedi_assets.transforms.identity import IDENTITY_KEY, identity_key
-from stedi_assets.transforms.landing import RAW
+from stedi_assets.transforms.parsing import RAW
 from stedi_assets.transforms.pseudonyms import SUBJECT_KEY
 
 ERASED = "_erased"
