@@ -45,10 +45,12 @@ from stedi_assets.resources.spark import Spark
 from stedi_assets.tables import CUSTOMER_ERASURE, LANDING_TABLES, QUARANTINE_OF, ZoneTable
 from stedi_assets.transforms.classify import kept
 from stedi_assets.transforms.erased_rows import ERASED
-from stedi_assets.transforms.parsing import parse_landing, with_file_faults
+from stedi_assets.transforms.parsing import FileFault, parse_landing, with_file_faults
 
 
-def parse_batch(session: SparkSession, lake: Lake, table: ZoneTable, arrivals: dict[str, int]) -> DataFrame:
+def parse_batch(
+    session: SparkSession, lake: Lake, table: ZoneTable, arrivals: dict[str, int]
+) -> tuple[DataFrame, dict[str, FileFault]]:
     """The classified parse of a batch of files (URI -> arrival), faulted files as one quarantine row each.
 
     Call `.count()` on the (cached) result before anything else reads it: the read happens then, and the
@@ -103,12 +105,15 @@ def blank_erased_lines(lake: Lake, entries: dict[str, LedgerEntry], lines: list[
 
 
 def delete_unreadable_of_erased(
-    lake: Lake, tombstones: Tombstones, key: bytes, uris: set[str], entries: dict[str, LedgerEntry]
+    lake: Lake, tombstones: Tombstones, key: bytes, uris: set[str], entries: dict[str, LedgerEntry], earlier: bool
 ) -> int:
     """Files no parser could read but which name an erased customer (e.g. a truncated .gz holding their lines)
-    are deleted: their lines cannot be blanked. Returns how many."""
+    are deleted: their lines cannot be blanked. `uris`: this batch's unreadable files; with `earlier` (the
+    tombstones changed), those consumed by earlier runs too. Returns how many."""
     if not tombstones.identities:
         return 0
+    if earlier:
+        uris = uris | {uri for uri, entry in entries.items() if entry.status == QUARANTINED}
     doomed = [uri for uri in sorted(uris) if tombstones.names_anyone_in(readable_text(lake.store.storage, uri), key)]
     for uri in doomed:
         lake.store.storage.delete(uri)
@@ -136,6 +141,8 @@ def delivered_keys(
 def land(
     context: AssetExecutionContext, lake: Lake, spark: Spark, privacy: Privacy, table: ZoneTable
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Takes up a feed's new, rewritten and gone files (every file on a rebuild), and erases in the table, its
+    quarantine and the raw files what new tombstones name."""
     quarantine = QUARANTINE_OF[table.name]
     base, quarantine_base = lake.store.snapshot(table), lake.store.snapshot(quarantine)
     delta = lake.store.delta(table)
@@ -157,11 +164,7 @@ def land(
         parsed.count()  # the read: the files' fingerprints are compared with the listing's right after it
         listing = {f.uri: f.fingerprint for f in delivery.new if f.uri not in faults}
         faults |= changed_files(listing, lake.store.storage.fingerprint)
-        batch = tombstones.mark(session, with_file_faults(parsed, table, faults, arrivals), key)
-        # New lines of erased customers (an old file delivered again) are filtered, and blanked below.
-        classified = batch.withColumn(
-            reasons.REASON, F.when(F.col(ERASED), F.lit(reasons.ERASED)).otherwise(F.col(reasons.REASON))
-        )
+        classified = classify_batch(session, table, parsed, faults, arrivals, tombstones, key)
         # Matching erased customers joins every line: its result is cached. With no one erased, `classified` is a
         # projection of the cached read, and a second cached copy of every line would cost more than it saves.
         with nullcontext(classified) if tombstones.empty else cached(classified) as classified:
@@ -177,34 +180,20 @@ def land(
             )
             entries = consumed({} if lake.rebuild else ledger, delivery, arrivals, per_file, set(faults))
             blanked = blank_erased_lines(lake, entries, erased_new + erased_rows + erased_quarantine)
-            # Unreadable files: this batch's, and (when the tombstones changed) those consumed earlier.
-            unreadable = set(faults) | ({u for u, e in entries.items() if e.status == QUARANTINED} if held else set())
-            deleted = delete_unreadable_of_erased(lake, tombstones, key, unreadable, entries)
-            rows = kept(classified).select(*table.columns)
-            rejected = quarantine_rows(table, classified, context.run.run_id)
+            deleted = delete_unreadable_of_erased(lake, tombstones, key, set(faults), entries, earlier=held is not None)
             # Erased customers' lines change nothing downstream, and their identities must not be recorded.
             delivered = classified.where(~F.col(ERASED))
             changes = None if whole or erase_existing else delivered_keys(session, lake, table, delivered, base, gone)
+            new_rows = kept(classified).select(*table.columns)
+            rejected = quarantine_rows(table, classified, context.run.run_id)
+            ledger_metadata = {"ledger": write_ledger(delta, entries)}
             yield from publish(
                 context,
                 lake,
                 table,
                 measured,
-                replace(
-                    table_output,
-                    frame=rows.unionByName(table_output.frame),
-                    base=base,
-                    replaced=None if whole else table_output.replaced,
-                    commit_metadata={"ledger": write_ledger(delta, entries)},
-                    changes=changes,
-                ),
-                replace(
-                    quarantine_output,
-                    frame=rejected.unionByName(quarantine_output.frame),
-                    base=quarantine_base,
-                    replaced=None if whole else quarantine_output.replaced,
-                    changes=changes,
-                ),
+                with_new_rows(table_output, new_rows, base, whole, changes, ledger_metadata),
+                with_new_rows(quarantine_output, rejected, quarantine_base, whole, changes),
                 metadata={
                     "files_new": len(delivery.new),
                     "files_gone": len(delivery.gone),
@@ -216,6 +205,42 @@ def land(
                 checks=[descriptive_result(table, classified)],
                 erasure_version=tombstones.version,
             )
+
+
+def classify_batch(
+    session: SparkSession,
+    table: ZoneTable,
+    parsed: DataFrame,
+    faults: dict[str, FileFault],
+    arrivals: dict[str, int],
+    tombstones: Tombstones,
+    key: bytes,
+) -> DataFrame:
+    """A batch's parsed lines with its faulted files as one quarantine row each, and the lines of erased customers
+    (an old file delivered again) filtered as `erased` (they are blanked in the raw files too)."""
+    batch = tombstones.mark(session, with_file_faults(parsed, table, faults, arrivals), key)
+    erased = F.when(F.col(ERASED), F.lit(reasons.ERASED)).otherwise(F.col(reasons.REASON))
+    return batch.withColumn(reasons.REASON, erased)
+
+
+def with_new_rows(
+    survivors: Output,
+    new_rows: DataFrame,
+    base: Snapshot | None,
+    whole: bool,
+    changes: Changes | None,
+    commit_metadata: dict[str, object] | None = None,
+) -> Output:
+    """A landing table's (or its quarantine's) output: the batch's rows beside the rows that stay (`survivors`,
+    from `leaving_rows`), or, when `whole`, replacing the whole table."""
+    return replace(
+        survivors,
+        frame=new_rows.unionByName(survivors.frame),
+        base=base,
+        replaced=None if whole else survivors.replaced,
+        commit_metadata=commit_metadata or {},
+        changes=changes,
+    )
 
 
 def landing_asset(table: ZoneTable) -> AssetsDefinition:
