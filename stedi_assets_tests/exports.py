@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from stedi_assets.cli.sample import generate
+from stedi_assets.sample import generate
 from stedi_assets_tests.lakes import DEFECTIVE
 
 # The graph tests' defect rates, with descriptive defects and key spellings far more often than in real feeds.

@@ -12,9 +12,9 @@ import pandas as pd
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 from deltalake import DeltaTable
 
-from stedi_assets.cli.sample import Rates, generate
 from stedi_assets.definitions import defs
 from stedi_assets.lake.storage import storage_for
+from stedi_assets.sample import Rates, generate
 from stedi_assets.tables import ZoneTable
 from stedi_assets.transforms.readings import ConsentPolicy
 

@@ -22,8 +22,8 @@ from deltalake import DeltaTable
 
 from stedi_assets.assets import ZONE_ASSETS
 from stedi_assets.cli import services
-from stedi_assets.cli.sample import EXPECTED_FILE
 from stedi_assets.lake.storage import storage_for
+from stedi_assets.sample import EXPECTED_FILE
 from stedi_assets.tables import ALL_TABLES, CUSTOMER_ERASURE, ZoneTable
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests.lakes import generate_lake, generated_lake_on_s3, materialize_lake, table_location

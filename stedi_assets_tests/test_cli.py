@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from stedi_assets.cli.sample import EXPECTED_FILE
+from stedi_assets.sample import EXPECTED_FILE
 from stedi_assets.tables import MACHINE_LEARNING_CURATED
 from stedi_assets_tests.lakes import duckdb_source, generate_lake
 

@@ -20,8 +20,8 @@ import duckdb
 import pytest
 from dagster import DagsterEventType, DagsterRun, DagsterRunStatus
 
-from stedi_assets.cli.sample import EXPECTED_FILE
 from stedi_assets.definitions import defs
+from stedi_assets.sample import EXPECTED_FILE
 from stedi_assets.tables import (
     ACCELEROMETER_TRUSTED,
     ALL_TABLES,

@@ -11,7 +11,7 @@ import pytest
 from dagster import DagsterInstance, ExecuteInProcessResult
 from pyspark.sql import SparkSession
 
-from stedi_assets.cli.sample import EXPECTED_FILE
+from stedi_assets.sample import EXPECTED_FILE
 from stedi_assets.tables import ALL_TABLES, CUSTOMER_CURATED, LANDING_TABLES, MACHINE_LEARNING_CURATED
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests import reference

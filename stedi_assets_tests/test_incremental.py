@@ -29,7 +29,7 @@ import pytest
 from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 
-from stedi_assets.cli.sample import EXPECTED_FILE, FEEDS
+from stedi_assets.sample import EXPECTED_FILE, FEEDS
 from stedi_assets.tables import (
     ALL_TABLES,
     CUSTOMER_ERASURE,

@@ -13,7 +13,6 @@ import boto3
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from stedi_assets.cli.sample import FEEDS
 
 from stedi_assets.assets.landing_files import (
     FilesNotListedError,
@@ -26,6 +25,7 @@ from stedi_assets.assets.landing_files import (
 from stedi_assets.checks import descriptive_failures
 from stedi_assets.lake.storage import LocalStorage, S3Storage
 from stedi_assets.reasons import QUARANTINE_REASONS
+from stedi_assets.sample import FEEDS
 from stedi_assets.tables import LANDING_TABLES
 from stedi_assets.transforms.parsing import LINES_SCHEMA, parse_landing, with_file_faults
 from stedi_assets_tests.exports import generate_exported_lake

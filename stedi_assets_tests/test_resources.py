@@ -44,7 +44,7 @@ def test_defaults_come_from_the_environment_as_env_vars_never_as_values(monkeypa
     ("modules", "absent"),
     [
         # The light commands import neither Dagster nor Spark.
-        ("stedi_assets, stedi_assets.cli, stedi_assets.cli.sample", ("dagster", "pyspark")),
+        ("stedi_assets, stedi_assets.cli, stedi_assets.sample, stedi_assets.sample.cli", ("dagster", "pyspark")),
         # The Definitions module reads no setting and touches no jar until the code location loads.
         ("stedi_assets.definitions", ("stedi_assets.s3a_jars",)),
     ],

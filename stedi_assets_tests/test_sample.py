@@ -12,15 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from stedi_assets.cli.sample import (
-    EXPECTED_FILE,
-    FEEDS,
-    FUTURE_CONSENT_FROM,
-    SAMPLE_CUSTOMERS,
-    SAMPLE_SEED,
-    generate,
-    main,
-)
+from stedi_assets.sample import EXPECTED_FILE, FEEDS, SAMPLE_CUSTOMERS, SAMPLE_SEED, generate
+from stedi_assets.sample.cli import main
+from stedi_assets.sample.world import FUTURE_CONSENT_FROM
 from stedi_assets_tests import reference
 from stedi_assets_tests.exports import generate_exported_lake
 from stedi_assets_tests.lakes import DEFECTIVE, generate_lake

@@ -31,7 +31,7 @@ import pytest
 from dagster import DagsterRunStatus
 
 from stedi_assets.cli import services
-from stedi_assets.cli.sample import EXPECTED_FILE
+from stedi_assets.sample import EXPECTED_FILE
 from stedi_assets.tables import ALL_TABLES, Zone
 from stedi_assets_tests.conftest import S3_SECRET
 from stedi_assets_tests.lakes import TEST_KEY, generate_lake, table_frame

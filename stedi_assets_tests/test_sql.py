@@ -13,9 +13,9 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from stedi_assets import sql_guard
-from stedi_assets.cli.sample import EXPECTED_FILE
 from stedi_assets.cli.sql import QueryError, main, open_session, query, render_text, write_csv, write_json_lines
 from stedi_assets.lake.store import LakeStore
+from stedi_assets.sample import EXPECTED_FILE
 from stedi_assets.spark_settings import SparkTarget
 from stedi_assets.tables import ALL_TABLES, LANDING_TABLES, Zone
 from stedi_assets_tests.lakes import duckdb_source, generate_lake

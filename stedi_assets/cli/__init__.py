@@ -12,7 +12,7 @@ import sys
 # name -> (module, one-line description); `up`, `down` and `status` are actions of the services module.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("stedi_assets.cli.run", "materialize every asset and its checks, printing each asset as it finishes"),
-    "sample": ("stedi_assets.cli.sample", "generate a sample lake (the three landing feeds, with real-feed defects)"),
+    "sample": ("stedi_assets.sample.cli", "generate a sample lake (the three landing feeds, with real-feed defects)"),
     "sql": ("stedi_assets.cli.sql", "run one read-only SQL query over the zone tables, by name"),
     "catalog": ("stedi_assets.cli.catalog", "print Athena DDL for every table, or register them in AWS Glue"),
     "bench": ("stedi_assets.cli.bench", "time the pipeline against plain PySpark, five Spark jobs and DuckDB"),

@@ -14,98 +14,37 @@ and two files no reader can use (a truncated .gz and a .gz that is not gzip).
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import os
 import random
-import re
 import shutil
-import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO
 
-EXPECTED_FILE = "_sample_expected.json"
-# The built-in sample lake (STEDI_LAKE_ROOT unset).
-SAMPLE_LAKE = Path(__file__).resolve().parents[2] / "sample_lake"
-SAMPLE_CUSTOMERS = 1000
-PROGRESS_FROM = 5000  # customers: `stedi sample` shows its progress from this size
-SAMPLE_SEED = 7
-FEEDS = ("customer", "accelerometer", "step_trainer")
-DAY_MS = 86_400_000
-EPOCH_2022 = 1_640_995_200_000
-READING_INTERVAL_MS = 200
-# Landing files arrive (modification time) from here on, a minute apart: after every record's lastUpdateDate.
-ARRIVAL_BASE = EPOCH_2022 + 500 * DAY_MS
-ARRIVAL_STEP_MS = 60_000
-# Research consent dated from 2090 on is in the future of any run the expectations are meant for.
-FUTURE_CONSENT_FROM = 3_786_912_000_000
-# Devices change hands on this day; phone sessions are on day 400, those of a device's new owner on day 402.
-HANDOVER = EPOCH_2022 + 401 * DAY_MS
-# What may surround an e-mail in the feeds without changing whose it is (a subset of what the pipeline strips).
-EMAIL_SPACES = (" ", "\t", "\u00a0", "\u200b", "\u200c", "\u200d", "\ufeff", "\u2060")
-# The epoch-ms range the contract accepts: a time outside it is unreadable.
-EPOCH_MS_RANGE = range(946_684_800_000, 4_102_444_800_000 + 1)
-FIRST_NAMES = ("Santosh", "Ben", "Frank", "Jerry", "Sarah", "Chris", "Liz", "Lyn", "Steph", "Bobby", "Grace", "Ann")
-LAST_NAMES = ("Clayton", "Lincoln", "Mitra", "Abram", "Hansen", "Jones", "Habschied", "Staples", "Wu", "Kim")
-
-
-@dataclass(frozen=True)
-class Rates:
-    """Probabilities of each case and defect (per customer, per line or per reading, as named)."""
-
-    no_consent: float = 0.15  # per customer: never consented to research
-    withdrawn: float = 0.08  # per customer: an older record consents, the current one does not
-    updated: float = 0.2  # per consenting customer: an older record without consent exists too
-    consent_mid_readings: float = 0.3  # per consenting customer: consent given during the readings
-    consent_after_readings: float = 0.08  # per consenting customer: every reading predates consent
-    no_readings: float = 0.08  # per customer: the phone app never sent anything
-    shared_device: float = 0.02  # per customer: the next customer claims the same step trainer
-    time_stamp_spelling: float = 0.25  # per customer: the phone export spells the field timeStamp
-    email_variant: float = 0.1  # per customer: records and readings spell the e-mail in other cases and spaces
-    exact_tie: float = 0.02  # per customer: the current record again, same times, other consent (+ each file's last)
-    malformed_consent: float = 0.02  # per consenting customer: a newer record with a malformed research consent
-    future_consent: float = 0.02  # per consenting customer: research consent dated in the future
-    device_move: float = 0.02  # per customer: hands the step trainer on to the next customer (who consents)
-    step_without_phone: float = 0.15  # per reading: a step reading with no phone reading at that millisecond
-    duplicate_line: float = 0.02  # per line: delivered twice
-    malformed_line: float = 0.005  # per line: not JSON, or cut off
-    wrong_type: float = 0.005  # per line: e.g. "timestamp": "yesterday"
-    missing_field: float = 0.005  # per line: a required field is absent
-    unknown_user: float = 0.01  # per reading: phone readings of an email no customer has
-    unknown_device: float = 0.01  # per reading: step readings of a serial no customer has
-    redelivered_files: int = 1  # per feed: whole files delivered again under another name
-    # Descriptive fields failing their rule (per customer: every record of the customer carries it); kept rows.
-    bad_birth_day: float = 0.03  # "1990-13-45", "01/02/1990"
-    odd_phone: float = 0.03  # "(801) 555-0142", "801.555.0142", "+1 801 555 0142"
-    empty_name: float = 0.01  # ""
-    numeric_name: float = 0.005  # a number where the name's text is expected
-    bad_public_date: float = 0.01  # shareWithPublicAsOfDate as a date text instead of epoch ms
-    # Keys (per line of the reading feeds): a valid line with a key in another case, a line with a key twice.
-    case_variant_key: float = 0.02  # {"USER": ...}: matched case-insensitively, kept
-    duplicate_key: float = 0.003  # {"x": 1, "x": 2} or {"user": .., "User": ..}: quarantined (duplicate_key)
-    # Whole files (per feed): as real exports come.
-    bom_files: int = 1  # the first files start with a UTF-8 byte-order mark
-    crlf_files: int = 1  # the next files end their lines with CRLF
-    gzip_files: int = 1  # the last files are gzip-compressed (name.json.gz)
-    truncated_gzip_files: int = 1  # a .gz cut in half (an upload that broke): quarantined whole
-    fake_gzip_files: int = 1  # a plain text file named .gz: quarantined whole
-
-
-class Entry(NamedTuple):
-    """One delivered record of a customer (accepted, or quarantined with a readable e-mail), for the recency order."""
-
-    time: int  # lastUpdateDate; a quarantined record's unreadable one: its file's arrival
-    registered: int  # registrationDate; a quarantined record's unreadable one: its time
-    file: int  # index of the customer landing file it is in
-    line: int  # order of delivery within the files (only its order within one file counts)
-    consent: int | None  # research consent (None: withholds; always None for a quarantined record)
-    accepted: bool
+from stedi_assets.sample.expected import Entry, Ledger, descriptive_failures, expect
+from stedi_assets.sample.world import (
+    ARRIVAL_BASE,
+    ARRIVAL_STEP_MS,
+    DAY_MS,
+    EMAIL_SPACES,
+    EPOCH_2022,
+    EPOCH_MS_RANGE,
+    EXPECTED_FILE,
+    FEEDS,
+    FIRST_NAMES,
+    FUTURE_CONSENT_FROM,
+    HANDOVER,
+    LAST_NAMES,
+    READING_INTERVAL_MS,
+    Rates,
+    arrival_ms,
+    identity,
+)
 
 
 @dataclass
@@ -127,20 +66,12 @@ class Customer:
     giver: Customer | None = None  # the customer whose device this one took over
     entries: list[Entry] = field(default_factory=list)
     current_file: int = -1
-    story_cases: list[str] = field(default_factory=list)  # cases seen while writing, counted by _expect
-    effective_consent: int | None = None  # research consent the pipeline must see (set by _expect)
+    story_cases: list[str] = field(default_factory=list)  # cases seen while writing, counted by expect
+    effective_consent: int | None = None  # research consent the pipeline must see (set by expect)
 
     @property
     def identity(self) -> str:
-        return _identity(self.email)
-
-
-@dataclass
-class Ledger:
-    """The generator's own bookkeeping of what it delivered: order of lines, and how often each case occurs."""
-
-    line: int = 0
-    cases: Counter = field(default_factory=Counter)
+        return identity(self.email)
 
 
 class FeedWriter:
@@ -173,7 +104,7 @@ class FeedWriter:
         copies = 2 if self.rng.random() < self.rates.duplicate_line else 1
         self.handle.write((line + "\n") * copies)
         counts["valid"] += copies
-        for rule in _descriptive_failures(record):
+        for rule in descriptive_failures(record):
             counts[f"descriptive:{rule}"] += copies
         self._duplicate_key_defect(record)
         roll = self.rng.random()
@@ -250,7 +181,7 @@ def _customer(
     """One customer's records (dicts: valid lines; str: lines the pipeline quarantines) and readings, drawn from
     the customer's own stream. `received`: (serial, time) of a device this customer takes over from the previous.
     The last customer of a file delivers its current record again with the next customer, in the next file: an
-    exact tie that the files' arrival order decides (see `_arrival_ms`)."""
+    exact tie that the files' arrival order decides (see `arrival_ms`)."""
     rng = random.Random(f"{seed}:customer:{index}")
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     email = f"{first}.{last}.{index}@test.com"
@@ -350,10 +281,6 @@ def _story(rng: random.Random, rates: Rates, receives: bool, shares: bool, tie: 
     return "plain"
 
 
-def _identity(email: str) -> str:
-    return email.strip("".join(EMAIL_SPACES)).lower()
-
-
 def _spell(email: str, rng: random.Random) -> str:
     """The e-mail in another case, with white or zero-width space around it."""
     cased = "".join(ch.swapcase() if rng.random() < 0.3 else ch for ch in email)
@@ -389,7 +316,7 @@ def generate(
     seed: int,
     readings: int = 60,
     files: int = 4,
-    rates: Rates = Rates(),
+    rates: Rates = Rates(),  # noqa: B008 - frozen: one shared default is safe
     progress: Callable[[int], None] | None = None,
 ) -> dict:
     """Writes the landing feeds under `out` and returns the expected counts (also written to EXPECTED_FILE).
@@ -427,7 +354,7 @@ def generate(
                 writer.open_for(index, customers)
         if previous is not None:
             _deliver(writers["customer"], previous, previous.late, ledger)
-            ambiguous_steps += _expect(expected, previous, ledger)
+            ambiguous_steps += expect(expected, previous, ledger)
         if current is not None:
             _deliver(writers["customer"], current, records, ledger)
             _write_readings(writers, current, rng, rates)
@@ -491,7 +418,7 @@ def _write_readings(writers: dict[str, FeedWriter], c: Customer, rng: random.Ran
 def _deliver(writer: FeedWriter, c: Customer, records: list, ledger: Ledger) -> None:
     """Writes a customer's records (dicts valid, str quarantined) and notes each as an entry of the customer."""
     if records and records is c.late:
-        later = _arrival_ms(writer.file_index) - _arrival_ms(c.current_file)
+        later = arrival_ms(writer.file_index) - arrival_ms(c.current_file)
         if writer.file_index == c.current_file:
             c.story_cases.append("exact_tie_same_file")
         elif later:
@@ -530,96 +457,31 @@ def _note_quarantined(writer: FeedWriter, c: Customer, line: str, ledger: Ledger
     except json.JSONDecodeError:
         return
     email = record.get("email") if isinstance(record, dict) else None
-    if not isinstance(email, str) or _identity(email) != c.identity:
+    if not isinstance(email, str) or identity(email) != c.identity:
         return
 
     def readable(value: object) -> int | None:
         ok = isinstance(value, int) and not isinstance(value, bool) and value in EPOCH_MS_RANGE
         return value if ok else None
 
-    time = readable(record.get("lastUpdateDate")) or _arrival_ms(writer.file_index)
+    time = readable(record.get("lastUpdateDate")) or arrival_ms(writer.file_index)
     registered = readable(record.get("registrationDate")) or time
     c.entries.append(Entry(time, registered, writer.file_index, ledger.line, None, False))
 
 
-def _current_entry(entries: list[Entry]) -> Entry:
-    """The current record: latest update, then registration, then arrival; on equal arrival the last line of a
-    file, then the record without consent, then file and line."""
-    last_line: dict[tuple, int] = {}
-    for e in entries:
-        key = (e.time, e.registered, _arrival_ms(e.file), e.file)
-        last_line[key] = max(last_line.get(key, 0), e.line)
-
-    def order(e: Entry) -> tuple:
-        last = last_line[(e.time, e.registered, _arrival_ms(e.file), e.file)] == e.line
-        return (e.time, e.registered, _arrival_ms(e.file), last, e.consent is None, e.file, e.line)
-
-    return max(entries, key=order)
-
-
-def _arrival_ms(file_index: int) -> int:
-    """When a customer-NNNN file arrives: in blocks of three, the first arrives after the other two, which arrive
-    together (file 0 after files 1 and 2, which tie; file 3 after them all...), so file-name order is not arrival
-    order, and two files can arrive at the same time."""
-    block, place = divmod(file_index, 3)
-    return ARRIVAL_BASE + (3 * block + (2 if place == 0 else 1)) * ARRIVAL_STEP_MS
-
-
 def _stamp_arrivals(writers: dict[str, FeedWriter]) -> None:
-    """Sets every landing file's modification time (its arrival): NNNN files by `_arrival_ms`, any other file
+    """Sets every landing file's modification time (its arrival): NNNN files by `arrival_ms`, any other file
     (files delivered again) after all of them, in name order."""
     for writer in writers.values():
         numbered = (writer.folder / f"{writer.feed}-{k:04d}.json" for k in range(len(writer.per_file)))
         # An exported file may have become gzip (`_as_exported`): the same file, the same arrival.
         found = (path if path.exists() else path.with_name(path.name + ".gz") for path in numbered)
-        arrivals = {path: _arrival_ms(k) for k, path in enumerate(found)}
+        arrivals = {path: arrival_ms(k) for k, path in enumerate(found)}
         latest = max(arrivals.values(), default=ARRIVAL_BASE)
         others = sorted(p for p in writer.folder.iterdir() if p.is_file() and p not in arrivals)
         arrivals.update({path: latest + n * ARRIVAL_STEP_MS for n, path in enumerate(others, start=1)})
         for path, ms in arrivals.items():
             os.utime(path, ns=(ms * 1_000_000, ms * 1_000_000))
-
-
-def _expect(expected: dict[str, Counter], c: Customer, ledger: Ledger) -> int:
-    """Adds one finished customer's share of every table; returns its step readings quarantined as ambiguous."""
-    current = _current_entry(c.entries)
-    consent = current.consent if current.accepted and (current.consent or 0) < FUTURE_CONSENT_FROM else None
-    c.effective_consent = consent
-    ledger.cases.update(c.story_cases)
-    ledger.cases.update(
-        name
-        for name, happened in (
-            ("email_variant", c.spelled),
-            ("future_consent", c.story == "future_consent"),
-            ("malformed_consent", c.story == "malformed_consent"),
-            ("customer_out_by_quarantined_record", not current.accepted),
-            ("device_move", c.giver is not None and c.giver.effective_consent is None and consent is not None),
-        )
-        if happened
-    )
-    phone_times = set(c.reading_times)
-    for policy, counts in expected.items():
-        if consent is None:
-            continue
-        counts["customer_trusted"] += 1
-        kept = [t for t in c.reading_times if policy == "flag" or t >= consent]
-        counts["accelerometer_trusted"] += len(kept)
-        if not kept:
-            continue
-        counts["customer_curated"] += 1
-        if c.ambiguous:
-            continue
-        steps = [t for t in c.step_times if policy == "flag" or t >= consent]
-        counts["step_trainer_trusted"] += len(steps)
-        counts["machine_learning_curated"] += sum(1 for t in steps if t in phone_times)
-    return len(c.step_times) if c.ambiguous and c.sends_steps else 0
-
-
-# Descriptive defects: what an export's free-text and unused fields really hold.
-NAME_RULE = re.compile(r"\s*\S", re.ASCII)
-PHONE_RULE = re.compile(r"\+?\d{7,15}", re.ASCII)
-DATE_RULE = re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])", re.ASCII)
-EPOCH_MS_BOUNDS = (946_684_800_000, 4_102_444_800_000)
 
 
 def _descriptive_defects(base: dict, seed: int, index: int, rates: Rates) -> None:
@@ -639,30 +501,6 @@ def _descriptive_defects(base: dict, seed: int, index: int, rates: Rates) -> Non
         base["customerName"] = rng.randrange(1, 10_000)
     if rng.random() < rates.bad_public_date:
         base["shareWithPublicAsOfDate"] = f"{year}-{month}-{day}"
-
-
-def _descriptive_failures(record: dict) -> list[str]:
-    """The descriptive rules a customer record fails, named as the pipeline names them (column:rule)."""
-    failed = []
-    for name, rule in (("customerName", NAME_RULE), ("phone", PHONE_RULE), ("birthDay", DATE_RULE)):
-        value = record.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            failed.append(f"{name}:wrong_type")
-        elif not (rule.match(value) if name == "customerName" else rule.fullmatch(value)):
-            failed.append(f"{name}:str_matches")
-    for name in ("shareWithPublicAsOfDate", "shareWithFriendsAsOfDate"):
-        value = record.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool):
-            failed.append(f"{name}:wrong_type")
-        elif value < EPOCH_MS_BOUNDS[0]:
-            failed.append(f"{name}:greater_than_or_equal_to")
-        elif value > EPOCH_MS_BOUNDS[1]:
-            failed.append(f"{name}:less_than_or_equal_to")
-    return failed
 
 
 def _rewrite(path: Path, target: Path, transform, compress: bool = False) -> None:
@@ -711,46 +549,3 @@ def _as_exported(writer: FeedWriter, rates: Rates) -> int:
         if index >= len(names) - rates.gzip_files:
             _rewrite(path, path.with_name(path.name + ".gz"), lambda number, line: line, compress=True)
     return broken
-
-
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--customers", type=int, default=SAMPLE_CUSTOMERS)
-    parser.add_argument("--seed", type=int, default=SAMPLE_SEED)
-    parser.add_argument("--out", type=Path, default=SAMPLE_LAKE, help="default: the built-in sample lake ./sample_lake")
-    parser.add_argument("--if-missing", action="store_true", help="do nothing if --out already exists")
-    parser.add_argument("--readings", type=int, default=60, help="phone readings per customer")
-    parser.add_argument("--files", type=int, default=4, help="files per feed")
-    names = [f.name for f in fields(Rates)]
-    parser.add_argument("--rate", action="append", default=[], metavar="NAME=VALUE", help=f"one of {names}")
-    args = parser.parse_args(argv)
-    if args.if_missing and args.out.exists():
-        print(f"{args.out} exists: kept as it is")
-        return 0
-    overrides = {}
-    for item in args.rate:
-        name, _, value = item.partition("=")
-        if name not in names:
-            parser.error(f"unknown rate {name!r}; known: {', '.join(names)}")
-        overrides[name] = int(value) if isinstance(getattr(Rates(), name), int) else float(value)
-    started = time.monotonic()
-
-    def progress(done: int) -> None:
-        # Large lakes take minutes: say how far it is, on stderr (stdout is the report).
-        elapsed = time.monotonic() - started
-        percent = 100 * done // args.customers
-        print(f"\r  {percent:3d}% {done:,} / {args.customers:,} customers, {elapsed:.0f} s", end="", file=sys.stderr)
-
-    shown = progress if args.customers >= PROGRESS_FROM else None
-    report = generate(args.out, args.customers, args.seed, args.readings, args.files, Rates(**overrides), shown)
-    if shown is not None:
-        print(f"\r  {args.customers:,} customers written in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    json.dump({k: report[k] for k in ("landing_rows", "quarantined_rows", "tables")}, sys.stdout, indent=2)
-    print()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""The sample's world: its sizes and dates, the defect rates, whose e-mail is whose, and when files arrive.
+
+What the generator draws from and the expected counts are reckoned in; it imports nothing of the package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXPECTED_FILE = "_sample_expected.json"
+SAMPLE_CUSTOMERS = 1000
+PROGRESS_FROM = 5000  # customers: `stedi sample` shows its progress from this size
+SAMPLE_SEED = 7
+FEEDS = ("customer", "accelerometer", "step_trainer")
+DAY_MS = 86_400_000
+EPOCH_2022 = 1_640_995_200_000
+READING_INTERVAL_MS = 200
+# Landing files arrive (modification time) from here on, a minute apart: after every record's lastUpdateDate.
+ARRIVAL_BASE = EPOCH_2022 + 500 * DAY_MS
+ARRIVAL_STEP_MS = 60_000
+# Research consent dated from 2090 on is in the future of any run the expectations are meant for.
+FUTURE_CONSENT_FROM = 3_786_912_000_000
+# Devices change hands on this day; phone sessions are on day 400, those of a device's new owner on day 402.
+HANDOVER = EPOCH_2022 + 401 * DAY_MS
+# What may surround an e-mail in the feeds without changing whose it is (a subset of what the pipeline strips).
+EMAIL_SPACES = (" ", "\t", "\u00a0", "\u200b", "\u200c", "\u200d", "\ufeff", "\u2060")
+# The epoch-ms range the contract accepts: a time outside it is unreadable.
+EPOCH_MS_RANGE = range(946_684_800_000, 4_102_444_800_000 + 1)
+FIRST_NAMES = ("Santosh", "Ben", "Frank", "Jerry", "Sarah", "Chris", "Liz", "Lyn", "Steph", "Bobby", "Grace", "Ann")
+LAST_NAMES = ("Clayton", "Lincoln", "Mitra", "Abram", "Hansen", "Jones", "Habschied", "Staples", "Wu", "Kim")
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Probabilities of each case and defect (per customer, per line or per reading, as named)."""
+
+    no_consent: float = 0.15  # per customer: never consented to research
+    withdrawn: float = 0.08  # per customer: an older record consents, the current one does not
+    updated: float = 0.2  # per consenting customer: an older record without consent exists too
+    consent_mid_readings: float = 0.3  # per consenting customer: consent given during the readings
+    consent_after_readings: float = 0.08  # per consenting customer: every reading predates consent
+    no_readings: float = 0.08  # per customer: the phone app never sent anything
+    shared_device: float = 0.02  # per customer: the next customer claims the same step trainer
+    time_stamp_spelling: float = 0.25  # per customer: the phone export spells the field timeStamp
+    email_variant: float = 0.1  # per customer: records and readings spell the e-mail in other cases and spaces
+    exact_tie: float = 0.02  # per customer: the current record again, same times, other consent (+ each file's last)
+    malformed_consent: float = 0.02  # per consenting customer: a newer record with a malformed research consent
+    future_consent: float = 0.02  # per consenting customer: research consent dated in the future
+    device_move: float = 0.02  # per customer: hands the step trainer on to the next customer (who consents)
+    step_without_phone: float = 0.15  # per reading: a step reading with no phone reading at that millisecond
+    duplicate_line: float = 0.02  # per line: delivered twice
+    malformed_line: float = 0.005  # per line: not JSON, or cut off
+    wrong_type: float = 0.005  # per line: e.g. "timestamp": "yesterday"
+    missing_field: float = 0.005  # per line: a required field is absent
+    unknown_user: float = 0.01  # per reading: phone readings of an email no customer has
+    unknown_device: float = 0.01  # per reading: step readings of a serial no customer has
+    redelivered_files: int = 1  # per feed: whole files delivered again under another name
+    # Descriptive fields failing their rule (per customer: every record of the customer carries it); kept rows.
+    bad_birth_day: float = 0.03  # "1990-13-45", "01/02/1990"
+    odd_phone: float = 0.03  # "(801) 555-0142", "801.555.0142", "+1 801 555 0142"
+    empty_name: float = 0.01  # ""
+    numeric_name: float = 0.005  # a number where the name's text is expected
+    bad_public_date: float = 0.01  # shareWithPublicAsOfDate as a date text instead of epoch ms
+    # Keys (per line of the reading feeds): a valid line with a key in another case, a line with a key twice.
+    case_variant_key: float = 0.02  # {"USER": ...}: matched case-insensitively, kept
+    duplicate_key: float = 0.003  # {"x": 1, "x": 2} or {"user": .., "User": ..}: quarantined (duplicate_key)
+    # Whole files (per feed): as real exports come.
+    bom_files: int = 1  # the first files start with a UTF-8 byte-order mark
+    crlf_files: int = 1  # the next files end their lines with CRLF
+    gzip_files: int = 1  # the last files are gzip-compressed (name.json.gz)
+    truncated_gzip_files: int = 1  # a .gz cut in half (an upload that broke): quarantined whole
+    fake_gzip_files: int = 1  # a plain text file named .gz: quarantined whole
+
+
+def identity(email: str) -> str:
+    """Whose an e-mail is: without the spaces around it, in lower case."""
+    return email.strip("".join(EMAIL_SPACES)).lower()
+
+
+def arrival_ms(file_index: int) -> int:
+    """When a customer-NNNN file arrives: in blocks of three, the first arrives after the other two, which arrive
+    together (file 0 after files 1 and 2, which tie; file 3 after them all...), so file-name order is not arrival
+    order, and two files can arrive at the same time."""
+    block, place = divmod(file_index, 3)
+    return ARRIVAL_BASE + (3 * block + (2 if place == 0 else 1)) * ARRIVAL_STEP_MS
