@@ -243,10 +243,10 @@ def base_env() -> dict[str, str]:
 
 
 def dagster_home(path: Path) -> dict[str, str]:
-    from stedi_assets.cli.services import dagster_home as make_home
+    from stedi_assets.services import stack
 
     shutil.rmtree(path, ignore_errors=True)
-    return make_home(path)
+    return stack.dagster_home(path)
 
 
 class Bench:

@@ -15,8 +15,8 @@ during the tick (VmHWM, reset before the tick through /proc/self/clear_refs) and
 memory before the tick, and the cursor's size in bytes. The tick's parts are timed by wrapping the functions the
 sensor calls: the lake resource's check of its root and landing folders, listing the landing folders, opening
 each table's Delta snapshot, reading the ledgers, comparing, and the run key. moto's server runs in its own
-process group (started and stopped by stedi_assets.cli.services, as the tests' S3 server is). Figures come from
-this script, never from timed tests; shared machines are noisy.
+process group (started and stopped by stedi_assets.services.supervisor, as the tests' S3 server is). Figures come
+from this script, never from timed tests; shared machines are noisy.
 Writes the tables to benchmarks/results/sensor_tick.md and prints them.
 """
 
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(tick(args.tick)))
         return 0
 
-    from stedi_assets.cli import services
+    from stedi_assets.services import supervisor
     from stedi_assets_tests.servers import free_port
 
     shutil.rmtree(args.work, ignore_errors=True)
@@ -291,19 +291,19 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
             s3_env.pop(name, None)
         os.environ.update({k: v for k, v in s3_env.items() if k.startswith("AWS_")})
-        moto = services.Service(
+        moto = supervisor.Service(
             "moto",
             [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
             {"PATH": os.environ["PATH"]},
             ports=(port,),
         )
         state = args.work / "services"
-        services.launch(moto, state)
+        supervisor.launch(moto, state)
         try:
             print(f"moto's S3 server at {endpoint}", flush=True)
             results["S3 (moto)"] = measure_lake(S3Lake("sensor-tick"), args.files, args.repeat, s3_env)
         finally:
-            services.down(state)
+            supervisor.down(state)
     text = report(results, args.files, args.repeat)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)

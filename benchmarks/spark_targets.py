@@ -23,16 +23,17 @@ from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from stedi_assets.cli import services
-from stedi_assets.cli.sample import SAMPLE_SEED, generate
+from stedi_assets.sample import SAMPLE_SEED, generate
+from stedi_assets.services import stack, supervisor
+from stedi_assets.spark_settings import SparkTarget
 from stedi_assets_tests.servers import free_port, standalone_master, standalone_worker
 
-LOCAL = services.SparkTarget(master="local[*]")
+LOCAL = SparkTarget(master="local[*]")
 
 
 def fresh_home(path: Path) -> dict[str, str]:
     shutil.rmtree(path, ignore_errors=True)
-    return services.dagster_home(path)
+    return stack.dagster_home(path)
 
 
 def timed_run(lake: Path, master: str, home: Path) -> float:
@@ -61,7 +62,7 @@ def sensor_run(lake: Path, work: Path, connect: bool) -> tuple[float, float]:
     state_dir = work / ("services-connect" if connect else "services-plain")
     env = {**fresh_home(work / "home-sensor"), "STEDI_LAKE_ROOT": str(lake), "STEDI_SENSOR_INTERVAL_SECONDS": "1"}
     instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
-    services.up(LOCAL, state_dir, free_port() if connect else None, free_port(), env)
+    stack.up(LOCAL, state_dir, free_port() if connect else None, free_port(), env)
     try:
         wait_for_success(instance, 1)  # the sensor's first tick loads the whole lake
         reading = {"user": "bench@example.com", "timestamp": 1_800_000_000_000, "x": 0.1, "y": 0.2, "z": 0.3}
@@ -70,7 +71,7 @@ def sensor_run(lake: Path, work: Path, connect: bool) -> tuple[float, float]:
         run_seconds = wait_for_success(instance, 2)
         return time.monotonic() - dropped, run_seconds
     finally:
-        services.down(state_dir)
+        supervisor.down(state_dir)
         instance.dispose()
 
 
@@ -88,19 +89,19 @@ def main() -> None:
     port = free_port()
     master = f"spark://127.0.0.1:{port}"
     try:
-        services.launch(standalone_master(port), cluster_dir)
-        services.launch(standalone_worker(master, 2, "4g", cluster_dir / "work"), cluster_dir)
+        supervisor.launch(standalone_master(port), cluster_dir)
+        supervisor.launch(standalone_worker(master, 2, "4g", cluster_dir / "work"), cluster_dir)
         timings["standalone (1 worker, 2 cores)"] = timed_run(lake, master, args.work / "home")
     finally:
-        services.down(cluster_dir)
+        supervisor.down(cluster_dir)
     try:
         connect_port = free_port()
-        services.launch(services.spark_connect(LOCAL, connect_port), cluster_dir)
+        supervisor.launch(stack.spark_connect(LOCAL, connect_port), cluster_dir)
         remote = f"sc://127.0.0.1:{connect_port}"
         timings["Spark Connect, first run"] = timed_run(lake, remote, args.work / "home")
         timings["Spark Connect, second run"] = timed_run(lake, remote, args.work / "home")
     finally:
-        services.down(cluster_dir)
+        supervisor.down(cluster_dir)
 
     print(f"lake: {args.customers} customers; stedi run, wall seconds")
     for target, seconds in timings.items():

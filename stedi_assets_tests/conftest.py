@@ -12,7 +12,7 @@ import pytest
 from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 
-from stedi_assets.cli import services
+from stedi_assets.services import supervisor
 from stedi_assets.spark_settings import s3a_config
 from stedi_assets.sql_guard import with_guard
 from stedi_assets.transforms.readings import ConsentPolicy
@@ -55,11 +55,11 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server thread in the same interpreter."""
     port = int(S3_ENDPOINT.rsplit(":", 1)[1])
     command = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-    server = services.Service("moto", command, {"PATH": os.environ["PATH"]}, ports=(port,))
+    server = supervisor.Service("moto", command, {"PATH": os.environ["PATH"]}, ports=(port,))
     state_dir = tmp_path_factory.mktemp("moto")
-    services.launch(server, state_dir)
+    supervisor.launch(server, state_dir)
     yield S3_ENDPOINT
-    services.down(state_dir)
+    supervisor.down(state_dir)
 
 
 @pytest.fixture(scope="session")

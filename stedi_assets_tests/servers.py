@@ -1,5 +1,5 @@
 """Real servers for the end-to-end and cluster tests (and benchmarks/spark_targets.py), started and stopped
-through `stedi_assets.cli.services` (the code behind `make up` / `make down`): each in its own process group,
+through `stedi_assets.services` (the code behind `make up` / `make down`): each in its own process group,
 stopped by its recorded identity. The standalone cluster's builders live here: only tests and benchmarks use them."""
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
-from stedi_assets.cli import services
+from stedi_assets.services import stack, supervisor
+from stedi_assets.spark_settings import SparkTarget
 
 REPO = Path(__file__).resolve().parent.parent
-SPARK_CLASS = str(services.SPARK_HOME / "bin" / "spark-class")
+SPARK_CLASS = str(stack.SPARK_HOME / "bin" / "spark-class")
 # Small Spark processes: the test session's JVM and a run's driver share the machine's 2 cores with them.
 SPARK_DAEMON_ENV = {"SPARK_DAEMON_MEMORY": "512m"}
 WORKER_MEMORY = "2g"
-TEST_SERVER_SETTINGS = services.SparkTarget(master="local[2]")
+TEST_SERVER_SETTINGS = SparkTarget(master="local[2]")
 
 
 def free_port() -> int:
@@ -33,21 +34,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def standalone_master(port: int, daemon_env: dict[str, str] | None = None) -> services.Service:
+def standalone_master(port: int, daemon_env: dict[str, str] | None = None) -> supervisor.Service:
     """A Spark standalone master through pyspark's spark-class (pyspark ships no start-master.sh)."""
     options = ["--host", "127.0.0.1", "--port", str(port), "--webui-port", "0"]
-    env = services.spark_environment(os.environ) | (daemon_env or {})
+    env = stack.spark_environment(os.environ) | (daemon_env or {})
     command = [SPARK_CLASS, "org.apache.spark.deploy.master.Master", *options]
-    return services.Service("spark-master", command, env, ports=(port,))
+    return supervisor.Service("spark-master", command, env, ports=(port,))
 
 
 def standalone_worker(
     master_url: str, cores: int, memory: str, work_dir: Path, daemon_env: dict[str, str] | None = None
-) -> services.Service:
+) -> supervisor.Service:
     options = ["--host", "127.0.0.1", "--cores", str(cores), "--memory", memory, "--work-dir", str(work_dir)]
     command = [SPARK_CLASS, "org.apache.spark.deploy.worker.Worker", master_url, *options, "--webui-port", "0"]
-    env = services.spark_environment(os.environ) | (daemon_env or {})
-    return services.Service("spark-worker", command, env, ready_log="Successfully registered with master")
+    env = stack.spark_environment(os.environ) | (daemon_env or {})
+    return supervisor.Service("spark-worker", command, env, ready_log="Successfully registered with master")
 
 
 @dataclass
@@ -76,19 +77,19 @@ class Servers:
 @contextmanager
 def dagster_servers(home: Path, lake: Path, state_dir: Path, connect: bool = False) -> Iterator[Servers]:
     """`make up` on a lake, with a 1 s sensor interval; `make down` on exit, checked to leave nothing running."""
-    env = {**services.dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SENSOR_INTERVAL_SECONDS": "1"}
+    env = {**stack.dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SENSOR_INTERVAL_SECONDS": "1"}
     port = free_port()
     instance = None
     try:
         # On a fresh DAGSTER_HOME: `up` creates the instance before the daemon and the webserver start.
-        services.up(TEST_SERVER_SETTINGS, state_dir, free_port() if connect else None, port, env)
+        stack.up(TEST_SERVER_SETTINGS, state_dir, free_port() if connect else None, port, env)
         instance = DagsterInstance.from_config(str(home))
         yield Servers(url=f"http://127.0.0.1:{port}", instance=instance, lake=lake, state_dir=state_dir)
     finally:
-        assert services.down(state_dir).stale == []
+        assert supervisor.down(state_dir).stale == []
         if instance is not None:
             instance.dispose()
-    assert services.running(state_dir) == {}
+    assert supervisor.running(state_dir) == {}
 
 
 @contextmanager
@@ -97,18 +98,18 @@ def spark_standalone(state_dir: Path, cores: int = 2) -> Iterator[str]:
     port = free_port()
     master_url = f"spark://127.0.0.1:{port}"
     try:
-        services.launch(standalone_master(port, SPARK_DAEMON_ENV), state_dir)
+        supervisor.launch(standalone_master(port, SPARK_DAEMON_ENV), state_dir)
         worker = standalone_worker(master_url, cores, WORKER_MEMORY, state_dir / "work", SPARK_DAEMON_ENV)
-        services.launch(worker, state_dir)
+        supervisor.launch(worker, state_dir)
         yield master_url
     finally:
-        assert services.down(state_dir).stale == []
-    assert services.running(state_dir) == {}
+        assert supervisor.down(state_dir).stale == []
+    assert supervisor.running(state_dir) == {}
 
 
 @contextmanager
 def spark_connect(
-    state_dir: Path, target: services.SparkTarget = TEST_SERVER_SETTINGS, ui_port: int | None = None
+    state_dir: Path, target: SparkTarget = TEST_SERVER_SETTINGS, ui_port: int | None = None
 ) -> Iterator[str]:
     """A Spark Connect server (pyspark's start-connect-server.sh) as `make up` starts it, its UI on `ui_port` if
     given (as STEDI_SPARK_CONF's spark.ui.enabled=true turns it on), off otherwise; yields sc://..."""
@@ -116,16 +117,16 @@ def spark_connect(
     if ui_port is not None:
         target = replace(target, conf={**target.conf, "spark.ui.enabled": "true", "spark.ui.port": str(ui_port)})
     try:
-        services.launch(services.spark_connect(target, port), state_dir)
+        supervisor.launch(stack.spark_connect(target, port), state_dir)
         yield f"sc://127.0.0.1:{port}"
     finally:
-        assert services.down(state_dir).stale == []
-    assert services.running(state_dir) == {}
+        assert supervisor.down(state_dir).stale == []
+    assert supervisor.running(state_dir) == {}
 
 
 def run_graph(lake: Path | str, master: str, home: Path) -> subprocess.CompletedProcess:
     """`stedi run` (what `make run` runs) in its own process, against a Spark master."""
-    env = {**os.environ, **services.dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SPARK_MASTER": master}
+    env = {**os.environ, **stack.dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SPARK_MASTER": master}
     return subprocess.run(
         [str(Path(sys.executable).parent / "stedi"), "run"],
         cwd=REPO,

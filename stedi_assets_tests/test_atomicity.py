@@ -21,9 +21,9 @@ from dagster import AssetSelection, DagsterInstance
 from deltalake import DeltaTable
 
 from stedi_assets.assets import ZONE_ASSETS
-from stedi_assets.cli import services
 from stedi_assets.lake.storage import storage_for
 from stedi_assets.sample import EXPECTED_FILE
+from stedi_assets.services import stack
 from stedi_assets.tables import ALL_TABLES, CUSTOMER_ERASURE, ZoneTable
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests.lakes import generate_lake, generated_lake_on_s3, materialize_lake, table_location
@@ -35,7 +35,7 @@ STEDI = str(Path(sys.executable).parent / "stedi")
 
 def start_run(lake: Path | str, home: Path, **env: str) -> subprocess.Popen:
     """`stedi run` in a process group of its own (so that it can be killed whole, JVM included)."""
-    environment = {**os.environ, **services.dagster_home(home), "STEDI_LAKE_ROOT": str(lake), **env}
+    environment = {**os.environ, **stack.dagster_home(home), "STEDI_LAKE_ROOT": str(lake), **env}
     return subprocess.Popen(
         [STEDI, "run", "--quiet"],
         cwd=REPO,

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from stedi_assets.cli import services
+from stedi_assets.services import stack
 from stedi_assets.tables import MACHINE_LEARNING_CURATED
 from stedi_assets.transforms.pseudonyms import key_fingerprint
 from stedi_assets_tests.lakes import generate_lake, gunzipped
@@ -91,7 +91,7 @@ def run(tmp_path_factory) -> dict[str, Path]:
     conf = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri(), "spark.master": "local[2]"}
     env = {
         **os.environ,
-        **services.dagster_home(home),
+        **stack.dagster_home(home),
         "STEDI_LAKE_ROOT": str(lake),
         "STEDI_PSEUDONYM_KEY": KEY,
         "STEDI_SPARK_CONF": json.dumps(conf),

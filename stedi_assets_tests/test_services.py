@@ -30,8 +30,10 @@ from pathlib import Path
 import pytest
 from dagster import DagsterRunStatus
 
-from stedi_assets.cli import services
+from stedi_assets.cli import services as cli
 from stedi_assets.sample import EXPECTED_FILE
+from stedi_assets.services import stack, supervisor
+from stedi_assets.spark_settings import SparkTarget
 from stedi_assets.tables import ALL_TABLES, Zone
 from stedi_assets_tests.conftest import S3_SECRET
 from stedi_assets_tests.lakes import TEST_KEY, generate_lake, table_frame
@@ -47,13 +49,13 @@ def environ_of(pid: int) -> dict[str, str]:
 
 
 def processes_of(state_dir: Path) -> dict[str, list[int]]:
-    return {name: record.processes() for name, record in services.survey(state_dir).running.items()}
+    return {name: record.processes() for name, record in supervisor.survey(state_dir).running.items()}
 
 
-def sockets_of(pids: list[int]) -> list[services.Listener]:
+def sockets_of(pids: list[int]) -> list[supervisor.Listener]:
     """The listening sockets these processes hold."""
-    held = set().union(*services.socket_holders({s.inode for s in services.listeners()}, pids).values())
-    return [s for s in services.listeners() if s.inode in held]
+    held = set().union(*supervisor.socket_holders({s.inode for s in supervisor.listeners()}, pids).values())
+    return [s for s in supervisor.listeners() if s.inode in held]
 
 
 def serves_spark_ui(port: int) -> bool:
@@ -71,7 +73,7 @@ def test_sensor_runs_use_the_connect_server_that_up_started(tmp_path: Path, monk
     generate_lake(lake, customers=20)
     state_dir = tmp_path / "services"
     with dagster_servers(tmp_path / "home", lake, state_dir, connect=True) as servers:
-        assert set(services.running(state_dir)) == {"spark-connect", "dagster-daemon", "dagster-webserver"}
+        assert set(supervisor.running(state_dir)) == {"spark-connect", "dagster-daemon", "dagster-webserver"}
         run = servers.wait_for(lambda: next(iter(servers.runs(DagsterRunStatus.SUCCESS)), None), 300, "the load")
         messages = [record.user_message for record in servers.instance.all_logs(run.run_id)]
         assert any("Spark: sc://127.0.0.1:" in message for message in messages)
@@ -84,7 +86,7 @@ def test_sensor_runs_use_the_connect_server_that_up_started(tmp_path: Path, monk
                 values = "\0".join(env.values())
                 assert UNRELATED_SECRET[0] not in env and UNRELATED_SECRET[1] not in values, (name, pid)
                 if name == "spark-connect":  # no STEDI_* setting, and no AWS credentials for a local lake
-                    assert not [key for key in env if key.startswith("STEDI_") and key != services.SERVICE_ID_ENV]
+                    assert not [key for key in env if key.startswith("STEDI_") and key != supervisor.SERVICE_ID_ENV]
                     assert TEST_KEY not in values and S3_SECRET not in values, pid
                     assert env["SPARK_LOCAL_IP"] == "127.0.0.1"
                 else:  # the runs compute pseudonyms with the key
@@ -93,10 +95,10 @@ def test_sensor_runs_use_the_connect_server_that_up_started(tmp_path: Path, monk
         listening = sockets_of(groups["spark-connect"])
         assert listening and {s.address for s in listening} == {LOOPBACK}
         assert not [s.port for s in listening if serves_spark_ui(s.port)]
-        pids = services.running(state_dir)
+        pids = supervisor.running(state_dir)
     # dagster_servers ran `down` and checked that state_dir has nothing running; no process of the groups is left
     # (an orphan's zombie may wait a moment for init to reap it: it runs nothing).
-    assert [services._group(pid) for pid in pids.values()] == [[], [], []]
+    assert [supervisor._group(pid) for pid in pids.values()] == [[], [], []]
     expected = json.loads((lake / EXPECTED_FILE).read_text())["tables"]["since"]
     for name, table in ALL_TABLES.items():
         if table.zone in (Zone.TRUSTED, Zone.CURATED):
@@ -114,17 +116,17 @@ def test_the_spark_ui_when_asked_for_listens_on_127_0_0_1_only(tmp_path: Path) -
 
 
 def test_the_spark_ui_setting() -> None:
-    off = services.spark_connect(TEST_SERVER_SETTINGS, 15002, environ={})
+    off = stack.spark_connect(TEST_SERVER_SETTINGS, 15002, environ={})
     assert "spark.ui.enabled=false" in off.command
     on = replace(TEST_SERVER_SETTINGS, conf={"spark.ui.enabled": "true"})
-    assert "spark.ui.enabled=true" in services.spark_connect(on, 15002, environ={}).command
+    assert "spark.ui.enabled=true" in stack.spark_connect(on, 15002, environ={}).command
     # On a cluster master, SPARK_LOCAL_IP (the UI's address) would move the driver out of the executors' reach.
     cluster = replace(on, master="spark://10.0.0.5:7077")
-    with pytest.raises(services.ServiceError, match=r"set spark\.driver\.host"):
-        services.spark_connect(cluster, 15002, environ={})
-    assert "SPARK_LOCAL_IP" not in services.spark_connect(replace(cluster, conf={}), 15002, environ={}).env
+    with pytest.raises(supervisor.ServiceError, match=r"set spark\.driver\.host"):
+        stack.spark_connect(cluster, 15002, environ={})
+    assert "SPARK_LOCAL_IP" not in stack.spark_connect(replace(cluster, conf={}), 15002, environ={}).env
     reachable = replace(cluster, conf={"spark.ui.enabled": "true", "spark.driver.host": "10.0.0.9"})
-    assert services.spark_connect(reachable, 15002, environ={}).env["SPARK_LOCAL_IP"] == "127.0.0.1"
+    assert stack.spark_connect(reachable, 15002, environ={}).env["SPARK_LOCAL_IP"] == "127.0.0.1"
 
 
 def test_the_allowlists_pick_what_each_service_needs() -> None:
@@ -142,11 +144,11 @@ def test_the_allowlists_pick_what_each_service_needs() -> None:
         UNRELATED_SECRET[0]: UNRELATED_SECRET[1],
     }
     common = {"PATH", "HOME", "JAVA_HOME", "SPARK_DAEMON_MEMORY"}
-    local = services.spark_connect(TEST_SERVER_SETTINGS, 15002, environ=parent).env
+    local = stack.spark_connect(TEST_SERVER_SETTINGS, 15002, environ=parent).env
     assert local.keys() == common | {"SPARK_HOME", "SPARK_LOCAL_IP"}
-    s3 = services.spark_connect(replace(TEST_SERVER_SETTINGS, lake_root="s3://lake/prefix"), 15002, environ=parent)
+    s3 = stack.spark_connect(replace(TEST_SERVER_SETTINGS, lake_root="s3://lake/prefix"), 15002, environ=parent)
     assert s3.env.keys() == common | {"SPARK_HOME", "SPARK_LOCAL_IP", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
-    dagster = services.dagster_environment(parent, {"STEDI_SPARK_MASTER": "sc://127.0.0.1:15002"})
+    dagster = stack.dagster_environment(parent, {"STEDI_SPARK_MASTER": "sc://127.0.0.1:15002"})
     assert dagster.keys() == common | {
         "STEDI_PSEUDONYM_KEY",
         "STEDI_LAKE_ROOT",
@@ -165,7 +167,7 @@ def stranger() -> Iterator[list[int]]:
     """An unrelated process group (two `sleep`s in a session of their own); yields its pids, leader first."""
     process = subprocess.Popen(["sh", "-c", "sleep 600 & exec sleep 601"], start_new_session=True)
     deadline = time.monotonic() + 10
-    while len(members := services._group(process.pid)) < 2 or services.command_line(process.pid)[0] != "sleep":
+    while len(members := supervisor._group(process.pid)) < 2 or supervisor.command_line(process.pid)[0] != "sleep":
         assert time.monotonic() < deadline, "the stranger did not start"
         time.sleep(0.05)
     try:
@@ -177,19 +179,19 @@ def stranger() -> Iterator[list[int]]:
 
 def identities(pids: list[int]) -> list[tuple[int, int, int] | None]:
     """(pid, group, start time) of each process that is alive (not a zombie), None for one that is not."""
-    stats = [services.process_stat(pid) for pid in pids]
+    stats = [supervisor.process_stat(pid) for pid in pids]
     return [(s.pid, s.pgid, s.start_time) if s and s.state != "Z" else None for s in stats]
 
 
 def record_of(pid: int, **changes) -> dict:
     """A state record that describes `pid` exactly (a service id included), then `changes`."""
-    stat = services.process_stat(pid)
+    stat = supervisor.process_stat(pid)
     return {
         "name": "spark-connect",
         "pid": pid,
         "start_time": stat.start_time,
-        "boot_id": services.boot_id(),
-        "cmdline": services.command_line(pid),
+        "boot_id": supervisor.boot_id(),
+        "cmdline": supervisor.command_line(pid),
         "service_id": "0123456789abcdef0123456789abcdef",
         "ports": [],
     } | changes
@@ -197,7 +199,7 @@ def record_of(pid: int, **changes) -> dict:
 
 FORGED = {
     # The pid is the stranger's; some other process started on it before (the usual stale file after pid reuse).
-    "other start time": lambda pid: record_of(pid, start_time=services.process_stat(pid).start_time - 1),
+    "other start time": lambda pid: record_of(pid, start_time=supervisor.process_stat(pid).start_time - 1),
     "other command": lambda pid: record_of(pid, cmdline=["/opt/spark/sbin/spark-daemon.sh", "submit"]),
     "before a reboot": lambda pid: record_of(pid, boot_id="00000000-0000-0000-0000-000000000000"),
 }
@@ -211,12 +213,12 @@ def test_down_leaves_alone_a_process_group_a_state_file_no_longer_describes(
     path = tmp_path / "spark-connect.json"
     path.write_text(json.dumps(FORGED[case](stranger[0])))
 
-    assert services.running(tmp_path) == {}
-    assert services.main(["status", "--state-dir", str(tmp_path)]) == 0
+    assert supervisor.running(tmp_path) == {}
+    assert cli.main(["status", "--state-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().err.startswith(f"stale state file {path}: ")
     assert path.exists()  # status only reports
 
-    stopped = services.down(tmp_path)
+    stopped = supervisor.down(tmp_path)
     assert stopped.names == [] and len(stopped.stale) == 1 and stopped.stale[0].startswith(f"stale state file {path}")
     assert not path.exists()
     assert identities(stranger) == before  # alive, and the same processes
@@ -225,12 +227,12 @@ def test_down_leaves_alone_a_process_group_a_state_file_no_longer_describes(
 def test_down_leaves_alone_the_stranger_on_the_pid_of_a_service_that_exited(stranger: list[int], tmp_path: Path):
     """A real record of a real service, whose pid then belongs to another process (as after pid reuse)."""
     before = identities(stranger)
-    services.launch(services.Service("toy", ["sleep", "300"], {"PATH": os.environ["PATH"]}), tmp_path)
+    supervisor.launch(supervisor.Service("toy", ["sleep", "300"], {"PATH": os.environ["PATH"]}), tmp_path)
     record = json.loads((tmp_path / "toy.json").read_text())
-    assert services.down(tmp_path).names == ["toy"]
+    assert supervisor.down(tmp_path).names == ["toy"]
     (tmp_path / "toy.json").write_text(json.dumps(record | {"pid": stranger[0]}))
 
-    stopped = services.down(tmp_path)
+    stopped = supervisor.down(tmp_path)
     assert stopped.names == [] and "now belongs to another process" in stopped.stale[0]
     assert identities(stranger) == before
 
@@ -260,7 +262,7 @@ def corrupt_files(stranger_pid: int) -> dict[str, bytes]:
         "pid-zero.json": json.dumps(live | {"pid": 0}).encode(),
         "pid-init.json": json.dumps(live | {"pid": 1}).encode(),
         "pid-huge.json": json.dumps(live | {"pid": 2**63}).encode(),
-        "pid-above-max.json": json.dumps(live | {"pid": services.pid_max() + 1}).encode(),
+        "pid-above-max.json": json.dumps(live | {"pid": supervisor.pid_max() + 1}).encode(),
         "no-cmdline.json": json.dumps(live | {"cmdline": []}).encode(),
         "no-service-id.json": json.dumps({k: v for k, v in live.items() if k != "service_id"}).encode(),
         "own-group.json": json.dumps(live | {"pid": own_group, "start_time": 0}).encode(),
@@ -273,8 +275,8 @@ def test_corrupt_state_files_are_reported_removed_and_signal_nobody(stranger: li
     for name, content in files.items():
         (tmp_path / name).write_bytes(content)
 
-    assert services.running(tmp_path) == {}
-    stopped = services.down(tmp_path)
+    assert supervisor.running(tmp_path) == {}
+    stopped = supervisor.down(tmp_path)
     assert stopped.names == []
     assert sorted(line.split(":", 1)[0] for line in stopped.stale) == sorted(
         f"stale state file {tmp_path / name}" for name in files
@@ -287,8 +289,8 @@ def test_corrupt_state_files_are_reported_removed_and_signal_nobody(stranger: li
 # --- services of ours ------------------------------------------------------------------------------------------
 
 
-def toy(name: str = "toy", command: list[str] | None = None, ports: tuple[int, ...] = ()) -> services.Service:
-    return services.Service(name, command or ["sleep", "300"], {"PATH": os.environ["PATH"]}, ports=ports)
+def toy(name: str = "toy", command: list[str] | None = None, ports: tuple[int, ...] = ()) -> supervisor.Service:
+    return supervisor.Service(name, command or ["sleep", "300"], {"PATH": os.environ["PATH"]}, ports=ports)
 
 
 def listen_command(port: int) -> list[str]:
@@ -303,32 +305,32 @@ def start_listener(port: int) -> subprocess.Popen:
     """A process unrelated to any service (own session) listening on 127.0.0.1:port."""
     process = subprocess.Popen(listen_command(port), start_new_session=True)
     deadline = time.monotonic() + 10
-    while not services.listening_inodes(port):
+    while not supervisor.listening_inodes(port):
         assert time.monotonic() < deadline and process.poll() is None, "the listener did not start"
         time.sleep(0.05)
     return process
 
 
 def test_up_refuses_to_start_over_running_services(tmp_path: Path) -> None:
-    pid = services.launch(toy(), tmp_path)
-    with pytest.raises(services.ServiceError, match="already running"):
-        services.up(TEST_SERVER_SETTINGS, tmp_path)
-    assert services.running(tmp_path) == {"toy": pid}
-    assert services.down(tmp_path).names == ["toy"]
+    pid = supervisor.launch(toy(), tmp_path)
+    with pytest.raises(supervisor.ServiceError, match="already running"):
+        stack.up(TEST_SERVER_SETTINGS, tmp_path)
+    assert supervisor.running(tmp_path) == {"toy": pid}
+    assert supervisor.down(tmp_path).names == ["toy"]
     with pytest.raises(ProcessLookupError):  # no process of the group is left, not even a zombie
         os.killpg(pid, 0)
 
 
 def test_a_service_whose_leader_exited_is_still_stopped_through_its_service_id(tmp_path: Path) -> None:
-    pid = services.launch(toy(command=["sh", "-c", "sleep 300 & sleep 0.5"]), tmp_path)
+    pid = supervisor.launch(toy(command=["sh", "-c", "sleep 300 & sleep 0.5"]), tmp_path)
     deadline = time.monotonic() + 10
-    while services.process_stat(pid) is not None and services.process_stat(pid).state != "Z":
+    while supervisor.process_stat(pid) is not None and supervisor.process_stat(pid).state != "Z":
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    (orphan,) = services._group(pid)  # the leader has exited; its child is left in the group
-    assert services.running(tmp_path) == {"toy": pid}
-    assert services.down(tmp_path).names == ["toy"]
-    assert services.process_stat(orphan) is None or services.process_stat(orphan).state == "Z"
+    (orphan,) = supervisor._group(pid)  # the leader has exited; its child is left in the group
+    assert supervisor.running(tmp_path) == {"toy": pid}
+    assert supervisor.down(tmp_path).names == ["toy"]
+    assert supervisor.process_stat(orphan) is None or supervisor.process_stat(orphan).state == "Z"
 
 
 @pytest.mark.parametrize("taken", ["spark-connect", "dagster-webserver"])
@@ -336,12 +338,12 @@ def test_up_starts_nothing_when_a_port_is_taken(taken: str, tmp_path: Path) -> N
     ports = {"spark-connect": free_port(), "dagster-webserver": free_port()}
     holder = start_listener(ports[taken])
     try:
-        with pytest.raises(services.ServiceError) as error:
-            services.up(TEST_SERVER_SETTINGS, tmp_path, ports["spark-connect"], ports["dagster-webserver"])
+        with pytest.raises(supervisor.ServiceError) as error:
+            stack.up(TEST_SERVER_SETTINGS, tmp_path, ports["spark-connect"], ports["dagster-webserver"])
         message = str(error.value)
         assert message.startswith(f"port {ports[taken]} (for {taken}) is already in use by pid {holder.pid} (")
         assert sys.executable in message and "\n" not in message
-        assert services.main(["status", "--state-dir", str(tmp_path)]) == 0
+        assert cli.main(["status", "--state-dir", str(tmp_path)]) == 0
         assert list(tmp_path.glob("*.json")) == [] and holder.poll() is None
     finally:
         holder.kill()
@@ -356,7 +358,7 @@ def test_a_port_taken_by_another_process_after_the_check_fails_the_start(tmp_pat
 
     def start() -> None:
         try:
-            services.launch(toy(ports=(port,)), tmp_path)  # `sleep` never listens
+            supervisor.launch(toy(ports=(port,)), tmp_path)  # `sleep` never listens
         except BaseException as error:
             outcome.append(error)
 
@@ -372,10 +374,10 @@ def test_a_port_taken_by_another_process_after_the_check_fails_the_start(tmp_pat
         thread.join(30)
         assert not thread.is_alive()
         (error,) = outcome
-        assert isinstance(error, services.ServiceError)
+        assert isinstance(error, supervisor.ServiceError)
         assert str(error).startswith(f"port {port} is answered by pid {holder.pid} (")
         assert str(error).endswith(f"not by toy (process group {group})")
-        assert services._group(group) == [] and holder.poll() is None
+        assert supervisor._group(group) == [] and holder.poll() is None
         assert not (tmp_path / "toy.json").exists()
     finally:
         holder.kill()
@@ -388,17 +390,17 @@ def test_a_service_counts_as_started_once_its_own_group_listens_on_its_ports(
     port = free_port()
     command = ["sh", "-c", f"sleep 1; exec {shlex.join(listen_command(port))}"]
     started = time.monotonic()
-    pid = services.launch(toy(command=command, ports=(port,)), tmp_path)
+    pid = supervisor.launch(toy(command=command, ports=(port,)), tmp_path)
     try:
         assert time.monotonic() - started >= 1
-        (listener,) = [s for s in services.listeners() if s.port == port]
-        assert services.socket_holders({listener.inode}) == {pid: {listener.inode}}  # the leader, after its exec
-        assert services.main(["status", "--state-dir", str(tmp_path)]) == 0
+        (listener,) = [s for s in supervisor.listeners() if s.port == port]
+        assert supervisor.socket_holders({listener.inode}) == {pid: {listener.inode}}  # the leader, after its exec
+        assert cli.main(["status", "--state-dir", str(tmp_path)]) == 0
         assert capsys.readouterr().out == f"{'toy':<18} pid {pid}  ports {port}\n"
     finally:
-        services.down(tmp_path)
+        supervisor.down(tmp_path)
 
 
 def test_a_connect_server_is_not_started_for_a_remote_connect_master() -> None:
-    with pytest.raises(services.ServiceError, match="already names a Connect server"):
-        services.spark_connect(services.SparkTarget(master="sc://spark.example:15002"), 15002)
+    with pytest.raises(supervisor.ServiceError, match="already names a Connect server"):
+        stack.spark_connect(SparkTarget(master="sc://spark.example:15002"), 15002)
