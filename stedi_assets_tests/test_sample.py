@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -43,6 +45,14 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
     generate_lake(tmp_path / "c", seed=4)
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
     assert _files(tmp_path / "a") != _files(tmp_path / "c")
+
+
+def test_same_seed_same_bytes_in_another_process(tmp_path: Path) -> None:
+    """Two processes, as two users' `stedi sample` runs: nothing may depend on the process (hash(None) did)."""
+    for name in ("a", "b"):
+        command = [sys.executable, "-m", "stedi_assets.sample", "--customers", "60", "--seed", "3"]
+        subprocess.run([*command, "--out", str(tmp_path / name)], check=True, capture_output=True)
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
 
 
 def test_reported_landing_lines_match_the_files(lake: tuple[Path, dict]) -> None:

@@ -15,6 +15,7 @@ and two files no reader can use (a truncated .gz and a .gz that is not gzip).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import random
@@ -85,8 +86,10 @@ class FeedWriter:
         self.handle: IO[str] | None = None
         self.per_file: list[Counter] = []
         # Key spellings draw from a stream of their own (seeded from the defects stream's state, without
-        # consuming it), so that they move no other defect.
-        self.keys = random.Random(f"{feed}:{hash(rng.getstate())}")
+        # consuming it), so that they move no other defect. The state's digest, not hash(): hash(None) inside the
+        # state differs between processes, and a seed must give the same lake every time.
+        state = hashlib.sha256(repr(rng.getstate()).encode()).hexdigest()
+        self.keys = random.Random(f"{feed}:{state}")
 
     def open_for(self, customer_index: int, customers: int) -> None:
         wanted = customer_index * self.files // customers
