@@ -42,9 +42,9 @@ dev: setup $(DAGSTER_HOME)/dagster.yaml
 up: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/stedi up
 
-# The benchmark (a long run: all three sizes by default); e.g. make bench SIZES=1e5,1e6 for a quick one.
+# The benchmark, from this checkout (a long run: all sizes by default); e.g. make bench SIZES=1e5,1e6 for a quick one.
 bench: setup
-	$(BIN)/stedi bench $(if $(SIZES),--sizes $(SIZES))
+	$(BIN)/python -m benchmarks.bench $(if $(SIZES),--sizes $(SIZES))
 
 down:
 	test ! -x $(BIN)/stedi || $(BIN)/stedi down

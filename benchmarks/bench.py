@@ -1,6 +1,7 @@
-"""The benchmark (`make bench`, `stedi bench`): the pipeline next to hand-written Spark, five Spark jobs and DuckDB.
+"""The benchmark (`make bench`): the pipeline next to hand-written Spark, five Spark jobs and DuckDB.
 
-    stedi bench [--sizes 1e5,1e6,5e6] [--variants ...] [--seed 7] [--work ~/.cache/stedi/bench] [--results DIR]
+    python -m benchmarks.bench [--sizes 1e5,1e6,5e6] [--variants ...] [--seed 7] [--work ~/.cache/stedi/bench]
+                               [--results DIR]
 
 For each size (landing rows, generated with `stedi sample` and cached in WORK/lakes by size and seed), each
 measured as a whole process on the same lake with fresh output, wall seconds and the peak resident memory of
@@ -626,7 +627,7 @@ def context_line(results: list[Result], seed: int) -> str:
     times = sorted(r.when for r in results) or [datetime.now(UTC).strftime("%Y-%m-%d %H:%M")]
     when = times[0] if times[0] == times[-1] else f"between {times[0]} and {times[-1]}"
     return (
-        f"Measured {when} UTC by `stedi bench` on {os.cpu_count()} cores ({cpu}), {memory:.0f} GiB; seed {seed};"
+        f"Measured {when} UTC by `make bench` on {os.cpu_count()} cores ({cpu}), {memory:.0f} GiB; seed {seed};"
         " a size is the landing rows asked of the generator (`rows`: the lines it wrote). Seconds are the wall"
         " time of the whole process; peak MB the resident memory of its whole process tree (Python and JVM); load"
         " the 1-minute load average when the measurement started (the machine is shared)."
@@ -736,4 +737,4 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m benchmarks.bench"))

@@ -2,7 +2,7 @@
 
 The hand-written PySpark baseline and the DuckDB SQL implement the same simplified rules independently; on a lake
 without the defects the baseline skips (rates 0), they must produce the same tables, so the baseline is known to
-compute what it claims. No timing is asserted: figures come from `stedi bench` alone.
+compute what it claims. No timing is asserted: figures come from `make bench` alone.
 """
 
 from __future__ import annotations
