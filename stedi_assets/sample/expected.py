@@ -10,23 +10,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
 
-from stedi_assets.sample.world import FUTURE_CONSENT_FROM, arrival_ms
-
-if TYPE_CHECKING:
-    from stedi_assets.sample.generator import Customer
-
-
-class Entry(NamedTuple):
-    """One delivered record of a customer (accepted, or quarantined with a readable e-mail), for the recency order."""
-
-    time: int  # lastUpdateDate; a quarantined record's unreadable one: its file's arrival
-    registered: int  # registrationDate; a quarantined record's unreadable one: its time
-    file: int  # index of the customer landing file it is in
-    line: int  # order of delivery within the files (only its order within one file counts)
-    consent: int | None  # research consent (None: withholds; always None for a quarantined record)
-    accepted: bool
+from stedi_assets.sample.world import FUTURE_CONSENT_FROM, Customer, Entry, arrival_ms
 
 
 @dataclass

@@ -23,11 +23,11 @@ import shutil
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO
 
-from stedi_assets.sample.expected import Entry, Ledger, descriptive_failures, expect
+from stedi_assets.sample.expected import Ledger, descriptive_failures, expect
 from stedi_assets.sample.world import (
     ARRIVAL_BASE,
     ARRIVAL_STEP_MS,
@@ -42,37 +42,12 @@ from stedi_assets.sample.world import (
     HANDOVER,
     LAST_NAMES,
     READING_INTERVAL_MS,
+    Customer,
+    Entry,
     Rates,
     arrival_ms,
     identity,
 )
-
-
-@dataclass
-class Customer:
-    index: int
-    email: str
-    serial: str  # the device whose readings this customer sends
-    consent: int | None  # research consent of the generated current record, epoch ms
-    reading_times: list[int]
-    step_times: list[int]  # step readings of this customer's device (paired and unpaired)
-    ambiguous: bool = False  # another current customer claims the same device
-    sends_steps: bool = True  # of customers sharing a device, only the first one's device sends readings
-    current: dict = field(default_factory=dict)  # the generated current record
-    story: str = "plain"  # gives (a device), receives (one), future_consent, malformed_consent, exact_tie, plain
-    spelled: bool = False  # spells the e-mail in other cases and surrounding spaces
-    late: list[dict] = field(default_factory=list)  # records delivered with the next customer
-    gives: tuple[str, int] | None = None  # (serial, time) the next customer takes this customer's device over
-    spare: tuple[str, int] | None = None  # a giver's new device and the time it was tested, before it was theirs
-    giver: Customer | None = None  # the customer whose device this one took over
-    entries: list[Entry] = field(default_factory=list)
-    current_file: int = -1
-    story_cases: list[str] = field(default_factory=list)  # cases seen while writing, counted by expect
-    effective_consent: int | None = None  # research consent the pipeline must see (set by expect)
-
-    @property
-    def identity(self) -> str:
-        return identity(self.email)
 
 
 class FeedWriter:

@@ -1,11 +1,13 @@
-"""The sample's world: its sizes and dates, the defect rates, whose e-mail is whose, and when files arrive.
+"""The sample's world: its sizes and dates, the defect rates, whose e-mail is whose, when files arrive, and the
+customers the generator makes (with the records each delivered, which the expected counts are reckoned from).
 
 What the generator draws from and the expected counts are reckoned in; it imports nothing of the package.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 EXPECTED_FILE = "_sample_expected.json"
 SAMPLE_CUSTOMERS = 1000
@@ -83,3 +85,41 @@ def arrival_ms(file_index: int) -> int:
     order, and two files can arrive at the same time."""
     block, place = divmod(file_index, 3)
     return ARRIVAL_BASE + (3 * block + (2 if place == 0 else 1)) * ARRIVAL_STEP_MS
+
+
+class Entry(NamedTuple):
+    """One delivered record of a customer (accepted, or quarantined with a readable e-mail), for the recency order."""
+
+    time: int  # lastUpdateDate; a quarantined record's unreadable one: its file's arrival
+    registered: int  # registrationDate; a quarantined record's unreadable one: its time
+    file: int  # index of the customer landing file it is in
+    line: int  # order of delivery within the files (only its order within one file counts)
+    consent: int | None  # research consent (None: withholds; always None for a quarantined record)
+    accepted: bool
+
+
+@dataclass
+class Customer:
+    index: int
+    email: str
+    serial: str  # the device whose readings this customer sends
+    consent: int | None  # research consent of the generated current record, epoch ms
+    reading_times: list[int]
+    step_times: list[int]  # step readings of this customer's device (paired and unpaired)
+    ambiguous: bool = False  # another current customer claims the same device
+    sends_steps: bool = True  # of customers sharing a device, only the first one's device sends readings
+    current: dict = field(default_factory=dict)  # the generated current record
+    story: str = "plain"  # gives (a device), receives (one), future_consent, malformed_consent, exact_tie, plain
+    spelled: bool = False  # spells the e-mail in other cases and surrounding spaces
+    late: list[dict] = field(default_factory=list)  # records delivered with the next customer
+    gives: tuple[str, int] | None = None  # (serial, time) the next customer takes this customer's device over
+    spare: tuple[str, int] | None = None  # a giver's new device and the time it was tested, before it was theirs
+    giver: Customer | None = None  # the customer whose device this one took over
+    entries: list[Entry] = field(default_factory=list)
+    current_file: int = -1
+    story_cases: list[str] = field(default_factory=list)  # cases seen while writing, counted by expect
+    effective_consent: int | None = None  # research consent the pipeline must see (set by expect)
+
+    @property
+    def identity(self) -> str:
+        return identity(self.email)
