@@ -1,10 +1,11 @@
-# The two commands: `make run` (materialize everything on the built-in sample lake) and `make test`.
+# The two commands: `make run` (materialize everything on the built-in sample lake) and `make test`;
+# `make check` is the fast tier to iterate with.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup run test dev up down clean bench
+.PHONY: setup run test check dev up down clean bench
 
 setup: $(VENV)/.installed
 
@@ -30,9 +31,15 @@ run: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/stedi sample --if-missing
 	$(BIN)/stedi run
 
+# Everything (what .ci/run calls): lint, types, and every test tier.
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The fast tier: lint, types, and the tests that need no whole-graph run, no server and no browser.
+check: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not graph and not services and not browser"
 
 dev: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/stedi sample --if-missing
