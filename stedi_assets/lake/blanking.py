@@ -13,9 +13,8 @@ import gzip
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import IO
 
-from stedi_assets.lake.storage import FileInfo, Storage
+from stedi_assets.lake.storage import FileInfo, ReadStream, Storage
 
 CHUNK = 1 << 20
 
@@ -48,7 +47,7 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
         yield pending, b""
 
 
-def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
+def _chunks(stream: ReadStream) -> Iterator[bytes]:
     while chunk := stream.read(CHUNK):
         yield chunk
 
@@ -57,9 +56,9 @@ def blank_lines(storage: Storage, uri: str, numbers: set[int]) -> FileInfo:
     """Rewrites the file with the given (1-based) lines emptied; returns the new file's listing."""
     compressed = uri.endswith(".gz")
     with tempfile.TemporaryFile() as rewritten:
-        sink: IO[bytes] = gzip.GzipFile(fileobj=rewritten, mode="wb") if compressed else rewritten
+        sink = gzip.GzipFile(fileobj=rewritten, mode="wb") if compressed else rewritten
         with storage.open(uri) as raw:
-            source: IO[bytes] = gzip.GzipFile(fileobj=raw) if compressed else raw
+            source = gzip.GzipFile(fileobj=raw) if compressed else raw
             for number, (line, terminator) in enumerate(split_lines(_chunks(source)), start=1):
                 sink.write(terminator if number in numbers else line + terminator)
         if compressed:

@@ -15,7 +15,7 @@ import io
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -35,6 +35,12 @@ APP_ID = "stedi"
 PARQUET_MAGIC = b"PAR1"
 FOOTER_GUESS = 64 * 1024
 METADATA_PREFIX = "stedi."
+
+
+class VacuumOptions(TypedDict):
+    retention_hours: int
+    enforce_retention_duration: bool
+    full: bool
 
 
 class ConcurrentWriteError(RuntimeError):
@@ -74,7 +80,8 @@ class DeltaFolder:
         rows = pa.compute.sum(actions["num_records"]).as_py() if actions.num_rows else 0
         metadata = _our_metadata(table)
         files = [f"{self.uri}/{path}" for path in actions["path"].to_pylist()]
-        schema = pa.schema(table.schema().to_arrow())
+        # pyarrow-stubs 20 lack pa.schema's overload for an object with __arrow_c_schema__ (delta-rs's arro3 schema)
+        schema = pa.schema(table.schema().to_arrow())  # type: ignore[arg-type]
         return Snapshot(table.version(), sorted(files), int(rows or 0), metadata, schema)
 
     def staging_folder(self, write_id: str) -> str:
@@ -130,8 +137,8 @@ class DeltaFolder:
                     [*removes, *adds], mode="append", schema=schema, commit_properties=properties
                 )
         except (DeltaError, FileExistsError) as error:
-            current = self.open()
-            if current is None or current.version() < next_version:
+            latest = self.open()
+            if latest is None or latest.version() < next_version:
                 raise  # not a lost race: the storage failed
             raise ConcurrentWriteError(
                 f"{self.uri}: another run committed version {next_version} since this run read"
@@ -150,7 +157,9 @@ class DeltaFolder:
         found = []
         for version in range(first, last + 1):
             lines = self.storage.read_bytes(f"{self.uri}/_delta_log/{version:020d}.json").decode().splitlines()
-            info = next((json.loads(line)["commitInfo"] for line in lines if '"commitInfo"' in line), {})
+            info: dict[str, Any] = next(
+                (json.loads(line)["commitInfo"] for line in lines if '"commitInfo"' in line), {}
+            )
             if f"{METADATA_PREFIX}write_id" in info:
                 found.append({k: str(v) for k, v in info.items() if k.startswith(METADATA_PREFIX)})
         return found
@@ -167,7 +176,7 @@ class DeltaFolder:
         table = self.open()
         if table is None:
             return []
-        options = {"retention_hours": retention_hours, "enforce_retention_duration": False, "full": True}
+        options = VacuumOptions(retention_hours=retention_hours, enforce_retention_duration=False, full=True)
         if not table.vacuum(dry_run=True, **options):
             return []
         return table.vacuum(dry_run=False, **options)

@@ -44,16 +44,15 @@ class LedgerEntry:
         return cls(info.uri, info.size, info.version, info.modified_ms)
 
 
-SCHEMA = pa.schema(
-    [
-        ("source_file", pa.string()),
-        ("size", pa.int64()),
-        ("version", pa.string()),
-        ("arrived_at", pa.int64()),
-        ("status", pa.string()),
-        ("lines", pa.int64()),
-    ]
-)
+_COLUMNS: list[tuple[str, pa.DataType]] = [
+    ("source_file", pa.string()),
+    ("size", pa.int64()),
+    ("version", pa.string()),
+    ("arrived_at", pa.int64()),
+    ("status", pa.string()),
+    ("lines", pa.int64()),
+]
+SCHEMA = pa.schema(_COLUMNS)
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,14 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import IO, Any, Protocol
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Protocol, Self
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 class LakeRootError(RuntimeError):
@@ -45,6 +50,19 @@ def is_s3(uri: str) -> bool:
     return uri.startswith(("s3://", "s3a://"))
 
 
+class ReadStream(Protocol):
+    """A file opened for reading: a local file, or an S3 object's body (botocore's StreamingBody, which cannot
+    seek: its seek raises io.UnsupportedOperation)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None, /
+    ) -> object: ...
+
+
 class Storage(Protocol):
     root: str
 
@@ -52,7 +70,7 @@ class Storage(Protocol):
     def list_files(self, folder: str) -> list[FileInfo]: ...
     def exists(self, folder: str) -> bool: ...
     def stat(self, uri: str) -> FileInfo | None: ...
-    def open(self, uri: str) -> IO[bytes]: ...
+    def open(self, uri: str) -> ReadStream: ...
     def read_bytes(self, uri: str) -> bytes: ...
     def read_tail(self, uri: str, length: int) -> bytes: ...
     def write_bytes(self, uri: str, data: bytes) -> None: ...
@@ -101,7 +119,7 @@ class LocalStorage:
             return None
         return FileInfo(uri, st.st_size, st.st_mtime_ns // 1_000_000, str(st.st_mtime_ns))
 
-    def open(self, uri: str) -> IO[bytes]:
+    def open(self, uri: str) -> ReadStream:
         return open(uri, "rb")
 
     def read_bytes(self, uri: str) -> bytes:
@@ -157,7 +175,7 @@ class S3Storage:
         self.root = "s3://" + root.split("://", 1)[1]
 
     @cached_property
-    def client(self) -> Any:
+    def client(self) -> S3Client:
         import boto3
 
         return boto3.client("s3")
@@ -181,7 +199,7 @@ class S3Storage:
         return sorted(found, key=lambda f: f.uri)
 
     @staticmethod
-    def _info(bucket: str, key: str, size: int, modified: Any, etag: str) -> FileInfo:
+    def _info(bucket: str, key: str, size: int, modified: datetime, etag: str) -> FileInfo:
         return FileInfo(f"s3://{bucket}/{key}", size, int(modified.timestamp() * 1000), etag.strip('"'))
 
     def exists(self, folder: str) -> bool:
@@ -196,7 +214,7 @@ class S3Storage:
             return None
         return self._info(bucket, key, head["ContentLength"], head["LastModified"], head["ETag"])
 
-    def open(self, uri: str) -> IO[bytes]:
+    def open(self, uri: str) -> ReadStream:
         """The object's body, with S3's errors as the OSErrors a local file gives."""
         from botocore.exceptions import ClientError
 
