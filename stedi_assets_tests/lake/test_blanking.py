@@ -1,0 +1,172 @@
+"""Blanking lines of a landing file (erasure's rewrite): every other byte and every line number stays."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from stedi_assets.lake import blanking, storage
+from stedi_assets.lake.blanking import blank_lines, readable_text, split_lines
+from stedi_assets.lake.storage import LocalStorage
+
+ANN = b'{"email": "ann@example.com", "phone": "8015550100"}'
+BOB = b'{"email": "bob@example.com"}'
+LINES = [BOB, ANN, b"", b"not json", ANN, BOB]
+
+
+def joined(lines: list[bytes], endings: list[bytes]) -> bytes:
+    return b"".join(line + end for line, end in zip(lines, endings, strict=True))
+
+
+def blanked(lines: list[bytes], numbers: set[int]) -> list[bytes]:
+    return [b"" if n in numbers else line for n, line in enumerate(lines, start=1)]
+
+
+def hadoop_lines(data: bytes) -> list[bytes]:
+    """An independent split, as Hadoop's line reader reads a file: each line with its terminator."""
+    return re.findall(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", data)
+
+
+def write(path: Path, data: bytes) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+    return str(path)
+
+
+ENDINGS = {
+    "lf": [b"\n"] * 6,
+    "crlf": [b"\r\n"] * 6,
+    "cr": [b"\r"] * 6,
+    "mixed": [b"\r\n", b"\r", b"\r", b"\n", b"\r\n", b"\n"],  # no lone CR before an empty LF line: a CRLF
+    "no final newline": [b"\n"] * 5 + [b""],
+    "final lone cr": [b"\n"] * 5 + [b"\r"],
+}
+
+
+@pytest.mark.parametrize("name", ENDINGS)
+@pytest.mark.parametrize("chunk", [blanking.CHUNK, 3], ids=["1MiB", "3 bytes"])
+def test_blanked_lines_keep_their_terminators_and_others_every_byte(tmp_path, monkeypatch, name, chunk) -> None:
+    monkeypatch.setattr(blanking, "CHUNK", chunk)  # 3 bytes: a CR and its LF fall into different chunks
+    endings = ENDINGS[name]
+    uri = write(tmp_path / "landing" / "part.json", joined(LINES, endings))
+    info = blank_lines(LocalStorage(str(tmp_path)), uri, {2, 5})
+    after = Path(uri).read_bytes()
+    assert after == joined(blanked(LINES, {2, 5}), endings)
+    assert hadoop_lines(after) == hadoop_lines(joined(blanked(LINES, {2, 5}), endings))
+    assert len(hadoop_lines(after)) == len(LINES)
+    assert b"ann@" not in after
+    assert (info.uri, info.size) == (uri, len(after))
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 1 << 20])
+def test_lines_split_as_hadoop_reads_them_at_any_chunk_boundary(chunk) -> None:
+    data = b"a\r\nbb\rc\n\r\n\rdd\n\ne"
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    pairs = list(split_lines(pieces))
+    assert [line + end for line, end in pairs] == hadoop_lines(data)
+    assert pairs[:3] == [(b"a", b"\r\n"), (b"bb", b"\r"), (b"c", b"\n")] and pairs[-1] == (b"e", b"")
+    assert list(split_lines([b"a\n"])) == [(b"a", b"\n")]  # a final terminator starts no other line
+    assert list(split_lines([])) == []
+
+
+def test_the_last_line_without_a_terminator_is_emptied_and_no_other_moves(tmp_path) -> None:
+    uri = write(tmp_path / "part.json", BOB + b"\n" + ANN)
+    blank_lines(LocalStorage(str(tmp_path)), uri, {2})
+    assert Path(uri).read_bytes() == BOB + b"\n"
+    blank_lines(LocalStorage(str(tmp_path)), uri, {9})  # a number past the end changes nothing
+    assert Path(uri).read_bytes() == BOB + b"\n"
+
+
+def test_a_byte_order_mark_stays_with_the_first_line(tmp_path) -> None:
+    bom = b"\xef\xbb\xbf"
+    uri = write(tmp_path / "part.json", bom + BOB + b"\r\n" + ANN + b"\r\n" + BOB + b"\r\n")
+    blank_lines(LocalStorage(str(tmp_path)), uri, {2})
+    assert Path(uri).read_bytes() == bom + BOB + b"\r\n\r\n" + BOB + b"\r\n"
+    uri = write(tmp_path / "first.json", bom + ANN + b"\n" + BOB + b"\n")
+    blank_lines(LocalStorage(str(tmp_path)), uri, {1})
+    assert Path(uri).read_bytes() == b"\n" + BOB + b"\n"  # the mark was part of line 1: the line is empty
+
+
+def test_a_gzip_file_is_written_back_as_gzip(tmp_path) -> None:
+    endings = ENDINGS["crlf"]
+    uri = write(tmp_path / "landing" / "part.json.gz", joined(LINES, endings))
+    store = LocalStorage(str(tmp_path))
+    before = store.stat(uri)
+    info = blank_lines(store, uri, {2, 5})
+    raw = Path(uri).read_bytes()
+    assert raw[:2] == b"\x1f\x8b"
+    assert gzip.decompress(raw) == joined(blanked(LINES, {2, 5}), endings)
+    assert info == store.stat(uri) and info.fingerprint != before.fingerprint
+    assert readable_text(store, uri) == joined(blanked(LINES, {2, 5}), endings).decode()
+
+
+def test_a_large_file_streams_through_in_chunks_and_no_line_moves(tmp_path, monkeypatch) -> None:
+    lines = [b'{"n": %d, "email": "user%d@example.com"}' % (n, n) for n in range(80_000)]  # ~3.4 MB
+    data = b"\r\n".join(lines) + b"\r\n"
+    uri = write(tmp_path / "big.json", data)
+    reads: list[int] = []
+    local = LocalStorage(str(tmp_path))
+    real_open = local.open
+
+    class Recording:
+        def __init__(self, file) -> None:
+            self.file = file
+
+        def read(self, size: int = -1) -> bytes:
+            reads.append(size)
+            return self.file.read(size)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.file.close()
+
+    monkeypatch.setattr(local, "open", lambda u: Recording(real_open(u)))
+    doomed = {1, 40_000, 80_000}
+    blank_lines(local, uri, doomed)
+    assert len(reads) > 3 and all(0 < size <= blanking.CHUNK for size in reads)  # never the whole file at once
+    after = list(split_lines([Path(uri).read_bytes()]))
+    assert len(after) == len(lines)
+    assert after == [(b"" if n in doomed else line, b"\r\n") for n, line in enumerate(lines, start=1)]
+
+
+def test_a_failed_write_leaves_the_original_intact(tmp_path, monkeypatch) -> None:
+    original = joined(LINES, ENDINGS["lf"])
+    uri = write(tmp_path / "landing" / "part.json", original)
+    os.chmod(uri, 0o640)
+    store = LocalStorage(str(tmp_path))
+    before = store.list_files(str(tmp_path / "landing"))
+
+    def disk_full(source, target) -> None:
+        target.write(source.read(5))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage.shutil, "copyfileobj", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        blank_lines(store, uri, {2})
+    assert Path(uri).read_bytes() == original
+    assert store.list_files(str(tmp_path / "landing")) == before  # a half-written copy is never listed
+    monkeypatch.undo()
+    blank_lines(store, uri, {2})
+    assert Path(uri).read_bytes() == joined(blanked(LINES, {2}), ENDINGS["lf"])
+    assert stat.S_IMODE(os.stat(uri).st_mode) == 0o640  # the rewrite keeps the file's permissions
+
+
+def test_readable_text_of_a_truncated_or_broken_gzip_keeps_what_precedes_the_break(tmp_path) -> None:
+    text = b"".join(b'{"email": "user%d@example.com"}\n' % n for n in range(5_000))
+    whole = gzip.compress(text)
+    store = LocalStorage(str(tmp_path))
+    cut = readable_text(store, write(tmp_path / "cut.json.gz.part", whole[: len(whole) // 2]))
+    assert 0 < len(cut) < len(text) and text.decode().startswith(cut)
+    assert '"user0@example.com"' in cut and "user4999@" not in cut
+    half = len(whole) // 2
+    broken = whole[:half] + bytes(b ^ 0xFF for b in whole[half:])  # what the break yields may be garbage
+    read = readable_text(store, write(tmp_path / "broken.bin", broken))
+    assert read.startswith(cut[:1_000]) and len(read) < len(text)
+    assert readable_text(store, write(tmp_path / "plain.json", b"ann@example.com \xff\n")) == "ann@example.com \ufffd\n"

@@ -1,0 +1,175 @@
+"""Storage: the S3 one on moto (listing, fingerprints, reads and writes) and the local one, directly."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from stedi_assets.lake.blanking import blank_lines
+from stedi_assets.lake.storage import LakeRootError, LocalStorage, S3Storage, storage_for
+
+KEYS = ["a.json", "a-b.json", "a/x.json", "a.b/y.json", "A.json", "é.json", "z/deeper/z.json", "b.json"]
+HIDDEN = ["_SUCCESS", ".a.json.uploading", "_tmp/x.json", "sub/.hidden/y.json", "sub/_staging/part-0"]
+
+
+class Paging:
+    """The boto3 client, listing two keys a page (S3 lists 1000): the listing must follow every page."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.pages = client, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def get_paginator(self, operation: str) -> Any:
+        paginator, outer = self.client.get_paginator(operation), self
+
+        class Small:
+            def paginate(self, **kwargs: Any):
+                for page in paginator.paginate(**kwargs, PaginationConfig={"PageSize": 2}):
+                    outer.pages += 1
+                    yield page
+
+        return Small()
+
+
+def put(bucket: str, key: str, body: bytes) -> None:
+    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+
+
+@pytest.mark.s3
+def test_s3_lists_every_page_in_s3s_order_skipping_hidden_names(s3_bucket: str) -> None:
+    for key in [*KEYS, *HIDDEN]:
+        put(s3_bucket, f"lake/landing/{key}", b"{}\n")
+    put(s3_bucket, "lake/landing-2/other.json", b"{}\n")  # another folder sharing the prefix
+    put(s3_bucket, "lake/landing/", b"")  # a folder marker, as consoles create them
+    storage = S3Storage(f"s3a://{s3_bucket}/lake")
+    storage.__dict__["client"] = paging = Paging(boto3.client("s3"))
+    listed = storage.list_files(f"s3://{s3_bucket}/lake/landing")
+    assert paging.pages > 3
+    s3_order = [  # S3 lists keys in the order of their UTF-8 bytes
+        item["Key"]
+        for page in boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=s3_bucket, Prefix="lake/")
+        for item in page["Contents"]
+    ]
+    expected = [f"s3://{s3_bucket}/{k}" for k in s3_order if k.removeprefix("lake/landing/") in KEYS]
+    assert [f.uri for f in listed] == expected and len(expected) == len(KEYS)
+    assert storage.list_files(f"s3://{s3_bucket}/lake/nothing") == []
+
+
+@pytest.mark.s3
+def test_s3_fingerprint_is_size_and_etag(s3_bucket: str) -> None:
+    storage = S3Storage(f"s3://{s3_bucket}/lake")
+    uri = f"s3://{s3_bucket}/lake/landing/a.json"
+    before = time.time() * 1000
+    body = b'{"a": 1}\n'
+    storage.write_bytes(uri, body)
+    info = storage.stat(uri)
+    assert info.fingerprint == f"9:{hashlib.md5(body).hexdigest()}" == storage.fingerprint(uri)
+    assert (info.uri, info.size) == (uri, 9) and before - 2_000 <= info.modified_ms <= time.time() * 1000 + 2_000
+    assert storage.list_files(f"s3://{s3_bucket}/lake/landing") == [info]
+    storage.write_bytes(uri, b'{"a": 2}\n')  # same size, other bytes: another ETag
+    assert storage.fingerprint(uri) not in (None, info.fingerprint)
+    storage.write_bytes(uri, b'{"a": 1}\n')  # the same bytes again: the same ETag, not a new delivery
+    assert storage.fingerprint(uri) == info.fingerprint
+    assert storage.stat(f"s3://{s3_bucket}/lake/landing/none.json") is None
+    assert storage.fingerprint(f"s3://{s3_bucket}/lake/landing/none.json") is None
+
+
+@pytest.mark.s3
+def test_s3_writes_reads_and_deletes(s3_bucket: str) -> None:
+    storage = storage_for(f"s3://{s3_bucket}/lake/")
+    assert isinstance(storage, S3Storage) and storage.root == f"s3://{s3_bucket}/lake/"
+    storage.check_root()
+    uri = f"s3://{s3_bucket}/lake/customer/landing/part-0.json"
+    assert not storage.exists(f"s3://{s3_bucket}/lake/customer/landing")
+    storage.write_bytes(uri, b"line 1\nline 2\n")
+    assert storage.exists(f"s3://{s3_bucket}/lake/customer/landing")
+    assert not storage.exists(f"s3://{s3_bucket}/lake/customer/land")  # a prefix, not a folder
+    assert storage.read_bytes(uri) == b"line 1\nline 2\n"
+    assert storage.read_tail(uri, 7) == b"line 2\n"
+    with storage.open(uri) as body:
+        assert body.read(4) == b"line"
+    storage.delete(uri)
+    storage.delete(uri)  # deleting what is gone is not an error
+    assert storage.stat(uri) is None
+    with pytest.raises(FileNotFoundError):
+        storage.open(uri)
+    assert storage.spark_uri(uri) == f"s3a://{s3_bucket}/lake/customer/landing/part-0.json"
+    assert storage.delta_options() == {"AWS_ALLOW_HTTP": "true", "conditional_put": "etag"}
+    with pytest.raises(LakeRootError, match="is not readable"):
+        S3Storage(f"s3://missing-{os.urandom(4).hex()}/lake").check_root()
+
+
+class Failing(io.RawIOBase):
+    """A stream that breaks after its first bytes, as a failing rewrite would."""
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.sent:
+            raise OSError("connection reset")
+        self.sent = True
+        buffer[:4] = b"half"
+        return 4
+
+
+@pytest.mark.s3
+def test_s3_replace_is_one_put_readers_see_old_or_new(s3_bucket: str) -> None:
+    storage = S3Storage(f"s3://{s3_bucket}/lake")
+    uri = f"s3://{s3_bucket}/lake/landing/part.json"
+    storage.write_bytes(uri, b"old 1\nold 2\n")
+    with pytest.raises(OSError, match="connection reset"):
+        storage.replace(uri, Failing())
+    assert storage.read_bytes(uri) == b"old 1\nold 2\n"
+    storage.replace(uri, io.BytesIO(b"new\n"))
+    assert storage.read_bytes(uri) == b"new\n"
+    storage.write_bytes(uri, b'{"email": "ann@example.com"}\n{"email": "bob@example.com"}\n')
+    info = blank_lines(storage, uri, {1})
+    assert storage.read_bytes(uri) == b'\n{"email": "bob@example.com"}\n'
+    assert info == storage.stat(uri) and info.size == 30
+
+
+def test_local_listing_enters_folders_but_not_hidden_ones(tmp_path: Path) -> None:
+    for name in [*KEYS, *HIDDEN]:
+        (tmp_path / "landing" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "landing" / name).write_bytes(b"{}\n")
+    storage = storage_for(str(tmp_path))
+    assert isinstance(storage, LocalStorage)
+    listed = storage.list_files(f"{tmp_path}/landing/")
+    assert [f.uri for f in listed] == sorted(f"{tmp_path}/landing/{k}" for k in KEYS)
+    assert all(f.size == 3 for f in listed)
+    assert storage.list_files(f"{tmp_path}/missing") == []
+    assert storage.exists(f"{tmp_path}/landing") and not storage.exists(f"{tmp_path}/missing")
+
+
+def test_local_fingerprint_changes_when_a_file_is_rewritten(tmp_path: Path) -> None:
+    storage = LocalStorage(str(tmp_path))
+    uri = f"{tmp_path}/landing/a.json"
+    storage.write_bytes(uri, b'{"a": 1}\n')  # creates the folder; atomic: staged under a hidden name, renamed
+    first = storage.stat(uri)
+    assert first.fingerprint == f"9:{os.stat(uri).st_mtime_ns}" == storage.fingerprint(uri)
+    assert first.modified_ms == os.stat(uri).st_mtime_ns // 1_000_000
+    time.sleep(0.02)
+    storage.write_bytes(uri, b'{"a": 2}\n')  # same size, rewritten later
+    assert storage.fingerprint(uri) != first.fingerprint
+    assert storage.read_bytes(uri) == b'{"a": 2}\n' and storage.read_tail(uri, 2) == b"}\n"
+    assert sorted(p.name for p in Path(uri).parent.iterdir()) == ["a.json"]  # no staged copy left
+    storage.delete(uri)
+    storage.delete(uri)
+    assert storage.stat(uri) is None and storage.fingerprint(uri) is None
+    storage.check_root()
+    with pytest.raises(LakeRootError, match="does not exist"):
+        LocalStorage(f"{tmp_path}/missing").check_root()
+    assert storage.spark_uri(uri) == uri and storage.delta_options() == {}
