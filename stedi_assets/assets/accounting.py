@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from dagster import MetadataValue
 from pyspark import StorageLevel
@@ -18,6 +19,9 @@ from pyspark.sql import functions as F
 from stedi_assets import reasons
 from stedi_assets.checks import rule_counts
 from stedi_assets.tables import QUARANTINE_OF, ZoneTable
+
+# A materialization's metadata as the assets build it: plain values (Dagster wraps them) and MetadataValues.
+Metadata: TypeAlias = dict[str, MetadataValue | int | float | str | None]
 
 
 class RowsLostError(RuntimeError):
@@ -38,8 +42,8 @@ class RowAccount:
         accounted = self.rows_out + sum(self.filtered.values()) + sum(self.quarantined.values())
         return self.rows_in + self.rows_added_by_pairing == accounted
 
-    def metadata(self) -> dict[str, object]:
-        meta: dict[str, object] = {
+    def metadata(self) -> Metadata:
+        meta: Metadata = {
             "rows_in": self.rows_in,
             "rows_out": self.rows_out,
             "rows_filtered": sum(self.filtered.values()),
@@ -91,9 +95,9 @@ def measure(table: ZoneTable, classified: DataFrame, rows_in: int | None = None,
         quarantined = reason.isin(*sorted(table.reasons & reasons.QUARANTINE_REASONS))
         rules = rule_counts(quarantine.model, present & set(quarantine.columns), quarantined)
         aggregates |= {f"quarantine:{name}": value for name, value in rules.items()}
-    row = {
-        k: int(v or 0) for k, v in classified.agg(*(v.alias(k) for k, v in aggregates.items())).first().asDict().items()
-    }
+    totals = classified.agg(*(v.alias(k) for k, v in aggregates.items())).first()
+    assert totals is not None, "an aggregate without grouping has one row"
+    row = {k: int(v or 0) for k, v in totals.asDict().items()}
 
     by_reason = {name: row[f"reason:{name}"] for name in sorted(table.reasons) if row[f"reason:{name}"]}
     undeclared = row["_total"] - row["_kept"] - sum(by_reason.values())

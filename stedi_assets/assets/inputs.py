@@ -57,9 +57,14 @@ class Inputs:
         return 0 if snapshot is None else snapshot.rows
 
     @property
-    def versions(self) -> dict[str, object]:
+    def table_versions(self) -> dict[str, int | None]:
+        """Each input table's version (None: not materialized yet)."""
+        return {name: None if s is None else s.version for name, s in self.snapshots.items()}
+
+    @property
+    def versions(self) -> dict[str, int | str | None]:
         return {
-            **{name: None if s is None else s.version for name, s in self.snapshots.items()},
+            **self.table_versions,
             CUSTOMER_ERASURE.name: self.tombstones.version,
             **{f"setting:{name}": value for name, value in self.settings.items()},
         }
@@ -76,10 +81,10 @@ class Inputs:
         ):
             return None
         total = Changes()
-        for name in self.snapshots:
-            if recorded.get(name) == current[name]:
+        for name, version in self.table_versions.items():
+            if recorded.get(name) == version:
                 continue
-            found = self.lake.store.changes(ALL_TABLES[name], recorded.get(name), current[name])
+            found = self.lake.store.changes(ALL_TABLES[name], recorded.get(name), version)
             if found is None:
                 return None
             total |= found

@@ -9,7 +9,7 @@ not a new delivery). `lake.rebuild` rereads every file and replaces the table.
 """
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import replace
 
@@ -229,7 +229,7 @@ def with_new_rows(
     base: Snapshot | None,
     whole: bool,
     changes: Changes | None,
-    commit_metadata: dict[str, object] | None = None,
+    commit_metadata: Mapping[str, object] | None = None,
 ) -> Output:
     """A landing table's (or its quarantine's) output: the batch's rows beside the rows that stay (`survivors`,
     from `leaving_rows`), or, when `whole`, replacing the whole table."""

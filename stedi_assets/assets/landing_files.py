@@ -29,13 +29,14 @@ import os
 import posixpath
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from typing import BinaryIO, Protocol
+from typing import Protocol
 from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from stedi_assets import reasons
+from stedi_assets.lake.storage import ReadStream
 from stedi_assets.transforms.parsing import LINES_SCHEMA, RAW, FileFault
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -56,7 +57,7 @@ class FilesNotListedError(RuntimeError):
 class FileAccess(Protocol):
     """What the probe and the change check need of a storage: open a file for reading, and fingerprint it."""
 
-    def open(self, uri: str) -> BinaryIO: ...
+    def open(self, uri: str) -> ReadStream: ...
 
     def fingerprint(self, uri: str) -> str | None:
         """Size and modification time (or ETag), as the listing spells it; None when the file is gone."""
@@ -180,7 +181,7 @@ def read_lines(session: SparkSession, files: Mapping[str, int]) -> DataFrame:
 class _Prefixed:
     """A read-only stream of `head`, then the rest of `stream` (whose first bytes were `head`)."""
 
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+    def __init__(self, head: bytes, stream: ReadStream) -> None:
         self.head, self.stream = head, stream
 
     def read(self, size: int = -1) -> bytes:
@@ -191,14 +192,15 @@ class _Prefixed:
         return data + (self.stream.read(wanted) if wanted else b"")
 
 
-def _gzip_fault(stream: BinaryIO) -> str | None:
+def _gzip_fault(stream: ReadStream) -> str | None:
     """What is wrong with a gzip stream, decompressed to its end a chunk at a time (memory stays bounded,
     whatever the ratio); None when every member is whole."""
     head = stream.read(len(GZIP_MAGIC))
     if head != GZIP_MAGIC:
         return "not gzip: the file does not start with gzip's magic bytes"
     try:
-        with gzip.GzipFile(fileobj=_Prefixed(head, stream)) as unzipped:  # type: ignore[arg-type]
+        # typeshed asks fileobj for seek(), which GzipFile calls only to rewind: a forward read never does.
+        with gzip.GzipFile(fileobj=_Prefixed(head, stream)) as unzipped:  # type: ignore[call-overload]
             while unzipped.read(CHUNK):
                 pass
     except EOFError:
@@ -208,7 +210,7 @@ def _gzip_fault(stream: BinaryIO) -> str | None:
     return None
 
 
-def probe_file(uri: str, open_file: Callable[[str], BinaryIO]) -> FileFault | None:
+def probe_file(uri: str, open_file: Callable[[str], ReadStream]) -> FileFault | None:
     """Whether Spark will be able to read the file: it opens, and a .gz decompresses to its end."""
     try:
         with open_file(uri) as stream:
@@ -225,7 +227,7 @@ def probe_file(uri: str, open_file: Callable[[str], BinaryIO]) -> FileFault | No
     return FileFault(reasons.CORRUPT_FILE, problem) if problem else None
 
 
-def probe_files(uris: Iterable[str], open_file: Callable[[str], BinaryIO]) -> dict[str, FileFault]:
+def probe_files(uris: Iterable[str], open_file: Callable[[str], ReadStream]) -> dict[str, FileFault]:
     """The files of a batch that Spark could not read, with the reason: probe them before the read."""
     return {uri: fault for uri in uris if (fault := probe_file(uri, open_file)) is not None}
 

@@ -8,7 +8,7 @@ checks. An update replaces the whole table, or for an incremental run only the r
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from dagster import (
@@ -22,7 +22,7 @@ from dagster import (
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from stedi_assets.assets.accounting import Measured, RowAccount, cached, measure, quarantine_rows
+from stedi_assets.assets.accounting import Measured, Metadata, RowAccount, cached, measure, quarantine_rows
 from stedi_assets.assets.inputs import Inputs, Merge
 from stedi_assets.checks import contract_result, schema_errors
 from stedi_assets.lake.changes import Changes
@@ -41,7 +41,7 @@ class Output:
     frame: DataFrame
     base: Snapshot | None
     replaced: list[str] | None = None
-    commit_metadata: dict[str, object] = field(default_factory=dict)
+    commit_metadata: Mapping[str, object] = field(default_factory=dict)
     rows_erased: int = 0  # rows of erased customers the previous version held and this one leaves out
     changes: Changes | None = None  # the keys this commit changes (None: all), for downstream tables
 
@@ -53,7 +53,7 @@ def publish(
     measured: Measured,
     output: Output,
     quarantine_output: Output | None = None,
-    metadata: dict[str, object] | None = None,
+    metadata: Metadata | None = None,
     checks: Sequence[AssetCheckResult] = (),
     erasure_version: int = -1,
     purge: bool = False,
@@ -102,8 +102,8 @@ def erasure_version_of(snapshot: Snapshot | None) -> int:
 
 
 def _commit(
-    lake: Lake, table: ZoneTable, output: Output, common: dict, erasure_version: int, purge: bool
-) -> dict[str, object]:
+    lake: Lake, table: ZoneTable, output: Output, common: Mapping[str, object], erasure_version: int, purge: bool
+) -> Metadata:
     """Commits one output and vacuums; returns what its materialization says about the table now."""
     purge = purge or (output.base is not None and erasure_version_of(output.base) != erasure_version)
     commit_metadata = {**output.commit_metadata, **common, "rows_erased": output.rows_erased}
@@ -137,7 +137,7 @@ def unchanged(lake: Lake, table: ZoneTable, why: str) -> Iterator[MaterializeRes
         )
 
 
-def _table_metadata(lake: Lake, table: ZoneTable, committed: Snapshot) -> dict[str, object]:
+def _table_metadata(lake: Lake, table: ZoneTable, committed: Snapshot) -> Metadata:
     return {
         "dagster/row_count": committed.rows,
         "dagster/uri": lake.store.location(table),
@@ -180,7 +180,7 @@ class TableUpdate:
     pairing: bool = False  # a one-to-many pairing may add rows (see RowAccount)
     changed: bool = False  # something besides the input versions changed the result (consents that matured)
     purge: Callable[[DataFrame], bool] | None = None  # given the kept rows: must older versions become unreadable?
-    metadata: dict[str, object] = field(default_factory=dict)
+    metadata: Metadata = field(default_factory=dict)
 
 
 def apply_update(

@@ -108,12 +108,18 @@ class Tombstones:
         )
 
 
+# A row of customer_erasure: kind, tombstone, claimed from and until (devices), requested at, recorded at, key.
+TombstoneRow = tuple[str, str, int | None, int | None, int | None, int, str]
+
+
 def tombstone_rows(
     requests: dict[str, int | None], claims: list[tuple[str, int | None, int | None]], key: bytes, now: int
-) -> list[tuple]:
+) -> list[TombstoneRow]:
     """The rows to record: one per customer, one per device holding of theirs; values hashed, times kept."""
     fingerprint = key_fingerprint(key)
-    rows = [(IDENTITY, tombstone(i, key, IDENTITY), None, None, at, now, fingerprint) for i, at in requests.items()]
+    rows: list[TombstoneRow] = [
+        (IDENTITY, tombstone(i, key, IDENTITY), None, None, at, now, fingerprint) for i, at in requests.items()
+    ]
     subjects = subject_keys(requests, key)
     rows += [
         (SUBJECT, tombstone(subjects[i], key, SUBJECT), None, None, at, now, fingerprint) for i, at in requests.items()

@@ -8,7 +8,7 @@ said (its first run, a rebuild, another setting, new erasure tombstones).
 from collections.abc import Iterator
 
 from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult, multi_asset
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from stedi_assets.assets.inputs import Inputs, Merge
@@ -40,19 +40,19 @@ Results = Iterator[MaterializeResult | AssetCheckResult]
 CUSTOMER_LANDING_QUARANTINE = QUARANTINE_OF[CUSTOMER_LANDING.name]
 
 
-def by_email(rows: DataFrame) -> F.Column:
+def by_email(rows: DataFrame) -> Column:
     return identity_key(rows["email"])
 
 
-def by_user(rows: DataFrame) -> F.Column:
+def by_user(rows: DataFrame) -> Column:
     return identity_key(rows["user"])
 
 
-def by_serial(rows: DataFrame) -> F.Column:
+def by_serial(rows: DataFrame) -> Column:
     return rows["serialNumber"]
 
 
-def by_serial_in_raw(rows: DataFrame) -> F.Column:
+def by_serial_in_raw(rows: DataFrame) -> Column:
     """A step_trainer_trusted quarantine row's device: its raw line is the reading as JSON."""
     return F.get_json_object(rows[RAW], "$.serialNumber")
 
@@ -66,8 +66,11 @@ def customer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark, p
         inputs = Inputs(lake, spark.session, CUSTOMER_LANDING, CUSTOMER_LANDING_QUARANTINE, key=privacy.key_bytes)
         base = lake.store.snapshot(CUSTOMER_TRUSTED)
         changes, matured = inputs.changes(base), consent_matured(inputs.read(CUSTOMER_LANDING), base, privacy.as_of)
-        incremental = changes is not None and matured is not None
-        merge = inputs.customer_merge(changes.identities | matured, by_email) if incremental else None
+        merge = (
+            inputs.customer_merge(changes.identities | matured, by_email)
+            if changes is not None and matured is not None
+            else None
+        )
         landing = inputs.read(CUSTOMER_LANDING, merge)
         update = TableUpdate(
             CUSTOMER_TRUSTED,

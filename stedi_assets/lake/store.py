@@ -11,7 +11,7 @@ import hashlib
 import io
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -152,7 +152,7 @@ class LakeStore:
         frame: DataFrame,
         base: Snapshot | None,
         replaced: list[str] | None = None,
-        metadata: dict[str, object] | None = None,
+        metadata: Mapping[str, object] | None = None,
         changes: Changes | None = None,
     ) -> Snapshot:
         """Commits `frame` as the table's next version after `base` (the version this run read), in one atomic
