@@ -37,7 +37,9 @@ def schema_errors(model: type[DataFrameModel], frame: DataFrame) -> list[dict[st
     """
     try:
         with config_context(validation_depth=ValidationDepth.SCHEMA_ONLY):
-            errors = model.validate(frame.limit(0)).pandera.errors
+            # pandera types validate() for its own DataFrame[Model] wrapper, whose .pandera accessor it adds to a
+            # plain pyspark DataFrame at runtime: the stubs know neither.
+            errors = model.validate(frame.limit(0)).pandera.errors  # type: ignore[arg-type, attr-defined]
     except SchemaErrors as exc:  # pandera's Narwhals backend raises instead of annotating the frame
         return [{"check": str(e.check), "column": str(e.column_name), "error": str(e)} for e in exc.schema_errors]
     return [
@@ -88,8 +90,9 @@ def failing_rows(model: type[DataFrameModel], frame: DataFrame) -> dict[str, int
     counts = rule_counts(model, set(frame.columns))
     if not counts:
         return {}
-    row = frame.agg(*(value.alias(key) for key, value in counts.items())).first().asDict()
-    return {key: int(value or 0) for key, value in row.items()}
+    row = frame.agg(*(value.alias(key) for key, value in counts.items())).first()
+    assert row is not None, "an aggregate without grouping has one row"
+    return {key: int(value or 0) for key, value in row.asDict().items()}
 
 
 def descriptive_failures(table: ZoneTable, parsed: DataFrame) -> dict[str, dict]:
@@ -117,6 +120,7 @@ def descriptive_failures(table: ZoneTable, parsed: DataFrame) -> dict[str, dict]
             F.max(F.when(fails, where)).alias(f"last{i}"),
         ]
     found = kept.agg(*columns).first()
+    assert found is not None, "an aggregate without grouping has one row"
     report = {}
     for i, rule in enumerate(rules):
         places = [found[f"first{i}"], found[f"spread{i}"], found[f"last{i}"]]

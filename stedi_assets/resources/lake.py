@@ -36,4 +36,5 @@ class Lake(ConfigurableResource):
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self.store.check_root()
-        context.log.info(f"lake {self.store.uri}")
+        if context.log is not None:  # optional: an InitResourceContext made without a log manager has none
+            context.log.info(f"lake {self.store.uri}")

@@ -28,7 +28,8 @@ class Spark(ConfigurableResource):
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         parse_conf(self.conf)  # a bad setting fails the run at once, in one line
-        context.log.info(f"Spark: {self.master}")
+        if context.log is not None:  # optional: an InitResourceContext made without a log manager has none
+            context.log.info(f"Spark: {self.master}")
 
     @property
     def settings(self) -> dict[str, str]:

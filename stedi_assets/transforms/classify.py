@@ -12,12 +12,13 @@ from stedi_assets.reasons import REASON
 
 def first_reason(rules: Sequence[tuple[Column, str, Column | str | None]]) -> tuple[Column, Column]:
     """(reason, detail) columns naming the first rule whose condition holds; null when none does."""
-    reason = detail = None
+    reason: Column | None = None
+    detail: Column | None = None
     for condition, name, rule_detail in rules:
         detail_col = F.lit(rule_detail) if rule_detail is None or isinstance(rule_detail, str) else rule_detail
         reason = F.when(condition, F.lit(name)) if reason is None else reason.when(condition, F.lit(name))
         detail = F.when(condition, detail_col) if detail is None else detail.when(condition, detail_col)
-    if reason is None:
+    if reason is None or detail is None:  # no rules (the two are set together)
         return F.lit(None).cast("string"), F.lit(None).cast("string")
     return reason, detail.cast("string")
 

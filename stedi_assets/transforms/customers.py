@@ -17,7 +17,7 @@ is not updated after it is delivered), `registrationDate` its `lastUpdateDate` (
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window, WindowSpec
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -89,7 +89,7 @@ def _quarantined_records(customer_landing_quarantine: DataFrame) -> DataFrame:
     return records.where(F.col(_ID) != "")
 
 
-def _newest_first(records: DataFrame) -> tuple[DataFrame, Window]:
+def _newest_first(records: DataFrame) -> tuple[DataFrame, WindowSpec]:
     """Adds `_newest` (1 for each customer's current record) and returns the newest-first window.
 
     Exact duplicates sort after every first copy. `_last_in_file` marks, among records of equal times that
