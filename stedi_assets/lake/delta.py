@@ -78,7 +78,7 @@ class DeltaFolder:
     def _snapshot(self, table: DeltaTable) -> Snapshot:
         actions = pa.table(table.get_add_actions(flatten=True))
         rows = pa.compute.sum(actions["num_records"]).as_py() if actions.num_rows else 0
-        metadata = _our_metadata(table)
+        metadata = self._our_metadata(table.version())
         files = [f"{self.uri}/{path}" for path in actions["path"].to_pylist()]
         # pyarrow-stubs 20 lack pa.schema's overload for an object with __arrow_c_schema__ (delta-rs's arro3 schema)
         schema = pa.schema(table.schema().to_arrow())  # type: ignore[arg-type]
@@ -154,15 +154,29 @@ class DeltaFolder:
     def commits(self, first: int, last: int) -> list[dict[str, str]]:
         """The `stedi.*` metadata of this project's commits among versions first..last (other commits, a
         vacuum's, have none and are left out), read from the log's commit files."""
-        found = []
-        for version in range(first, last + 1):
-            lines = self.storage.read_bytes(f"{self.uri}/_delta_log/{version:020d}.json").decode().splitlines()
-            info: dict[str, Any] = next(
-                (json.loads(line)["commitInfo"] for line in lines if '"commitInfo"' in line), {}
-            )
-            if f"{METADATA_PREFIX}write_id" in info:
-                found.append({k: str(v) for k, v in info.items() if k.startswith(METADATA_PREFIX)})
-        return found
+        found = (self._commit_metadata(version) for version in range(first, last + 1))
+        return [metadata for metadata in found if metadata]
+
+    def _commit_metadata(self, version: int) -> dict[str, str]:
+        """The `stedi.*` metadata of one version's commit, from its commit file ({} for others' commits)."""
+        lines = self.storage.read_bytes(f"{self.uri}/_delta_log/{version:020d}.json").decode().splitlines()
+        info: dict[str, Any] = next((json.loads(line)["commitInfo"] for line in lines if '"commitInfo"' in line), {})
+        if f"{METADATA_PREFIX}write_id" not in info:
+            return {}
+        return {k: str(v) for k, v in info.items() if k.startswith(METADATA_PREFIX)}
+
+    def _our_metadata(self, version: int) -> dict[str, str]:
+        """The `stedi.*` metadata of this project's last write at or before `version`: other commits (a vacuum's,
+        a user's OPTIMIZE) come after it without any. Read from the commit files, not `DeltaTable.history()`,
+        which (deltalake 1.6) lists the newest commits whatever version the table was opened at."""
+        for earlier in range(version, -1, -1):
+            try:
+                metadata = self._commit_metadata(earlier)
+            except FileNotFoundError:  # the log before a checkpoint was cleaned up: nothing older to read
+                return {}
+            if metadata:
+                return metadata
+        return {}
 
     def _relative(self, uri: str) -> str:
         prefix = self.uri + "/"
@@ -180,16 +194,6 @@ class DeltaFolder:
         if not table.vacuum(dry_run=True, **options):
             return []
         return table.vacuum(dry_run=False, **options)
-
-
-def _our_metadata(table: DeltaTable) -> dict[str, str]:
-    """The `stedi.*` metadata of the table's last write by this project: other commits (a vacuum's, a user's
-    OPTIMIZE) come after it without any."""
-    for limit in (8, None):
-        for commit in table.history(limit):  # newest first
-            if f"{METADATA_PREFIX}write_id" in commit:
-                return {k: str(v) for k, v in commit.items() if k.startswith(METADATA_PREFIX)}
-    return {}
 
 
 def _text(value: Any) -> str:

@@ -147,3 +147,33 @@ def test_on_s3_commits_conflict_cleanly(s3_bucket: str) -> None:
     assert values(delta, delta.snapshot(0)) == [1, 2]
     assert [c["stedi.write_id"] for c in delta.commits(0, 1)][1] == "winner"
     assert delta.commits(0, 0)[0]["stedi.run_id"] == "first"
+
+
+def test_a_past_versions_metadata_is_its_own(delta: DeltaFolder) -> None:
+    """deltalake's history() lists the newest commits whatever version a table was opened at."""
+    first = commit(delta, [1], run_id="r-1")
+    commit(delta, [2], base=first, run_id="r-2")
+    delta.vacuum(0)  # a vacuum's own commits carry no stedi.* metadata: the last write's still counts
+    assert delta.snapshot(0).metadata["stedi.run_id"] == "r-1"
+    assert delta.snapshot(1).metadata["stedi.run_id"] == "r-2"
+    assert delta.snapshot().metadata["stedi.run_id"] == "r-2"
+
+
+def test_a_commit_followed_at_once_by_another_is_not_reported_lost(
+    delta: DeltaFolder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = commit(delta, [1])
+    original = DeltaFolder.snapshot
+
+    def another_writer_commits_right_after(self: DeltaFolder, version: int | None = None) -> object:
+        if version == 1 and self.open().version() == 1:  # ours landed as version 1; another run commits version 2
+            commit(DeltaFolder(self.uri, self.storage), [3], base=original(self, 1), removed=[])
+        return original(self, version)
+
+    monkeypatch.setattr(DeltaFolder, "snapshot", another_writer_commits_right_after)
+    write_id, added = stage(delta, [2])
+    committed = delta.commit(SCHEMA, added, [], base.version, {"write_id": write_id})
+    assert committed.version == 1
+    assert committed.metadata["stedi.write_id"] == write_id
+    monkeypatch.undo()
+    assert delta.snapshot().version == 2
