@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if not result.success:
         for event in (e for e in result.all_events if e.is_step_failure):
             error = event.step_failure_data.error
+            if error is None:  # Dagster's StepFailureData may carry no error info
+                print(f"error: {event.step_key}: failed (Dagster recorded no error)", file=sys.stderr)
+                continue
             while error.cause is not None and "executing op" in error.message:  # Dagster's wrapper: say the cause
                 error = error.cause
             print(f"error: {event.step_key}: {error.message.strip().splitlines()[0]}", file=sys.stderr)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import itertools
 import json
 import logging
 import re
@@ -100,16 +99,19 @@ def describe(error: PySparkException, lake: LakeStore, statement: str) -> str:
     refused = sql_guard.refusal(str(error))
     if refused is not None:
         return f"{refused.splitlines()[0].rstrip(';. ')}; nothing was run"
-    match = LEADING_NOISE.match(statement)
-    first_word = re.match(r"\w*", statement[match.end() :]).group().upper()
+    noise = LEADING_NOISE.match(statement)
+    assert noise is not None, "the pattern matches the empty string: it always matches"
+    word = re.match(r"\w*", statement[noise.end() :])
+    assert word is not None, "the pattern matches the empty string: it always matches"
+    first_word = word.group().upper()
     if first_word not in QUERY_WORDS:  # a statement: a syntax error in the wrapper, or read as a table (RESET)
         return f"{ONLY_QUERIES}, not {first_word or statement[:20]!r}; nothing was run"
     if isinstance(error, ParseException):
-        if error.getMessageParameters().get("error") == "';'":
+        if (error.getMessageParameters() or {}).get("error") == "';'":
             return f"one query at a time: {ONLY_QUERIES}, without ';' between statements; nothing was run"
         return f"{first_line(error)}; nothing was run"
     if error.getCondition() == "TABLE_OR_VIEW_NOT_FOUND":
-        name = error.getMessageParameters().get("relationName", "").strip("`").lower()
+        name = (error.getMessageParameters() or {}).get("relationName", "").strip("`").lower()
         if name in ALL_TABLES:
             folder = lake.location(ALL_TABLES[name])
             return f"table {name} has not been materialized yet (no {folder}): run `make run` first"
@@ -183,7 +185,7 @@ def write_json_lines(columns: Sequence[str], rows: Iterable[Sequence[Any]], out:
 
 def table_listing(lake: LakeStore) -> tuple[list[str], list[tuple[str, ...]]]:
     """Every registry table with its zone, location and whether it has been materialized."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name, table in ALL_TABLES.items():
         rows.append((name, table.zone.value, lake.location(table), "yes" if lake.exists(table) else "no"))
     return ["table", "zone", "location", "exists"], rows
@@ -206,14 +208,17 @@ def run(args: argparse.Namespace, lake: LakeStore, session: SparkSession, out: T
         max_rows = DEFAULT_MAX_ROWS
     try:
         columns = frame.columns
+        write = write_csv if args.format == "csv" else write_json_lines
+        if max_rows is None:  # csv or json without --max-rows (text always has a limit): every row, streamed
+            write(columns, frame.toLocalIterator(), out)
+            return
         # One row more than asked for tells whether there are more.
-        rows = frame.toLocalIterator() if max_rows is None else frame.limit(max_rows + 1).collect()
+        rows = frame.limit(max_rows + 1).collect()
         if args.format == "text":
             out.write(render_text(columns, rows, max_rows) + "\n")
             return
-        write = write_csv if args.format == "csv" else write_json_lines
-        write(columns, itertools.islice(rows, max_rows), out)
-        if max_rows is not None and len(rows) > max_rows:
+        write(columns, rows[:max_rows], out)
+        if len(rows) > max_rows:
             print(f"note: only the first {max_rows} rows were written (--max-rows)", file=sys.stderr)
     except PySparkException as error:  # raised while computing rows (e.g. a failing cast)
         raise QueryError(describe(error, lake, statement)) from None
@@ -234,11 +239,13 @@ def open_session(target: SparkTarget, lake: LakeStore) -> SparkSession:
     in a local Spark application started with the guard (the running one, if any: tests). A local application's
     first session is left as it is, its settings too."""
     conf = session_config(target.master, target.conf, lake.uri)
+    # The ignores below: pyspark annotates Builder.config's `map` as a dict of primitives, and a dict is invariant
+    # (a dict[str, str] is one all the same).
     if is_connect(target.master):
         reachable(target.master)
-        return SparkSession.builder.remote(conf.pop("spark.remote")).config(map=conf).create()
+        return SparkSession.builder.remote(conf.pop("spark.remote")).config(map=conf).create()  # type: ignore[arg-type]
     running = SparkSession.getActiveSession()
-    application = running or SparkSession.builder.config(map=sql_guard.with_guard(conf)).getOrCreate()
+    application = running or SparkSession.builder.config(map=sql_guard.with_guard(conf)).getOrCreate()  # type: ignore[arg-type]
     return application.newSession()
 
 

@@ -18,7 +18,7 @@ def summary_rows(result: ExecuteInProcessResult) -> list[tuple[str, ...]]:
     for evaluation in result.get_asset_check_evaluations():
         outcome = "passed" if evaluation.passed else f"{evaluation.severity.value.lower()}: {evaluation.check_name}"
         checks.setdefault(evaluation.asset_key.to_user_string(), []).append(outcome)
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name in ALL_TABLES:
         meta = materialized.get(name)
         outcomes = sorted(
