@@ -8,6 +8,7 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from stedi_assets.sample import generator
 from stedi_assets.sample.world import PROGRESS_FROM, SAMPLE_CUSTOMERS, SAMPLE_SEED, Rates
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.if_missing and args.out.exists():
         print(f"{args.out} exists: kept as it is")
         return 0
-    overrides = {}
+    overrides: dict[str, Any] = {}  # each an int or a float, as its field is
     for item in args.rate:
         name, _, value = item.partition("=")
         if name not in names:

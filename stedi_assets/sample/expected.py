@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from stedi_assets.sample.world import FUTURE_CONSENT_FROM, Customer, Entry, arrival_ms
+from stedi_assets.sample.world import FUTURE_CONSENT_FROM, Customer, Entry, Record, arrival_ms
 
 
 @dataclass
@@ -19,25 +19,25 @@ class Ledger:
     """The generator's own bookkeeping of what it delivered: order of lines, and how often each case occurs."""
 
     line: int = 0
-    cases: Counter = field(default_factory=Counter)
+    cases: Counter[str] = field(default_factory=Counter)
 
 
 def _current_entry(entries: list[Entry]) -> Entry:
     """The current record: latest update, then registration, then arrival; on equal arrival the last line of a
     file, then the record without consent, then file and line."""
-    last_line: dict[tuple, int] = {}
+    last_line: dict[tuple[int, int, int, int], int] = {}
     for e in entries:
         key = (e.time, e.registered, arrival_ms(e.file), e.file)
         last_line[key] = max(last_line.get(key, 0), e.line)
 
-    def order(e: Entry) -> tuple:
+    def order(e: Entry) -> tuple[int, int, int, bool, bool, int, int]:
         last = last_line[(e.time, e.registered, arrival_ms(e.file), e.file)] == e.line
         return (e.time, e.registered, arrival_ms(e.file), last, e.consent is None, e.file, e.line)
 
     return max(entries, key=order)
 
 
-def expect(expected: dict[str, Counter], c: Customer, ledger: Ledger) -> int:
+def expect(expected: dict[str, Counter[str]], c: Customer, ledger: Ledger) -> int:
     """Adds one finished customer's share of every table; returns its step readings quarantined as ambiguous."""
     current = _current_entry(c.entries)
     consent = current.consent if current.accepted and (current.consent or 0) < FUTURE_CONSENT_FROM else None
@@ -79,7 +79,7 @@ DATE_RULE = re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])", re.ASCII)
 EPOCH_MS_BOUNDS = (946_684_800_000, 4_102_444_800_000)
 
 
-def descriptive_failures(record: dict) -> list[str]:
+def descriptive_failures(record: Record) -> list[str]:
     """The descriptive rules a customer record fails, named as the pipeline names them (column:rule)."""
     failed = []
     for name, rule in (("customerName", NAME_RULE), ("phone", PHONE_RULE), ("birthDay", DATE_RULE)):

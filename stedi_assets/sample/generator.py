@@ -22,10 +22,10 @@ import random
 import shutil
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from stedi_assets.sample.expected import Ledger, descriptive_failures, expect
 from stedi_assets.sample.world import (
@@ -45,6 +45,7 @@ from stedi_assets.sample.world import (
     Customer,
     Entry,
     Rates,
+    Record,
     arrival_ms,
     identity,
 )
@@ -59,7 +60,7 @@ class FeedWriter:
         self.feed, self.files, self.rng, self.rates = feed, files, rng, rates
         self.file_index = -1
         self.handle: IO[str] | None = None
-        self.per_file: list[Counter] = []
+        self.per_file: list[Counter[str]] = []
         # Key spellings draw from a stream of their own (seeded from the defects stream's state, without
         # consuming it), so that they move no other defect. The state's digest, not hash(): hash(None) inside the
         # state differs between processes, and a seed must give the same lake every time.
@@ -74,7 +75,7 @@ class FeedWriter:
             self.handle = (self.folder / f"{self.feed}-{wanted:04d}.json").open("w")
             self.per_file.append(Counter())
 
-    def record(self, record: dict, defect_of: dict | None = None) -> str | None:
+    def record(self, record: Record, defect_of: Record | None = None) -> str | None:
         """Writes a clean record (maybe twice), and sometimes a defective line beside it, which it returns."""
         assert self.handle is not None
         counts = self.per_file[-1]
@@ -90,7 +91,9 @@ class FeedWriter:
         if roll < r.malformed_line:
             bad = "this is not json" if self.rng.random() < 0.3 else line[: len(line) // 2]
         elif roll < r.malformed_line + r.wrong_type:
-            field = next(k for k in ("timestamp", "timeStamp", "sensorReadingTime", "registrationDate") if k in record)
+            field: str = next(
+                k for k in ("timestamp", "timeStamp", "sensorReadingTime", "registrationDate") if k in record
+            )
             bad = json.dumps({**record, field: "yesterday"})
         elif roll < r.malformed_line + r.wrong_type + r.missing_field:
             field = next(k for k in ("user", "serialNumber", "email") if k in record)
@@ -101,7 +104,7 @@ class FeedWriter:
         counts["rejected"] += 1
         return bad
 
-    def _keys_as_exported(self, record: dict) -> dict:
+    def _keys_as_exported(self, record: Record) -> Record:
         """The record, sometimes (reading feeds) with one key in another case: "USER", "Timestamp"."""
         if self.feed == "customer" or self.keys.random() >= self.rates.case_variant_key:
             return record
@@ -109,7 +112,7 @@ class FeedWriter:
         spelled = key.upper() if key != key.upper() else key.lower()
         return {(spelled if k == key else k): v for k, v in record.items()}
 
-    def _duplicate_key_defect(self, record: dict) -> None:
+    def _duplicate_key_defect(self, record: Record) -> None:
         """Sometimes (reading feeds) a line with a key twice, as the same spelling or in another case.
 
         Customer lines are left out: which of two e-mails a record has is the identity rules' question."""
@@ -130,16 +133,16 @@ class FeedWriter:
             self.handle.close()
             self.handle = None
 
-    def redeliver(self) -> Counter:
+    def redeliver(self) -> Counter[str]:
         """Copies whole files under new names, as a feed that re-sends an export; returns what they add."""
-        added: Counter = Counter()
+        added: Counter[str] = Counter()
         for index in range(min(self.rates.redelivered_files, len(self.per_file))):
             source = self.folder / f"{self.feed}-{index:04d}.json"
             shutil.copyfile(source, self.folder / f"{self.feed}-{index:04d}-resent.json")
             added += self.per_file[index]
         return added
 
-    def totals(self) -> Counter:
+    def totals(self) -> Counter[str]:
         return sum(self.per_file, Counter())
 
 
@@ -153,9 +156,9 @@ def _customer(
     rates: Rates,
     shared_serial: str | None,
     readings: int,
-    received: tuple | None = None,
+    received: tuple[str, int] | None = None,
     last_of_file: bool = False,
-) -> tuple:
+) -> tuple[Customer, Sequence[Record | str], random.Random]:
     """One customer's records (dicts: valid lines; str: lines the pipeline quarantines) and readings, drawn from
     the customer's own stream. `received`: (serial, time) of a device this customer takes over from the previous.
     The last customer of a file delivers its current record again with the next customer, in the next file: an
@@ -193,7 +196,7 @@ def _customer(
     if story in ("future_consent", "malformed_consent") and consent is None:
         story = "plain"  # those stories are of consenting customers
     spelled = rng.random() < rates.email_variant
-    base = {
+    base: Record = {
         "customerName": f"{first} {last}",
         "email": email,
         "phone": f"{rng.randrange(10**9, 10**10)}",
@@ -205,7 +208,7 @@ def _customer(
     }
     _descriptive_defects(base, seed, index, rates)
     updated = start + count * READING_INTERVAL_MS + DAY_MS
-    records: list = []
+    records: list[Record] = []
     if withdrawn:
         records.append({**base, "lastUpdateDate": registered, "shareWithResearchAsOfDate": registered})
     elif story in ("gives", "receives"):
@@ -236,7 +239,7 @@ def _customer(
     elif story == "exact_tie":
         customer.late.append(_tie_copy(customer))
     elif story == "malformed_consent":
-        records += _malformed_consent(current, rng)
+        return customer, records + _malformed_consent(current, rng), rng
     return customer, records, rng
 
 
@@ -267,14 +270,14 @@ def _spell(email: str, rng: random.Random) -> str:
     return before + cased + after
 
 
-def _tie_copy(c: Customer) -> dict:
+def _tie_copy(c: Customer) -> Record:
     """The current record again with the same times but the other research consent (and phone): an exact tie."""
     consent = c.current["shareWithResearchAsOfDate"]
     other = None if consent is not None else c.current["registrationDate"] + DAY_MS
     return {**c.current, "phone": c.current["phone"][::-1], "shareWithResearchAsOfDate": other}
 
 
-def _malformed_consent(current: dict, rng: random.Random) -> list:
+def _malformed_consent(current: Record, rng: random.Random) -> list[Record | str]:
     """A newer record whose research consent is malformed (quarantined at landing). Sometimes its update time is
     unreadable too (its file's arrival stands in), sometimes a valid record newer still follows (it counts)."""
     newer = {**current, "lastUpdateDate": current["lastUpdateDate"] + DAY_MS}
@@ -282,7 +285,7 @@ def _malformed_consent(current: dict, rng: random.Random) -> list:
     variant = rng.random()
     if variant < 0.25:
         newer["lastUpdateDate"] = "2023-02-30T10:00:00Z"
-    lines: list = [json.dumps(newer, separators=(",", ":"))]
+    lines: list[Record | str] = [json.dumps(newer, separators=(",", ":"))]
     if 0.25 <= variant < 0.5:
         lines.append({**current, "lastUpdateDate": current["lastUpdateDate"] + 2 * DAY_MS, "phone": "5550100"})
     return lines
@@ -296,14 +299,14 @@ def generate(
     files: int = 4,
     rates: Rates = Rates(),  # noqa: B008 - frozen: one shared default is safe
     progress: Callable[[int], None] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Writes the landing feeds under `out` and returns the expected counts (also written to EXPECTED_FILE).
 
     `progress` is called with the number of customers written so far, every 1% of them."""
     out.mkdir(parents=True, exist_ok=True)
     noise = random.Random(f"{seed}:defects")
     writers = {feed: FeedWriter(out, feed, max(1, min(files, customers)), noise, rates) for feed in FEEDS}
-    expected = {policy: Counter() for policy in ("since", "flag")}
+    expected: dict[str, Counter[str]] = {policy: Counter() for policy in ("since", "flag")}
     ambiguous_steps = 0
     ledger = Ledger()
     previous: Customer | None = None
@@ -393,7 +396,7 @@ def _write_readings(writers: dict[str, FeedWriter], c: Customer, rng: random.Ran
         device.record({"sensorReadingTime": c.spare[1], "serialNumber": c.spare[0], "distanceFromObject": 0})
 
 
-def _deliver(writer: FeedWriter, c: Customer, records: list, ledger: Ledger) -> None:
+def _deliver(writer: FeedWriter, c: Customer, records: Sequence[Record | str], ledger: Ledger) -> None:
     """Writes a customer's records (dicts valid, str quarantined) and notes each as an entry of the customer."""
     if records and records is c.late:
         later = arrival_ms(writer.file_index) - arrival_ms(c.current_file)
@@ -439,8 +442,9 @@ def _note_quarantined(writer: FeedWriter, c: Customer, line: str, ledger: Ledger
         return
 
     def readable(value: object) -> int | None:
-        ok = isinstance(value, int) and not isinstance(value, bool) and value in EPOCH_MS_RANGE
-        return value if ok else None
+        if isinstance(value, int) and not isinstance(value, bool) and value in EPOCH_MS_RANGE:
+            return value
+        return None
 
     time = readable(record.get("lastUpdateDate")) or arrival_ms(writer.file_index)
     registered = readable(record.get("registrationDate")) or time
@@ -462,7 +466,7 @@ def _stamp_arrivals(writers: dict[str, FeedWriter]) -> None:
             os.utime(path, ns=(ms * 1_000_000, ms * 1_000_000))
 
 
-def _descriptive_defects(base: dict, seed: int, index: int, rates: Rates) -> None:
+def _descriptive_defects(base: Record, seed: int, index: int, rates: Rates) -> None:
     """Breaks some descriptive fields of a customer's base record, from a stream of their own (so that they
     move nothing else): every record of the customer carries them."""
     rng = random.Random(f"{seed}:descriptive:{index}")
@@ -481,7 +485,7 @@ def _descriptive_defects(base: dict, seed: int, index: int, rates: Rates) -> Non
         base["shareWithPublicAsOfDate"] = f"{year}-{month}-{day}"
 
 
-def _rewrite(path: Path, target: Path, transform, compress: bool = False) -> None:
+def _rewrite(path: Path, target: Path, transform: Callable[[int, bytes], bytes], compress: bool = False) -> None:
     """Streams `path` through `transform` (bytes of a line -> bytes) into `target`, keeping its modification
     time (its arrival); `path` is replaced."""
     stat = path.stat()

@@ -7,7 +7,7 @@ What the generator draws from and the expected counts are reckoned in; it import
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 EXPECTED_FILE = "_sample_expected.json"
 SAMPLE_CUSTOMERS = 1000
@@ -30,6 +30,9 @@ EMAIL_SPACES = (" ", "\t", "\u00a0", "\u200b", "\u200c", "\u200d", "\ufeff", "\u
 EPOCH_MS_RANGE = range(946_684_800_000, 4_102_444_800_000 + 1)
 FIRST_NAMES = ("Santosh", "Ben", "Frank", "Jerry", "Sarah", "Chris", "Liz", "Lyn", "Steph", "Bobby", "Grace", "Ann")
 LAST_NAMES = ("Clayton", "Lincoln", "Mitra", "Abram", "Hansen", "Jones", "Habschied", "Staples", "Wu", "Kim")
+
+# A record as a feed delivers it: a JSON object (a defective one may hold any JSON value where a field should be).
+Record: TypeAlias = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -108,10 +111,10 @@ class Customer:
     step_times: list[int]  # step readings of this customer's device (paired and unpaired)
     ambiguous: bool = False  # another current customer claims the same device
     sends_steps: bool = True  # of customers sharing a device, only the first one's device sends readings
-    current: dict = field(default_factory=dict)  # the generated current record
+    current: Record = field(default_factory=dict)  # the generated current record
     story: str = "plain"  # gives (a device), receives (one), future_consent, malformed_consent, exact_tie, plain
     spelled: bool = False  # spells the e-mail in other cases and surrounding spaces
-    late: list[dict] = field(default_factory=list)  # records delivered with the next customer
+    late: list[Record] = field(default_factory=list)  # records delivered with the next customer
     gives: tuple[str, int] | None = None  # (serial, time) the next customer takes this customer's device over
     spare: tuple[str, int] | None = None  # a giver's new device and the time it was tested, before it was theirs
     giver: Customer | None = None  # the customer whose device this one took over
