@@ -18,6 +18,7 @@ from stedi_assets import reasons
 
 if TYPE_CHECKING:
     from pandera.pyspark import DataFrameModel
+    from pyspark.sql import DataFrame
 
 
 class Zone(StrEnum):
@@ -34,7 +35,7 @@ class ZoneTable:
     zone: Zone
     # Its pandera model's class name in contracts.py, imported on first use (pandera takes a second to import,
     # which the light commands, `stedi sql` among them, do not pay), or the class itself (a table defined elsewhere).
-    contract: str | type[DataFrameModel]
+    contract: str | type[DataFrameModel[DataFrame]]
     description: str
     # Why the table's asset may leave an input row out: its filter and quarantine reasons (classify.py). A
     # table with a quarantine reason gets a quarantine table; a reason not declared here fails the run.
@@ -65,12 +66,13 @@ class ZoneTable:
         return f"{self.entity}/{self.feed}"
 
     @property
-    def model(self) -> type[DataFrameModel]:
+    def model(self) -> type[DataFrameModel[DataFrame]]:
         if not isinstance(self.contract, str):
             return self.contract
         from stedi_assets import contracts  # imported on first use: see `contract`
 
-        return getattr(contracts, self.contract)
+        model: type[DataFrameModel[DataFrame]] = getattr(contracts, self.contract)
+        return model
 
     @property
     def schema(self) -> T.StructType:

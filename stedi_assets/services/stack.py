@@ -73,7 +73,9 @@ DAGSTER_ENV_PREFIXES = ("STEDI_", "DAGSTER_")
 # --- environments ----------------------------------------------------------------------------------------------
 
 
-def inherited(environ: Mapping[str, str], names: tuple[str, ...] = (), prefixes: tuple[str, ...] = ()) -> dict:
+def inherited(
+    environ: Mapping[str, str], names: tuple[str, ...] = (), prefixes: tuple[str, ...] = ()
+) -> dict[str, str]:
     """The variables of `environ` that are named or start with one of the prefixes."""
     return {key: value for key, value in environ.items() if key in names or key.startswith(prefixes)}
 

@@ -319,7 +319,7 @@ def _alive(pidfd: int) -> bool:
     return True
 
 
-def _record(service: Service, process: subprocess.Popen, service_id: str) -> Record:
+def _record(service: Service, process: subprocess.Popen[bytes], service_id: str) -> Record:
     deadline = time.monotonic() + 5
     while True:
         stat, cmdline = process_stat(process.pid), command_line(process.pid)
@@ -427,7 +427,7 @@ def launch(service: Service, state_dir: Path) -> int:
     return process.pid
 
 
-def _stop_started(process: subprocess.Popen, path: Path) -> None:
+def _stop_started(process: subprocess.Popen[bytes], path: Path) -> None:
     """Stops a service this process has just started (its Popen proves the group ours)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
@@ -447,7 +447,8 @@ def _ready(service: Service, record: Record, log_path: Path) -> bool:
     if service.url is not None:
         try:
             with urllib.request.urlopen(service.url, timeout=2) as response:
-                return response.status == 200
+                status: int = response.status
+                return status == 200
         except OSError:
             return False
     return True
