@@ -391,6 +391,7 @@ class Bench:
                     staging.rename(folder / f"drop-{n}.json")
                     run_id = _wait_for_success(instance, n + 2)
                     stats = instance.get_run_stats(run_id)
+                    assert stats.start_time is not None and stats.end_time is not None, "a finished run has both"
                     waits.append(stats.end_time - dropped)
                     runs.append(stats.end_time - stats.start_time)
                     self.log(

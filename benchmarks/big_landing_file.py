@@ -82,9 +82,8 @@ def main() -> None:
         parsed = parse_landing(read_lines(spark, {str(path): 0}), ACCELEROMETER_LANDING)
         by_reason = {row["reason"]: row["count"] for row in parsed.groupBy("reason").count().collect()}
         elapsed = time.monotonic() - started
-        stages = [
-            tracker.getStageInfo(s) for j in tracker.getJobIdsForGroup("big") for s in tracker.getJobInfo(j).stageIds
-        ]
+        jobs = [tracker.getJobInfo(j) for j in tracker.getJobIdsForGroup("big")]
+        stages = [tracker.getStageInfo(s) for job in jobs if job is not None for s in job.stageIds]
         tasks = [(stage.name.split(" at ")[0], stage.numTasks) for stage in stages if stage is not None]
         print(f"read + parse: {elapsed:.0f}s; rows by reason: {by_reason}; total {sum(by_reason.values()):,}")
         memory = spark.conf.get("spark.driver.memory", "1g (default)")

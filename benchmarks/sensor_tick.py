@@ -106,6 +106,7 @@ def tick(root: str) -> dict:
         seconds = time.perf_counter() - started
         peak = _status("VmHWM")
     if isinstance(result, SensorResult):
+        assert result.run_requests is not None and result.cursor is not None, "the sensor sets both (sensors.py)"
         (request,) = result.run_requests
         outcome = f"run request ({request.tags['stedi/landing_file_count']} files)"
         cursor = len(result.cursor.encode())

@@ -52,6 +52,7 @@ def wait_for_success(instance: DagsterInstance, count: int, timeout: float = 900
         done = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.SUCCESS]))
         if len(done) >= count:
             stats = instance.get_run_stats(done[0].run_id)
+            assert stats.start_time is not None and stats.end_time is not None, "a finished run has both"
             return stats.end_time - stats.start_time
         time.sleep(0.5)
     raise SystemExit("timed out waiting for a run")
