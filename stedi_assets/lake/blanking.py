@@ -10,6 +10,7 @@ one S3 PUT).
 from __future__ import annotations
 
 import gzip
+import re
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from stedi_assets.lake.storage import FileInfo, ReadStream, Storage
 
 CHUNK = 1 << 20
+TERMINATOR = re.compile(rb"\r\n|\r|\n")
 
 
 def split_lines(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
@@ -26,23 +28,15 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
     for chunk in chunks:
         data = pending + chunk
         start = 0
-        index = 0
-        while index < len(data):
-            byte = data[index]
-            if byte == 0x0A:  # LF
-                yield data[start:index], b"\n"
-                start = index = index + 1
-            elif byte == 0x0D:  # CR, or CRLF: needs the next byte, which may be in the next chunk
-                if index + 1 == len(data):
-                    break
-                terminator = b"\r\n" if data[index + 1] == 0x0A else b"\r"
-                yield data[start:index], terminator
-                start = index = index + len(terminator)
-            else:
-                index += 1
+        # Only the new bytes are searched (and a CR left at the end of the last chunk, which its next byte decides).
+        for match in TERMINATOR.finditer(data, max(0, len(pending) - 1)):
+            if match.group() == b"\r" and match.end() == len(data):
+                break  # CR, or the first half of a CRLF: the next chunk says
+            yield data[start : match.start()], match.group()
+            start = match.end()
         pending = data[start:]
-    if pending == b"\r":
-        yield b"", b"\r"
+    if pending.endswith(b"\r"):
+        yield pending[:-1], b"\r"
     elif pending:
         yield pending, b""
 
@@ -52,6 +46,15 @@ def _chunks(stream: ReadStream) -> Iterator[bytes]:
         yield chunk
 
 
+def blanked(previous: bytes, terminator: bytes) -> bytes:
+    """A blank line in place of one: its terminator alone, or a space and its terminator where the terminator
+    alone would not make a line of its own (an LF after a lone CR joins it as CRLF; a last line without a
+    terminator would vanish). A space is a blank line to the parser, as an empty line is."""
+    if (previous == b"\r" and terminator.startswith(b"\n")) or not terminator:
+        return b" " + terminator
+    return terminator
+
+
 def blank_lines(storage: Storage, uri: str, numbers: set[int]) -> FileInfo:
     """Rewrites the file with the given (1-based) lines emptied; returns the new file's listing."""
     compressed = uri.endswith(".gz")
@@ -59,8 +62,10 @@ def blank_lines(storage: Storage, uri: str, numbers: set[int]) -> FileInfo:
         sink = gzip.GzipFile(fileobj=rewritten, mode="wb") if compressed else rewritten
         with storage.open(uri) as raw:
             source = gzip.GzipFile(fileobj=raw) if compressed else raw
+            previous = b""
             for number, (line, terminator) in enumerate(split_lines(_chunks(source)), start=1):
-                sink.write(terminator if number in numbers else line + terminator)
+                sink.write(blanked(previous, terminator) if number in numbers else line + terminator)
+                previous = terminator
         if compressed:
             sink.close()
         rewritten.seek(0)

@@ -23,8 +23,14 @@ def joined(lines: list[bytes], endings: list[bytes]) -> bytes:
     return b"".join(line + end for line, end in zip(lines, endings, strict=True))
 
 
-def blanked(lines: list[bytes], numbers: set[int]) -> list[bytes]:
-    return [b"" if n in numbers else line for n, line in enumerate(lines, start=1)]
+def blanked(lines: list[bytes], endings: list[bytes], numbers: set[int]) -> list[bytes]:
+    """The lines with `numbers` emptied: to nothing, or to a space where an empty line would not be a line of its
+    own (an LF right after a lone CR joins it as CRLF; a last line without a terminator would vanish)."""
+    previous = [b"", *endings[:-1]]
+    return [
+        line if n not in numbers else b" " if (before == b"\r" and end.startswith(b"\n")) or not end else b""
+        for n, (line, end, before) in enumerate(zip(lines, endings, previous, strict=True), start=1)
+    ]
 
 
 def hadoop_lines(data: bytes) -> list[bytes]:
@@ -45,6 +51,8 @@ ENDINGS = {
     "mixed": [b"\r\n", b"\r", b"\r", b"\n", b"\r\n", b"\n"],  # no lone CR before an empty LF line: a CRLF
     "no final newline": [b"\n"] * 5 + [b""],
     "final lone cr": [b"\n"] * 5 + [b"\r"],
+    "lf after a lone cr": [b"\r", b"\n", b"\r", b"\r\n", b"\r", b"\n"],
+    "a blanked last line without a terminator": [b"\r"] * 5 + [b""],
 }
 
 
@@ -54,11 +62,15 @@ def test_blanked_lines_keep_their_terminators_and_others_every_byte(tmp_path, mo
     monkeypatch.setattr(blanking, "CHUNK", chunk)  # 3 bytes: a CR and its LF fall into different chunks
     endings = ENDINGS[name]
     uri = write(tmp_path / "landing" / "part.json", joined(LINES, endings))
-    info = blank_lines(LocalStorage(str(tmp_path)), uri, {2, 5})
+    numbers = {2, 5, 6} if name == "a blanked last line without a terminator" else {2, 5}
+    info = blank_lines(LocalStorage(str(tmp_path)), uri, numbers)
     after = Path(uri).read_bytes()
-    assert after == joined(blanked(LINES, {2, 5}), endings)
-    assert hadoop_lines(after) == hadoop_lines(joined(blanked(LINES, {2, 5}), endings))
-    assert len(hadoop_lines(after)) == len(LINES)
+    assert after == joined(blanked(LINES, endings, numbers), endings)
+    lines_after = hadoop_lines(after)
+    assert len(lines_after) == len(LINES)  # every line keeps its number
+    for number, (line, end) in enumerate(zip(LINES, endings, strict=True), start=1):
+        kept = lines_after[number - 1]
+        assert kept.strip(b" \r\n") == b"" if number in numbers else kept == line + end
     assert b"ann@" not in after
     assert (info.uri, info.size) == (uri, len(after))
 
@@ -71,15 +83,17 @@ def test_lines_split_as_hadoop_reads_them_at_any_chunk_boundary(chunk) -> None:
     assert [line + end for line, end in pairs] == hadoop_lines(data)
     assert pairs[:3] == [(b"a", b"\r\n"), (b"bb", b"\r"), (b"c", b"\n")] and pairs[-1] == (b"e", b"")
     assert list(split_lines([b"a\n"])) == [(b"a", b"\n")]  # a final terminator starts no other line
+    ends_in_cr = [b"a\rb\r"[i : i + chunk] for i in range(0, 4, chunk)]
+    assert list(split_lines(ends_in_cr)) == [(b"a", b"\r"), (b"b", b"\r")]  # a last line ending in a lone CR
     assert list(split_lines([])) == []
 
 
-def test_the_last_line_without_a_terminator_is_emptied_and_no_other_moves(tmp_path) -> None:
+def test_the_last_line_without_a_terminator_stays_a_line_and_no_other_moves(tmp_path) -> None:
     uri = write(tmp_path / "part.json", BOB + b"\n" + ANN)
     blank_lines(LocalStorage(str(tmp_path)), uri, {2})
-    assert Path(uri).read_bytes() == BOB + b"\n"
+    assert Path(uri).read_bytes() == BOB + b"\n "  # a blank line still: a reread counts the same lines
     blank_lines(LocalStorage(str(tmp_path)), uri, {9})  # a number past the end changes nothing
-    assert Path(uri).read_bytes() == BOB + b"\n"
+    assert Path(uri).read_bytes() == BOB + b"\n "
 
 
 def test_a_byte_order_mark_stays_with_the_first_line(tmp_path) -> None:
@@ -100,9 +114,9 @@ def test_a_gzip_file_is_written_back_as_gzip(tmp_path) -> None:
     info = blank_lines(store, uri, {2, 5})
     raw = Path(uri).read_bytes()
     assert raw[:2] == b"\x1f\x8b"
-    assert gzip.decompress(raw) == joined(blanked(LINES, {2, 5}), endings)
+    assert gzip.decompress(raw) == joined(blanked(LINES, endings, {2, 5}), endings)
     assert info == store.stat(uri) and info.fingerprint != before.fingerprint
-    assert readable_text(store, uri) == joined(blanked(LINES, {2, 5}), endings).decode()
+    assert readable_text(store, uri) == joined(blanked(LINES, endings, {2, 5}), endings).decode()
 
 
 def test_a_large_file_streams_through_in_chunks_and_no_line_moves(tmp_path, monkeypatch) -> None:
@@ -154,7 +168,7 @@ def test_a_failed_write_leaves_the_original_intact(tmp_path, monkeypatch) -> Non
     assert store.list_files(str(tmp_path / "landing")) == before  # a half-written copy is never listed
     monkeypatch.undo()
     blank_lines(store, uri, {2})
-    assert Path(uri).read_bytes() == joined(blanked(LINES, {2}), ENDINGS["lf"])
+    assert Path(uri).read_bytes() == joined(blanked(LINES, ENDINGS["lf"], {2}), ENDINGS["lf"])
     assert stat.S_IMODE(os.stat(uri).st_mode) == 0o640  # the rewrite keeps the file's permissions
 
 
