@@ -34,11 +34,13 @@ run: setup $(DAGSTER_HOME)/dagster.yaml
 # Everything (what .ci/run calls): lint, types, and every test tier.
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 # The fast tier: lint, types, and the tests that need no whole-graph run, no server and no browser.
 check: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -m "not graph and not services and not browser"
 
 dev: setup $(DAGSTER_HOME)/dagster.yaml

@@ -29,6 +29,10 @@ setup(
             "moto[server]==5.2.5",
             "playwright==1.65.2",
             "hypothesis==6.170.15",
+            # The type checker and the stubs of the libraries that ship no types (see [tool.mypy]).
+            "mypy==2.4.1",
+            "boto3-stubs[s3,glue]==1.43.126",
+            "pyarrow-stubs==20.0.0.20260819",
         ],
     },
 )
