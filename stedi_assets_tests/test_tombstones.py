@@ -142,3 +142,20 @@ def test_nothing_matches_without_tombstones_or_under_another_key() -> None:
     erased_bob = Tombstones(0, frozenset({tombstone(BOB, KEY, IDENTITY)}))
     assert erased_bob.names_anyone_in(f"{ANN} {BOB.upper()}", KEY) and not erased_bob.names_anyone_in(ANN, KEY)
     assert not Tombstones(0, devices={tombstone(SERIAL, KEY, DEVICE): [(T0, None)]}).empty
+
+
+@pytest.mark.spark
+def test_spark_and_python_cut_raw_lines_into_the_same_e_mail_tokens(spark) -> None:
+    """The erasure's raw-line matching runs in Spark (erased_rows.py) and in Python (names_anyone_in): the same
+    pattern must find the same tokens in both engines, whatever white space or punctuation follows an address."""
+    from pyspark.sql import functions as F
+
+    from stedi_assets.transforms.erased_rows import EMAIL_TOKEN_PATTERN
+
+    every_space = [c for c in map(chr, range(0x110000)) if c.isspace()]
+    raws = [f"{ANN}{c}phone 801 {BOB}" for c in [*every_space, *"\"'<>(),;:[]{}@\\", "\u200b", "\ufeff", "x"]]
+    frame = spark.createDataFrame([(raw,) for raw in raws], "raw string")
+    found = frame.select(F.regexp_extract_all("raw", F.lit(EMAIL_TOKEN_PATTERN), 0).alias("tokens")).collect()
+    in_spark = [list(row.tokens) for row in found]
+    assert in_spark == [re.findall(EMAIL_TOKEN_PATTERN, raw) for raw in raws]
+    assert in_spark[0] == [ANN, BOB]  # a tab ends the address in both

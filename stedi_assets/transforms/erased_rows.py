@@ -21,8 +21,11 @@ from stedi_assets.transforms.pseudonyms import SUBJECT_KEY
 ERASED = "_erased"
 SERIAL = "serialNumber"
 READING_TIME = "sensorReadingTime"
+# White space as Python's str.isspace() has it, spelled out: Java's \s (Spark's regexes) is ASCII only, so `\s`
+# would let Spark and Python (tombstones.py) cut a raw line into different tokens.
+WHITE_SPACE = "\\t\\n\\x0b\\f\\r \\x1c-\\x1f\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
 # Anything in a raw line that looks like an e-mail address, or a device serial (UUID), or a reading time.
-EMAIL_TOKEN_PATTERN = r"[^\s\"'<>(),;:\[\]{}@\\]+@[^\s\"'<>(),;:\[\]{}@\\]+"
+EMAIL_TOKEN_PATTERN = f"[^{WHITE_SPACE}\"'<>(),;:\\[\\]{{}}@\\\\]+@[^{WHITE_SPACE}\"'<>(),;:\\[\\]{{}}@\\\\]+"
 SERIAL_TOKEN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 READING_TIME_TOKEN = r"(?i)\"sensorReadingTime\"\s*:\s*\"?(-?\d+)"
 IDENTITY_COLUMNS = ("email", "user")
