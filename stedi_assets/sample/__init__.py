@@ -1,7 +1,7 @@
 """The sample lake: the three landing feeds with every real-feed defect, and the counts the pipeline must produce
 from them (`_sample_expected.json`). Plain Python: importing it loads neither Dagster nor Spark.
 
-Modules, each importing only those before it (expected names generator's `Customer` for type checking alone):
+Modules, each importing only those before it:
 
     world      constants (sizes, dates, feeds), the defect `Rates`, whose e-mail is whose, when files arrive
     expected   what was delivered (`Ledger`, `Entry`), the current record, the expected counts, descriptive rules
