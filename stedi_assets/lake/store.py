@@ -163,12 +163,7 @@ class LakeStore:
         """
         delta = self.delta(table)
         write_id = uuid.uuid4().hex
-        recorded = ALL_CHANGED
-        if changes is not None:
-            buffer = io.BytesIO()
-            pq.write_table(changes.to_arrow(), buffer)
-            recorded = f"_stedi/changes-{write_id}.parquet"
-            self.storage.write_bytes(f"{delta.uri}/{recorded}", buffer.getvalue())
+        recorded = ALL_CHANGED if changes is None else self.record_changes(table, changes, write_id)
         staging = delta.staging_folder(write_id)
         frame.select(*table.columns).write.mode("error").parquet(self.storage.spark_uri(staging))
         added = self.storage.list_files(staging)
@@ -180,6 +175,15 @@ class LakeStore:
             None if base is None else base.version,
             {**(metadata or {}), "write_id": write_id, "table": table.name, "changes": recorded},
         )
+
+    def record_changes(self, table: ZoneTable, changes: Changes, write_id: str) -> str:
+        """Writes a commit's change set under the table's `_stedi/` folder (Delta readers and vacuum leave it
+        alone); returns its path relative to the table, which the commit's metadata names (`stedi.changes`)."""
+        buffer = io.BytesIO()
+        pq.write_table(changes.to_arrow(), buffer)
+        recorded = f"_stedi/changes-{write_id}.parquet"
+        self.storage.write_bytes(f"{self.location(table)}/{recorded}", buffer.getvalue())
+        return recorded
 
     def changes(self, table: ZoneTable, since: int | None, until: int | None) -> Changes | None:
         """The keys the table's commits after version `since`, up to `until`, changed; None when one of them
