@@ -11,12 +11,9 @@ it names a cluster) with the lake's s3a settings, so an s3:// lake works through
 Ports: `up` fails before starting anything if a port it needs is taken (naming the process that holds it), and
 a service counts as started only when every listening socket on its ports belongs to its own process group.
 
-Processes: each service runs in its own process group. {state_dir}/{name}.json records what identifies it (pid,
-start time from /proc/<pid>/stat, boot id, command line, and a random id in its environment that its children
-inherit); its output goes to {state_dir}/{name}.log. `down` signals only processes that this record proves to be
-the service's (SIGTERM, then SIGKILL), through pidfds so that a recycled pid is never hit. A state file that
-proves nothing (stale after a reboot, a pid now used by another process, garbage) is reported, removed, and no
-signal is sent.
+Processes: each service runs in its own process group, its output in {state_dir}/{name}.log. `down` signals only
+processes that {state_dir}/{name}.json proves to be the service's; a state file that proves nothing is reported
+and removed, and no signal is sent (stedi_assets/services/supervisor.py says how).
 
 Environment: each service gets only the variables it needs, from an allowlist. The Connect server gets no
 STEDI_* setting (the pseudonym key stays out of it), and AWS_* only for an s3:// lake. Its Spark UI is off unless
