@@ -27,6 +27,7 @@ import logging
 import re
 import socket
 import sys
+import unicodedata
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -43,6 +44,9 @@ from stedi_assets.spark_settings import SparkSettingError, SparkTarget, is_conne
 from stedi_assets.tables import ALL_TABLES
 
 DEFAULT_MAX_ROWS = 100
+# Unicode categories never printed as they are: controls, format characters, line and paragraph separators.
+UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\x1b"}
 QUERY_WORDS = ("SELECT", "WITH", "VALUES", "TABLE", "FROM")
 ONLY_QUERIES = "only queries (SELECT / WITH / VALUES / TABLE) are allowed"
 # The user's text starts on the wrapper's second line, so Spark's line numbers are one too high.
@@ -142,6 +146,15 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+def printable(text: str) -> str:
+    """Text safe to print on a terminal: control and format characters (ESC, CR, OSC and bidi controls, zero-width
+    characters, line separators) spelled as escapes, so a hostile feed cannot move the cursor, retitle the window,
+    hide text or rewrite what the operator sees. csv and json output stay exact."""
+    return "".join(
+        ESCAPES.get(c) or (f"\\u{ord(c):04x}" if unicodedata.category(c) in UNPRINTABLE else c) for c in text
+    )
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
 
@@ -152,7 +165,8 @@ def render_text(columns: Sequence[str], rows: Sequence[Sequence[Any]], max_rows:
     `rows` may hold one more row than is shown: that is how a truncated result is recognised.
     """
     shown = rows[:max_rows]
-    cells = [["NULL" if v is None else cell(v).replace("\n", "\\n") for v in row] for row in shown]
+    cells = [["NULL" if v is None else printable(cell(v)) for v in row] for row in shown]
+    columns = [printable(name) for name in columns]
     widths = [max(len(text) for text in [name, *(row[i] for row in cells)]) for i, name in enumerate(columns)]
     numeric = [all(is_number(row[i]) for row in shown if row[i] is not None) for i in range(len(columns))]
 
@@ -170,10 +184,14 @@ def render_text(columns: Sequence[str], rows: Sequence[Sequence[Any]], max_rows:
 
 
 def write_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO) -> None:
+    """RFC 4180 fields, rows ended by LF. The csv module quotes a field holding LF but not one holding a lone CR,
+    which CSV readers take for a row's end: a row with a CR anywhere is written with every field quoted."""
     writer = csv.writer(out, lineterminator="\n")
+    quoting = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(columns)
     for row in rows:
-        writer.writerow("" if v is None else cell(v) for v in row)
+        cells = ["" if v is None else cell(v) for v in row]
+        (quoting if any("\r" in c for c in cells) else writer).writerow(cells)
 
 
 def write_json_lines(columns: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO) -> None:
@@ -292,10 +310,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             session = open_session(target, lake)
             run(args, lake, session, sys.stdout)
     except (QueryError, SparkSettingError, sql_guard.GuardError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(str(error))}", file=sys.stderr)  # errors quote values of the data too
         return 1
     except PySparkException as error:  # Spark itself failed (a lost Connect server, ...): one line too
-        print(f"error: {first_line(error)}", file=sys.stderr)
+        print(f"error: {printable(first_line(error))}", file=sys.stderr)
         return 1
     finally:
         if session is not None and is_remote(session):
