@@ -27,6 +27,7 @@ from stedi_assets.assets.accounting import cached, measure
 from stedi_assets.assets.publishing import Output, erasure_version_of, publish, unchanged
 from stedi_assets.assets.specs import OWNERS, table_spec, zone_check_specs
 from stedi_assets.assets.tombstones import IDENTITY, Tombstones, tombstone_rows
+from stedi_assets.lake.storage import FileInfo
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark import Spark
@@ -70,15 +71,33 @@ def parse_requests(lines: Iterable[tuple[str, int, str]]) -> dict[str, int | Non
     return requests
 
 
-def request_lines(lake: Lake) -> tuple[list[str], list[tuple[str, int, str]]]:
-    """The request files delivered, and their lines (small files: read in the driver)."""
-    files = [f.uri for f in lake.store.landing_files(CUSTOMER_ERASURE)]
-    lines = [
-        (uri, number, text)
-        for uri in files
-        for number, text in enumerate(lake.store.storage.read_bytes(uri).decode("utf-8", "replace").splitlines(), 1)
-    ]
+def request_lines(lake: Lake) -> tuple[list[FileInfo], list[tuple[str, int, str]]]:
+    """The request files delivered (as listed: their fingerprints say whether they changed since), and their lines
+    (small files: read in the driver). A line that is not UTF-8 fails the run, naming file and line: decoded with
+    replacement characters, it would match no one, and the request would be deleted unhonoured."""
+    files = lake.store.landing_files(CUSTOMER_ERASURE)
+    lines = []
+    for info in files:
+        for number, raw in enumerate(lake.store.storage.read_bytes(info.uri).splitlines(), 1):
+            try:
+                lines.append((info.uri, number, raw.decode("utf-8")))
+            except UnicodeDecodeError:
+                raise RequestError(
+                    f"{info.uri} line {number} is not UTF-8 text; nothing was erased: save the file as UTF-8"
+                ) from None
     return files, lines
+
+
+def delete_requests(lake: Lake, files: list[FileInfo]) -> int:
+    """Deletes the request files that are as they were read; one rewritten or appended to since (its fingerprint
+    changed) stays for the next run, which reads it again. Returns how many were deleted."""
+    deleted = 0
+    for info in files:
+        now = lake.store.storage.stat(info.uri)
+        if now is not None and now.fingerprint == info.fingerprint:
+            lake.store.storage.delete(info.uri)
+            deleted += 1
+    return deleted
 
 
 @multi_asset(specs=[table_spec(CUSTOMER_ERASURE)], check_specs=zone_check_specs(CUSTOMER_ERASURE))
@@ -87,8 +106,8 @@ def customer_erasure(
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     with lake.store.exclusive(CUSTOMER_ERASURE):
         key = privacy.key_bytes
-        files, lines = request_lines(lake)
         try:
+            files, lines = request_lines(lake)
             requests = parse_requests(lines)
         except RequestError as error:
             raise Failure(str(error)) from None
@@ -97,8 +116,7 @@ def customer_erasure(
         base = lake.store.snapshot(CUSTOMER_ERASURE)
         if not new and base is not None:
             yield from unchanged(lake, CUSTOMER_ERASURE, "no new erasure request")
-            for uri in files:  # requests already honoured, delivered again
-                lake.store.storage.delete(uri)
+            delete_requests(lake, files)  # requests already honoured, delivered again
             return
         session = spark.session
         claims: list[tuple[str, int | None, int | None]] = []
@@ -124,12 +142,11 @@ def customer_erasure(
                     "requests": len(requests),
                     "customers_newly_erased": len(new),
                     "device_holdings_newly_erased": len(claims),
-                    "request_files_deleted": len(files),
+                    "request_files_read": len(files),  # each deleted after the commit, unless it changed since
                 },
             )
         # The tombstones are committed: the requests (e-mails) go.
-        for uri in files:
-            lake.store.storage.delete(uri)
+        delete_requests(lake, files)
 
 
 RECEIPTS = "customer/erasure_receipts"

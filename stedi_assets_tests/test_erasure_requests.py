@@ -1,0 +1,70 @@
+"""Erasure request files, read and deleted without Spark: a request is never lost, whatever its encoding and
+whatever happens to its file while a run reads it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from stedi_assets.assets.erasure import RequestError, delete_requests, parse_requests, request_lines
+from stedi_assets.resources.lake import Lake
+
+ANN = '{"email": "ann@example.com", "requestedAt": 1700000000000}\n'
+BOB = '{"email": "bob@example.com"}\n'
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    (tmp_path / "customer" / "erasure").mkdir(parents=True)
+    return Lake(root=str(tmp_path))
+
+
+def deliver(lake: Lake, name: str, data: bytes) -> Path:
+    path = Path(lake.root) / "customer" / "erasure" / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        ((ANN + "caf\xe9@example.com\n").encode("latin-1"), 2),  # a Latin-1 export
+        (ANN.encode() + b'{"email": "\xff\xfe@example.com"}\n', 2),  # bytes no UTF-8 text holds
+        (BOB.encode("utf-16"), 1),  # UTF-16 with its byte-order mark
+        (ANN.encode() + "zoë".encode()[:-1] + b"@example.com\n", 2),  # a multi-byte character cut short
+    ],
+    ids=["latin-1", "invalid bytes", "utf-16", "truncated character"],
+)
+def test_a_line_that_is_not_utf8_fails_naming_file_and_line(lake: Lake, data: bytes, line: int) -> None:
+    path = deliver(lake, "requests.json", data)
+    with pytest.raises(RequestError) as error:
+        request_lines(lake)
+    assert str(error.value).startswith(f"{path} line {line} is not UTF-8 text; nothing was erased")
+    assert "example.com" not in str(error.value)  # the content stays out of logs
+    assert path.read_bytes() == data
+
+
+def test_utf8_with_a_byte_order_mark_and_crlf_is_read(lake: Lake) -> None:
+    deliver(lake, "a.json", ("\ufeff" + ANN + "\r\n" + BOB.replace("\n", "\r\n")).encode())
+    files, lines = request_lines(lake)
+    assert [f.uri.rsplit("/", 1)[1] for f in files] == ["a.json"]
+    assert parse_requests(lines) == {"ann@example.com": 1700000000000, "bob@example.com": None}
+
+
+def test_a_file_changed_after_it_was_read_is_kept_for_the_next_run(lake: Lake) -> None:
+    kept = deliver(lake, "appended.json", ANN.encode())
+    rewritten = deliver(lake, "rewritten.json", BOB.encode())
+    done = deliver(lake, "done.json", BOB.encode())
+    files, _ = request_lines(lake)
+    with kept.open("a") as out:  # another request arrives while the run works
+        out.write('{"email": "carol@example.com"}\n')
+    rewritten.write_text(BOB.replace("bob", "dan"))  # same size, new content
+    os.utime(rewritten, ns=(1, 1))  # and a modification time that differs
+    assert delete_requests(lake, files) == 1
+    assert not done.exists() and kept.exists() and rewritten.exists()
+    files, lines = request_lines(lake)
+    assert set(parse_requests(lines)) == {"ann@example.com", "carol@example.com", "dan@example.com"}
+    assert delete_requests(lake, files) == 2
+    assert request_lines(lake) == ([], [])
