@@ -39,7 +39,10 @@ UNREADABLE_FILE = "unreadable_file"  # cannot be opened or read: permissions, va
 CORRUPT_FILE = "corrupt_file"  # its compression is broken: truncated .gz, a .gz that is not gzip, CRC mismatch
 CHANGED_FILE = "changed_during_read"  # size or modification time changed, or it vanished, while it was read
 
-FILE_REASONS = frozenset({UNREADABLE_FILE, CORRUPT_FILE, CHANGED_FILE})
+# A symbolic link in a local landing folder: never followed (it could point at any file the process can read).
+SYMLINK = "symlink"
+
+FILE_REASONS = frozenset({UNREADABLE_FILE, CORRUPT_FILE, CHANGED_FILE, SYMLINK})
 QUARANTINE_REASONS = frozenset(
     {NOT_JSON, DUPLICATE_KEY, MISSING_FIELD, WRONG_TYPE, INVALID_VALUE, AMBIGUOUS_DEVICE_OWNER, *FILE_REASONS}
 )

@@ -36,7 +36,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from stedi_assets import reasons
-from stedi_assets.lake.storage import ReadStream
+from stedi_assets.lake.storage import ReadStream, SymlinkError
 from stedi_assets.transforms.parsing import LINES_SCHEMA, RAW, FileFault
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -220,6 +220,8 @@ def probe_file(uri: str, open_file: Callable[[str], ReadStream]) -> FileFault | 
             problem = _gzip_fault(stream)
     except FileNotFoundError:
         return FileFault(reasons.UNREADABLE_FILE, "not found: it vanished after it was listed")
+    except SymlinkError:
+        return FileFault(reasons.SYMLINK, "a symbolic link: links are not followed")
     except PermissionError as error:
         return FileFault(reasons.UNREADABLE_FILE, f"permission denied: {error.strerror or error}")
     except OSError as error:

@@ -15,7 +15,7 @@ import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 
-from stedi_assets.lake.storage import FileInfo, ReadStream, Storage
+from stedi_assets.lake.storage import FileInfo, ReadStream, Storage, SymlinkError
 
 CHUNK = 1 << 20
 TERMINATOR = re.compile(rb"\r\n|\r|\n")
@@ -77,9 +77,13 @@ def blank_lines(storage: Storage, uri: str, numbers: set[int]) -> FileInfo:
 
 def readable_text(storage: Storage, uri: str) -> str:
     """As much of a file as can be read, as text: a broken .gz decompressed up to where it breaks, a file that
-    is not gzip at all taken as it is. For files the pipeline cannot read (erasure still looks inside them)."""
-    with storage.open(uri) as raw:
-        data = raw.read()
+    is not gzip at all taken as it is. For files the pipeline cannot read (erasure still looks inside them); a
+    symbolic link holds no text of its own (its target is never read)."""
+    try:
+        with storage.open(uri) as raw:
+            data = raw.read()
+    except SymlinkError:
+        return ""
     if data[:2] != b"\x1f\x8b":
         return data.decode("utf-8", errors="replace")
     inflater, parts = zlib.decompressobj(wbits=31), []

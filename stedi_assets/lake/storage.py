@@ -8,6 +8,7 @@ Credentials are never arguments: boto3 (and s3a, and delta-rs) read them from th
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import uuid
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
 
 class LakeRootError(RuntimeError):
     """The lake root is missing or unreadable."""
+
+
+class SymlinkError(OSError):
+    """A symbolic link where a file was expected: the lake never follows one (it could point anywhere)."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,9 @@ class LocalStorage:
 
     def list_files(self, folder: str) -> list[FileInfo]:
         # One scandir per folder and one stat per file (a sensor tick lists every landing file); hidden folders
-        # are not entered. Paths are spelled as pathlib spells them (ledger keys depend on it).
+        # are not entered. Paths are spelled as pathlib spells them (ledger keys depend on it). A symbolic link
+        # is listed as a file of its own and never entered or followed (`open` refuses it): a link loop cannot
+        # stop the listing, and a link cannot bring a file from outside the lake in.
         base = str(Path(folder))
         pending = [base] if os.path.isdir(base) else []
         found = []
@@ -103,9 +110,11 @@ class LocalStorage:
             for entry in entries:
                 if hidden(entry.name):
                     continue
-                if entry.is_dir():
+                if entry.is_dir(follow_symlinks=False):
                     pending.append(entry.path)
-                elif entry.is_file() and (info := self.stat(entry.path)) is not None:  # None: deleted meanwhile
+                elif (entry.is_file(follow_symlinks=False) or entry.is_symlink()) and (
+                    info := self.stat(entry.path)  # None: deleted meanwhile
+                ) is not None:
                     found.append(info)
         return sorted(found, key=lambda f: f.uri)
 
@@ -114,19 +123,26 @@ class LocalStorage:
 
     def stat(self, uri: str) -> FileInfo | None:
         try:
-            st = os.stat(uri)
+            st = os.stat(uri, follow_symlinks=False)  # a link's own, not its target's
         except FileNotFoundError:
             return None
         return FileInfo(uri, st.st_size, st.st_mtime_ns // 1_000_000, str(st.st_mtime_ns))
 
-    def open(self, uri: str) -> ReadStream:
-        return open(uri, "rb")
+    def open(self, uri: str) -> IO[bytes]:
+        """The file for reading; a symbolic link is refused (SymlinkError), whatever it points at."""
+        try:
+            return os.fdopen(os.open(uri, os.O_RDONLY | os.O_NOFOLLOW), "rb")
+        except OSError as error:
+            if error.errno == errno.ELOOP and os.path.islink(uri):
+                raise SymlinkError(errno.ELOOP, "a symbolic link: the lake does not follow links", uri) from None
+            raise
 
     def read_bytes(self, uri: str) -> bytes:
-        return Path(uri).read_bytes()
+        with self.open(uri) as file:
+            return file.read()
 
     def read_tail(self, uri: str, length: int) -> bytes:
-        with open(uri, "rb") as file:
+        with self.open(uri) as file:
             file.seek(-length, os.SEEK_END)
             return file.read()
 
