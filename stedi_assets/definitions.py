@@ -14,10 +14,10 @@ from dagster import BetaWarning, Definitions, EnvVar, definitions, in_process_ex
 
 from stedi_assets.assets import ZONE_ASSETS
 from stedi_assets.resources.lake import Lake
-from stedi_assets.resources.privacy import PSEUDONYM_KEY_ENV, Privacy
+from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark import Spark
 from stedi_assets.sensors import landing_sensor
-from stedi_assets.spark_settings import DEFAULT_MASTER
+from stedi_assets.spark_settings import DEFAULT_MASTER, PSEUDONYM_KEY_ENV
 
 SENSOR_INTERVAL_ENV = "STEDI_SENSOR_INTERVAL_SECONDS"
 

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from stedi_assets.lake.storage import is_s3
 
 DEFAULT_MASTER = "local[*]"
+PSEUDONYM_KEY_ENV = "STEDI_PSEUDONYM_KEY"
+# What a JVM (and the Python workers it starts) must never inherit: Spark has no use for it, and a process
+# environment is readable (/proc/<pid>/environ, the executors' environment in Spark's UI, crash dumps).
+SECRET_ENV = (PSEUDONYM_KEY_ENV,)
 LOCAL_SHUFFLE_PARTITIONS = 16
 # Tried in order: the AWS_* environment variables, ~/.aws profiles, then the EC2/ECS instance role.
 CREDENTIAL_PROVIDERS = (
@@ -145,3 +151,14 @@ class SparkTarget:
     def ui(self) -> bool:
         """The Spark UI shows every plan: off unless STEDI_SPARK_CONF turns it on (spark.ui.enabled=true)."""
         return self.conf.get("spark.ui.enabled", "false").lower() == "true"
+
+
+@contextmanager
+def without_secrets() -> Iterator[None]:
+    """The process environment without SECRET_ENV while the block runs: start a JVM (a SparkSession) inside it.
+    The JVM copies the environment when it starts, so the secrets come back for this process afterwards."""
+    saved = {name: os.environ.pop(name) for name in SECRET_ENV if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)

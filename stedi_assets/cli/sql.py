@@ -40,7 +40,7 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from stedi_assets import sql_guard
 from stedi_assets.lake.storage import LakeRootError
 from stedi_assets.lake.store import LakeStore
-from stedi_assets.spark_settings import SparkSettingError, SparkTarget, is_connect, session_config
+from stedi_assets.spark_settings import SparkSettingError, SparkTarget, is_connect, session_config, without_secrets
 from stedi_assets.tables import ALL_TABLES
 
 DEFAULT_MAX_ROWS = 100
@@ -263,8 +263,10 @@ def open_session(target: SparkTarget, lake: LakeStore) -> SparkSession:
         reachable(target.master)
         return SparkSession.builder.remote(conf.pop("spark.remote")).config(map=conf).create()  # type: ignore[arg-type]
     running = SparkSession.getActiveSession()
-    application = running or SparkSession.builder.config(map=sql_guard.with_guard(conf)).getOrCreate()  # type: ignore[arg-type]
-    return application.newSession()
+    if running is None:
+        with without_secrets():  # the JVM never sees the pseudonym key (a query has no use for it)
+            running = SparkSession.builder.config(map=sql_guard.with_guard(conf)).getOrCreate()  # type: ignore[arg-type]
+    return running.newSession()
 
 
 def reachable(url: str, timeout: float = 3.0) -> None:

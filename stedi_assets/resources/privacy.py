@@ -6,9 +6,9 @@ from dagster import ConfigurableResource, InitResourceContext, ResourceDependenc
 from pydantic import Field, PrivateAttr
 
 from stedi_assets.resources.lake import Lake
+from stedi_assets.spark_settings import PSEUDONYM_KEY_ENV
 from stedi_assets.transforms.readings import ConsentPolicy
 
-PSEUDONYM_KEY_ENV = "STEDI_PSEUDONYM_KEY"
 # Clearly not a secret: allowed only on the built-in sample lake, with a warning in the run log.
 DEVELOPMENT_PSEUDONYM_KEY = "stedi-development-key-not-for-production"
 

@@ -12,7 +12,7 @@ from pydantic import Field, PrivateAttr
 from pyspark.sql import SparkSession
 
 from stedi_assets.resources.lake import Lake
-from stedi_assets.spark_settings import DEFAULT_MASTER, parse_conf, session_config
+from stedi_assets.spark_settings import DEFAULT_MASTER, parse_conf, session_config, without_secrets
 
 
 class Spark(ConfigurableResource):
@@ -42,5 +42,6 @@ class Spark(ConfigurableResource):
             if settings.get("spark.ui.enabled") == "true" and self.master.startswith("local"):
                 # Read by the JVM when it starts: the UI (and the driver) listen on loopback only.
                 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-            self._session = spark_session_from_config(settings)
+            with without_secrets():  # the JVM and its Python workers never see the pseudonym key
+                self._session = spark_session_from_config(settings)
         return self._session
