@@ -7,11 +7,15 @@ from the lake (s3a for an s3:// root) is derived from the root actually used.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from stedi_assets.lake.storage import is_s3
 
@@ -20,6 +24,8 @@ PSEUDONYM_KEY_ENV = "STEDI_PSEUDONYM_KEY"
 # What a JVM (and the Python workers it starts) must never inherit: Spark has no use for it, and a process
 # environment is readable (/proc/<pid>/environ, the executors' environment in Spark's UI, crash dumps).
 SECRET_ENV = (PSEUDONYM_KEY_ENV,)
+# Where a local run's Spark keeps its disk cache and shuffle files (personal rows): a folder per process.
+SCRATCH_ROOT = Path(tempfile.gettempdir()) / "stedi-spark"
 LOCAL_SHUFFLE_PARTITIONS = 16
 # Tried in order: the AWS_* environment variables, ~/.aws profiles, then the EC2/ECS instance role.
 CREDENTIAL_PROVIDERS = (
@@ -162,3 +168,35 @@ def without_secrets() -> Iterator[None]:
         yield
     finally:
         os.environ.update(saved)
+
+
+def scratch_dir() -> Path:
+    """A folder of this process's own for Spark's scratch files (`spark.local.dir`: the disk cache and shuffle
+    files, which hold rows of personal data while a run works), readable by its user only and removed when the
+    process exits. Folders of processes that died without removing theirs (a kill) are removed first."""
+    remove_stale_scratch()
+    SCRATCH_ROOT.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=SCRATCH_ROOT))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def remove_stale_scratch() -> list[Path]:
+    """Removes the scratch folders whose process is gone; returns them."""
+    stale = []
+    for folder in sorted(SCRATCH_ROOT.glob("*-*")) if SCRATCH_ROOT.is_dir() else []:
+        pid = folder.name.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            stale.append(folder)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True

@@ -30,7 +30,7 @@ from pathlib import Path
 from stedi_assets.lake.store import SAMPLE_LAKE
 from stedi_assets.sample import SAMPLE_CUSTOMERS, SAMPLE_SEED, generate
 from stedi_assets.services import stack, supervisor
-from stedi_assets.spark_settings import SparkTarget, is_connect
+from stedi_assets.spark_settings import SparkTarget, is_connect, remove_stale_scratch
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             for line in stopped.stale:
                 print(line, file=sys.stderr)
             print(f"stopped: {', '.join(stopped.names)}" if stopped.names else "nothing was running")
+            if scratch := remove_stale_scratch():  # of runs that were killed: they hold rows of personal data
+                print(f"removed the Spark scratch folders of {len(scratch)} run(s) that ended without removing them")
         else:
             found = supervisor.survey(args.state_dir)
             for name, record in found.running.items():

@@ -12,7 +12,7 @@ from pydantic import Field, PrivateAttr
 from pyspark.sql import SparkSession
 
 from stedi_assets.resources.lake import Lake
-from stedi_assets.spark_settings import DEFAULT_MASTER, parse_conf, session_config, without_secrets
+from stedi_assets.spark_settings import DEFAULT_MASTER, parse_conf, scratch_dir, session_config, without_secrets
 
 
 class Spark(ConfigurableResource):
@@ -39,6 +39,8 @@ class Spark(ConfigurableResource):
     def session(self) -> SparkSession:
         if self._session is None:
             settings = self.settings
+            if self.master.startswith("local") and "spark.local.dir" not in settings:
+                settings["spark.local.dir"] = str(scratch_dir())  # this run's own, removed when it ends
             if settings.get("spark.ui.enabled") == "true" and self.master.startswith("local"):
                 # Read by the JVM when it starts: the UI (and the driver) listen on loopback only.
                 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
