@@ -54,9 +54,9 @@ DEFAULT_SIZES = "1e5,1e6,5e6"
 # Landing lines per customer with 60 phone readings each and the generator's default rates (measured).
 LINES_PER_CUSTOMER = 130
 CUSTOMERS_PER_FILE = 250  # files per feed grow with the lake: about 30,000 lines a file
-# Broken .gz files (a real feed has them; the pipeline quarantines them) would stop the hand-written variants,
-# which read whole folders: every benchmark lake is generated without them.
-WHOLE_FILES = ("truncated_gzip_files=0", "fake_gzip_files=0")
+# Broken .gz files and a .bz2 copy (a real feed has them; the pipeline quarantines them) would stop or double the
+# hand-written variants, which read whole folders: every benchmark lake is generated without them.
+WHOLE_FILES = ("truncated_gzip_files=0", "fake_gzip_files=0", "bzip2_files=0")
 SAMPLE_CUSTOMERS = 1000  # the built-in sample lake's size (stedi sample's default)
 SIZE_VARIANTS = ("baseline", "duckdb", "five_jobs", "pipeline", "incremental_cold", "incremental_warm")
 VARIANTS = (*SIZE_VARIANTS, "file_drop")

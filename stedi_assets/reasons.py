@@ -41,8 +41,10 @@ CHANGED_FILE = "changed_during_read"  # size or modification time changed, or it
 
 # A symbolic link in a local landing folder: never followed (it could point at any file the process can read).
 SYMLINK = "symlink"
+# Compressed with a codec Spark would pick by the name (bzip2, zstd, ...) but this project does not read.
+UNSUPPORTED_COMPRESSION = "unsupported_compression"
 
-FILE_REASONS = frozenset({UNREADABLE_FILE, CORRUPT_FILE, CHANGED_FILE, SYMLINK})
+FILE_REASONS = frozenset({UNREADABLE_FILE, CORRUPT_FILE, CHANGED_FILE, SYMLINK, UNSUPPORTED_COMPRESSION})
 QUARANTINE_REASONS = frozenset(
     {NOT_JSON, DUPLICATE_KEY, MISSING_FIELD, WRONG_TYPE, INVALID_VALUE, AMBIGUOUS_DEVICE_OWNER, *FILE_REASONS}
 )

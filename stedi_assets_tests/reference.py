@@ -114,8 +114,11 @@ def _files(root: Path, feed: str) -> list[Path]:
 
 def file_lines(data: bytes, name: str) -> list[str] | None:
     """A file's lines as delivered (a .gz decompressed), split where Hadoop splits them (LF, CRLF, lone CR;
-    a final terminator starts no line); None when the file cannot be read (a broken or fake .gz)."""
-    if name.endswith(".gz"):
+    a final terminator starts no line); None when the file cannot be read (a broken or fake .gz) or is not read
+    (compressed with another codec Spark picks by the name: .bz2, .zst, ...; suffixes count in any case)."""
+    if name.lower().endswith((".bz2", ".deflate", ".zst", ".lz4", ".snappy")):
+        return None
+    if name.lower().endswith(".gz"):
         if not data.startswith(GZIP_MAGIC):
             return None
         try:

@@ -3,6 +3,7 @@ real exports (descriptive defects, key spellings, BOM, CRLF, gzip, unusable file
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import json
 import re
@@ -64,7 +65,7 @@ def test_reported_landing_lines_match_the_files(lake: tuple[Path, dict]) -> None
             readable += len(lines) if lines is not None else 0
             unreadable += lines is None
         quarantine = f"{feed}_landing_quarantine"
-        assert unreadable == report["quarantined_files"][quarantine] == 2, feed
+        assert unreadable == report["quarantined_files"][quarantine] == 3, feed
         lines_reported = report["landing_rows"][f"{feed}_landing"] + report["quarantined_rows"][quarantine]
         assert readable == lines_reported - unreadable, feed
     assert json.loads((root / EXPECTED_FILE).read_text()) == report
@@ -93,8 +94,9 @@ def test_the_feeds_have_the_shapes_of_real_exports(lake: tuple[Path, dict]) -> N
         assert gzip.decompress(compressed).count(b"\n") > 0
         assert not (folder / f"{feed}-0002.json").exists()
         with pytest.raises(EOFError):
-            gzip.decompress((folder / f"{feed}-truncated-0.json.gz").read_bytes())
-        assert not (folder / f"{feed}-fake-0.json.gz").read_bytes().startswith(b"\x1f\x8b")
+            gzip.decompress((folder / f"{feed}-truncated-0.json.Gz").read_bytes())
+        assert not (folder / f"{feed}-fake-0.json.GZ").read_bytes().startswith(b"\x1f\x8b")
+        assert bz2.decompress((folder / f"{feed}-bzip2-0.json.bz2").read_bytes()) == first.removeprefix(b"\xef\xbb\xbf")
     reasons = Counter(
         reference.classify(line, feed)[0]
         for feed in ("accelerometer", "step_trainer")
@@ -119,7 +121,7 @@ def test_command_line_writes_the_lake_and_prints_the_expectations(tmp_path: Path
     assert printed["tables"] == json.loads((tmp_path / EXPECTED_FILE).read_text())["tables"]
     files = {p.name for p in (tmp_path / "customer" / "landing").iterdir()}
     plain = {"customer-0000.json", "customer-0001.json", "customer-0002.json", "customer-0003.json.gz"}
-    unusable = {"customer-truncated-0.json.gz", "customer-fake-0.json.gz"}
+    unusable = {"customer-truncated-0.json.Gz", "customer-fake-0.json.GZ", "customer-bzip2-0.json.bz2"}
     assert files == plain | unusable | {"customer-0000-resent.json"}
 
 
@@ -193,7 +195,14 @@ def _json_lines(path: Path) -> list[str]:
 
 
 def test_file_shapes_can_be_turned_off(tmp_path: Path) -> None:
-    rates = ["bom_files=0", "crlf_files=0", "gzip_files=0", "truncated_gzip_files=0", "fake_gzip_files=0"]
+    rates = [
+        "bom_files=0",
+        "crlf_files=0",
+        "gzip_files=0",
+        "truncated_gzip_files=0",
+        "fake_gzip_files=0",
+        "bzip2_files=0",
+    ]
     assert main(["--customers", "5", "--out", str(tmp_path), *(f"--rate={rate}" for rate in rates)]) == 0
     names = {p.name for p in (tmp_path / "customer" / "landing").iterdir()}
     assert names == {f"customer-000{i}.json" for i in range(4)} | {"customer-0000-resent.json"}

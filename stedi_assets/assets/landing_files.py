@@ -36,12 +36,10 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from stedi_assets import reasons
+from stedi_assets.lake.codecs import GZIP_MAGIC, Prefixed, codec_of, unsupported_codec
 from stedi_assets.lake.storage import ReadStream, SymlinkError
 from stedi_assets.transforms.parsing import LINES_SCHEMA, RAW, FileFault
 
-GZIP_MAGIC = b"\x1f\x8b"
-# Hadoop picks a codec by file suffix (case-sensitive); .gz is the compression real exports use.
-GZIP_SUFFIX = ".gz"
 CHUNK = 1 << 20
 _GLOB_CHARS = "\\{}[]*?"
 
@@ -178,20 +176,6 @@ def read_lines(session: SparkSession, files: Mapping[str, int]) -> DataFrame:
 # ---------------------------------------------------------------------------------------------- faults
 
 
-class _Prefixed:
-    """A read-only stream of `head`, then the rest of `stream` (whose first bytes were `head`)."""
-
-    def __init__(self, head: bytes, stream: ReadStream) -> None:
-        self.head, self.stream = head, stream
-
-    def read(self, size: int = -1) -> bytes:
-        data, self.head = (
-            (self.head, b"") if size < 0 or size >= len(self.head) else (self.head[:size], self.head[size:])
-        )
-        wanted = -1 if size < 0 else size - len(data)
-        return data + (self.stream.read(wanted) if wanted else b"")
-
-
 def _gzip_fault(stream: ReadStream) -> str | None:
     """What is wrong with a gzip stream, decompressed to its end a chunk at a time (memory stays bounded,
     whatever the ratio); None when every member is whole."""
@@ -200,7 +184,7 @@ def _gzip_fault(stream: ReadStream) -> str | None:
         return "not gzip: the file does not start with gzip's magic bytes"
     try:
         # typeshed asks fileobj for seek(), which GzipFile calls only to rewind: a forward read never does.
-        with gzip.GzipFile(fileobj=_Prefixed(head, stream)) as unzipped:  # type: ignore[call-overload]
+        with gzip.GzipFile(fileobj=Prefixed(head, stream)) as unzipped:  # type: ignore[call-overload]
             while unzipped.read(CHUNK):
                 pass
     except EOFError:
@@ -211,10 +195,15 @@ def _gzip_fault(stream: ReadStream) -> str | None:
 
 
 def probe_file(uri: str, open_file: Callable[[str], ReadStream]) -> FileFault | None:
-    """Whether Spark will be able to read the file: it opens, and a .gz decompresses to its end."""
+    """Whether Spark will be able to read the file: it is not compressed with a codec this project refuses, it
+    opens, and a gzip file (by its name, in any case: Spark's rule) decompresses to its end, every member."""
+    if (codec := unsupported_codec(uri)) is not None:
+        return FileFault(
+            reasons.UNSUPPORTED_COMPRESSION, f"{codec} by its name: only gzip (.gz) and plain text are read"
+        )
     try:
         with open_file(uri) as stream:
-            if not uri.endswith(GZIP_SUFFIX):
+            if codec_of(uri) == "plain":
                 stream.read(1)
                 return None
             problem = _gzip_fault(stream)

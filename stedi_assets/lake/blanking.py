@@ -12,12 +12,13 @@ from __future__ import annotations
 import gzip
 import re
 import tempfile
-import zlib
 from collections.abc import Iterable, Iterator
+from itertools import zip_longest
+from typing import IO
 
-from stedi_assets.lake.storage import FileInfo, ReadStream, Storage, SymlinkError
+from stedi_assets.lake.codecs import codec_of, contents, decompressed
+from stedi_assets.lake.storage import FileInfo, Storage, SymlinkError
 
-CHUNK = 1 << 20
 TERMINATOR = re.compile(rb"\r\n|\r|\n")
 
 
@@ -41,11 +42,6 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
         yield pending, b""
 
 
-def _chunks(stream: ReadStream) -> Iterator[bytes]:
-    while chunk := stream.read(CHUNK):
-        yield chunk
-
-
 def blanked(previous: bytes, terminator: bytes) -> bytes:
     """A blank line in place of one: its terminator alone, or a space and its terminator where the terminator
     alone would not make a line of its own (an LF after a lone CR joins it as CRLF; a last line without a
@@ -55,19 +51,30 @@ def blanked(previous: bytes, terminator: bytes) -> bytes:
     return terminator
 
 
+class BlankingError(RuntimeError):
+    """A rewrite that would not keep every other line as it was: the original file is left untouched."""
+
+
 def blank_lines(storage: Storage, uri: str, numbers: set[int]) -> FileInfo:
-    """Rewrites the file with the given (1-based) lines emptied; returns the new file's listing."""
-    compressed = uri.endswith(".gz")
+    """Rewrites the file with the given (1-based) lines emptied; returns the new file's listing.
+
+    The rewrite is read back (decompressed) and compared with the original, line by line, before it replaces it:
+    every other line byte for byte, the same number of lines. A file of a codec this project does not read has
+    no lines it read, and is never rewritten."""
+    if codec_of(uri) == "unsupported":
+        raise BlankingError(f"{uri}: compressed with a codec this project does not read; not rewritten")
+    compressed = codec_of(uri) == "gzip"
     with tempfile.TemporaryFile() as rewritten:
         sink = gzip.GzipFile(fileobj=rewritten, mode="wb") if compressed else rewritten
         with storage.open(uri) as raw:
-            source = gzip.GzipFile(fileobj=raw) if compressed else raw
             previous = b""
-            for number, (line, terminator) in enumerate(split_lines(_chunks(source)), start=1):
+            for number, (line, terminator) in enumerate(split_lines(decompressed(raw, uri, strict=True)), start=1):
                 sink.write(blanked(previous, terminator) if number in numbers else line + terminator)
                 previous = terminator
         if compressed:
             sink.close()
+        rewritten.seek(0)
+        _verify(storage, uri, rewritten, numbers)
         rewritten.seek(0)
         storage.replace(uri, rewritten)
     info = storage.stat(uri)
@@ -75,21 +82,29 @@ def blank_lines(storage: Storage, uri: str, numbers: set[int]) -> FileInfo:
     return info
 
 
+def _verify(storage: Storage, uri: str, rewritten: IO[bytes], numbers: set[int]) -> None:
+    """Fails (BlankingError) unless the rewrite holds the original's lines, the given ones blank."""
+    with storage.open(uri) as raw:
+        before = split_lines(decompressed(raw, uri, strict=True))
+        after = split_lines(decompressed(rewritten, uri, strict=True))
+        for number, pair in enumerate(zip_longest(before, after), start=1):
+            old, new = pair
+            if old is None or new is None:
+                raise BlankingError(
+                    f"{uri}: the rewrite has another number of lines (from line {number}); not replaced"
+                )
+            if new != old and not (number in numbers and not new[0].strip(b" ") and new[1] == old[1]):
+                raise BlankingError(f"{uri}: line {number} would change; not replaced")
+
+
 def readable_text(storage: Storage, uri: str) -> str:
-    """As much of a file as can be read, as text: a broken .gz decompressed up to where it breaks, a file that
-    is not gzip at all taken as it is. For files the pipeline cannot read (erasure still looks inside them); a
-    symbolic link holds no text of its own (its target is never read)."""
+    """As much of a file as can be read, as text, decompressed as Spark would (every gzip member; bzip2 and
+    deflate too, which the landing probe refuses), up to where a broken stream breaks. For files the pipeline
+    cannot read (erasure still looks inside them); a symbolic link holds no text of its own (its target is
+    never read)."""
     try:
         with storage.open(uri) as raw:
-            data = raw.read()
+            data = b"".join(contents(raw, uri))
     except SymlinkError:
         return ""
-    if data[:2] != b"\x1f\x8b":
-        return data.decode("utf-8", errors="replace")
-    inflater, parts = zlib.decompressobj(wbits=31), []
-    for start in range(0, len(data), 4096):  # a little at a time: what precedes a break is kept
-        try:
-            parts.append(inflater.decompress(data[start : start + 4096]))
-        except zlib.error:
-            break
-    return b"".join(parts).decode("utf-8", errors="replace")
+    return data.decode("utf-8", errors="replace")

@@ -14,6 +14,7 @@ and two files no reader can use (a truncated .gz and a .gz that is not gzip).
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import hashlib
 import json
@@ -503,9 +504,10 @@ def _rewrite(path: Path, target: Path, transform: Callable[[int, bytes], bytes],
 
 
 def _unusable_copies(writer: FeedWriter, source: Path, rates: Rates) -> int:
-    """Files no reader can use, made from a feed file: a .gz cut in half, and plain text named .gz."""
+    """Files no reader can use, made from a feed file: a .gz cut in half, plain text named .GZ, and a bzip2 copy
+    (names in other cases than Spark's codec suffixes: Spark takes them in any case)."""
     for n in range(rates.truncated_gzip_files):
-        target = writer.folder / f"{writer.feed}-truncated-{n}.json.gz"
+        target = writer.folder / f"{writer.feed}-truncated-{n}.json.Gz"
         with (
             source.open("rb") as raw,
             target.open("wb") as out,
@@ -514,8 +516,11 @@ def _unusable_copies(writer: FeedWriter, source: Path, rates: Rates) -> int:
             shutil.copyfileobj(raw, packed)
         os.truncate(target, target.stat().st_size // 2)
     for n in range(rates.fake_gzip_files):
-        shutil.copyfile(source, writer.folder / f"{writer.feed}-fake-{n}.json.gz")
-    return rates.truncated_gzip_files + rates.fake_gzip_files
+        shutil.copyfile(source, writer.folder / f"{writer.feed}-fake-{n}.json.GZ")
+    for n in range(rates.bzip2_files):
+        with source.open("rb") as raw, bz2.open(writer.folder / f"{writer.feed}-bzip2-{n}.json.bz2", "wb") as packed:
+            shutil.copyfileobj(raw, packed)
+    return rates.truncated_gzip_files + rates.fake_gzip_files + rates.bzip2_files
 
 
 def _as_exported(writer: FeedWriter, rates: Rates) -> int:

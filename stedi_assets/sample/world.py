@@ -74,7 +74,10 @@ class Rates:
     crlf_files: int = 1  # the next files end their lines with CRLF
     gzip_files: int = 1  # the last files are gzip-compressed (name.json.gz)
     truncated_gzip_files: int = 1  # a .gz cut in half (an upload that broke): quarantined whole
-    fake_gzip_files: int = 1  # a plain text file named .gz: quarantined whole
+    fake_gzip_files: int = 1  # a plain text file named .GZ (codec suffixes count in any case): quarantined whole
+    # A bzip2 copy of a file (name.json.bz2): Spark would decompress it, the project reads only gzip and plain
+    # text, so it is quarantined whole (unsupported_compression) and its lines, already delivered, not read twice.
+    bzip2_files: int = 1
 
 
 def identity(email: str) -> str:

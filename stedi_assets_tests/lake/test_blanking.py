@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stedi_assets.lake import blanking, storage
+from stedi_assets.lake import codecs, storage
 from stedi_assets.lake.blanking import blank_lines, readable_text, split_lines
 from stedi_assets.lake.storage import LocalStorage
 
@@ -57,9 +57,9 @@ ENDINGS = {
 
 
 @pytest.mark.parametrize("name", ENDINGS)
-@pytest.mark.parametrize("chunk", [blanking.CHUNK, 3], ids=["1MiB", "3 bytes"])
+@pytest.mark.parametrize("chunk", [codecs.CHUNK, 3], ids=["1MiB", "3 bytes"])
 def test_blanked_lines_keep_their_terminators_and_others_every_byte(tmp_path, monkeypatch, name, chunk) -> None:
-    monkeypatch.setattr(blanking, "CHUNK", chunk)  # 3 bytes: a CR and its LF fall into different chunks
+    monkeypatch.setattr(codecs, "CHUNK", chunk)  # 3 bytes: a CR and its LF fall into different chunks
     endings = ENDINGS[name]
     uri = write(tmp_path / "landing" / "part.json", joined(LINES, endings))
     numbers = {2, 5, 6} if name == "a blanked last line without a terminator" else {2, 5}
@@ -144,7 +144,7 @@ def test_a_large_file_streams_through_in_chunks_and_no_line_moves(tmp_path, monk
     monkeypatch.setattr(local, "open", lambda u: Recording(real_open(u)))
     doomed = {1, 40_000, 80_000}
     blank_lines(local, uri, doomed)
-    assert len(reads) > 3 and all(0 < size <= blanking.CHUNK for size in reads)  # never the whole file at once
+    assert len(reads) > 3 and all(0 < size <= codecs.CHUNK for size in reads)  # never the whole file at once
     after = list(split_lines([Path(uri).read_bytes()]))
     assert len(after) == len(lines)
     assert after == [(b"" if n in doomed else line, b"\r\n") for n, line in enumerate(lines, start=1)]
