@@ -56,7 +56,7 @@ _SEPARATOR = "\u0000"
 
 
 class FileFault(NamedTuple):
-    """Why a whole landing file is quarantined: a reason of `classify.FILE_REASONS`, and what was found."""
+    """Why a whole landing file is quarantined: a reason of `reasons.FILE_REASONS`, and what was found."""
 
     reason: str
     detail: str
