@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, EnvVar, build_init_resource_context
+from dagster import AssetSelection, DagsterInstance, EnvVar, asset, build_init_resource_context, materialize
 
 from stedi_assets.definitions import defs
 from stedi_assets.lake.storage import LakeRootError, LocalStorage
@@ -18,7 +18,7 @@ from stedi_assets.resources.privacy import Privacy
 from stedi_assets.spark_settings import parse_conf, session_config
 from stedi_assets.tables import LANDING_TABLES
 from stedi_assets.transforms.readings import ConsentPolicy
-from stedi_assets_tests.lakes import generate_lake, materialize_lake, run_config
+from stedi_assets_tests.lakes import generate_lake, run_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -88,26 +88,62 @@ def test_a_bad_setting_fails_the_run_at_once_in_one_line(override: dict, message
     assert result.get_asset_materialization_events() == []
 
 
-def test_a_per_run_setting_reaches_the_run(tmp_path: Path, spark) -> None:
-    """The `flag` policy given as run config (as in the launchpad) keeps readings taken before consent."""
-    expected = generate_lake(tmp_path, customers=12)["tables"]["flag"]
+def test_a_per_run_setting_reaches_the_assets_resources(tmp_path: Path) -> None:
+    """The consent policy given as run config (as in the launchpad) is the one an asset's privacy resource has,
+    in a real run of the project's resources (no Spark: the asset only reads the setting)."""
+    seen: list[ConsentPolicy] = []
+
+    @asset
+    def policy_probe(privacy: Privacy) -> None:
+        seen.append(privacy.policy)
+
+    generate_lake(tmp_path, customers=1)
+    config = run_config(tmp_path, ConsentPolicy.FLAG)
+    del config["resources"]["spark"]
+    resources = {k: v for k, v in defs().resources.items() if k in ("lake", "privacy")}
     with DagsterInstance.ephemeral() as instance:
-        result = materialize_lake(tmp_path, ConsentPolicy.FLAG, instance)
+        assert materialize([policy_probe], resources=resources, run_config=config, instance=instance).success
+    assert seen == [ConsentPolicy.FLAG] != [ConsentPolicy.SINCE]  # not the default
+
+
+@pytest.mark.graph
+def test_a_per_run_setting_reaches_the_run(tmp_path: Path, spark) -> None:
+    """The `flag` policy given as run config (as in the launchpad) keeps readings taken before consent. A run of
+    accelerometer_trusted and what it reads (the rest of the graph adds nothing here) on a lake of five customers,
+    where the policies keep different readings."""
+    report = generate_lake(tmp_path, customers=5)["tables"]
+    expected = report["flag"]["accelerometer_trusted"]
+    assert expected != report["since"]["accelerometer_trusted"]
+    graph = defs()
+    selection = AssetSelection.assets("accelerometer_trusted").upstream().required_multi_asset_neighbors()
+    job = graph.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=selection.resolve(graph.resolve_asset_graph())
+    )
+    with DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(
+            run_config=run_config(tmp_path, ConsentPolicy.FLAG), instance=instance, raise_on_error=False
+        )
+    assert result.success
     materializations = [e.step_materialization_data.materialization for e in result.get_asset_materialization_events()]
     rows = {  # the zone tables (erasure_receipts writes a file, not a table)
         m.asset_key.to_user_string(): m.metadata["dagster/row_count"].value
         for m in materializations
         if "dagster/row_count" in m.metadata
     }
-    assert rows["accelerometer_trusted"] == expected["accelerometer_trusted"]
+    assert rows["accelerometer_trusted"] == expected
 
 
 def test_without_a_key_only_the_sample_lake_runs(tmp_path: Path) -> None:
     lake = Lake(root=str(tmp_path))
-    with pytest.raises(Exception, match="needs a pseudonym key: set STEDI_PSEUDONYM_KEY") as error:
-        Privacy(lake=lake).setup_for_execution(build_init_resource_context())
+    # Each context closed here (its ephemeral instance disposed), not left to the garbage collector.
+    with (
+        build_init_resource_context() as context,
+        pytest.raises(Exception, match="needs a pseudonym key: set STEDI_PSEUDONYM_KEY") as error,
+    ):
+        Privacy(lake=lake).setup_for_execution(context)
     assert "\n" not in str(error.value)
-    Privacy(lake=Lake(root="")).setup_for_execution(build_init_resource_context())  # the built-in sample lake
+    with build_init_resource_context() as context:
+        Privacy(lake=Lake(root="")).setup_for_execution(context)  # the built-in sample lake
 
 
 def test_spark_conf_must_be_a_json_object() -> None:
