@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pyspark.sql import SparkSession
 
 from stedi_assets import spark_settings
 from stedi_assets.resources import spark as spark_resource
@@ -99,3 +100,17 @@ def test_scratch_is_removed_when_the_process_ends_however_it_ends(
     finally:
         alive.kill()
         alive.wait()
+
+
+@pytest.mark.spark
+def test_the_test_sessions_jvm_and_workers_hold_no_key(spark: SparkSession) -> None:
+    """The test session is started the way a run starts its own (conftest uses `without_secrets`), while the
+    test environment holds a pseudonym key: neither the JVM nor a Python worker may have it."""
+    assert os.environ.get(PSEUDONYM_KEY_ENV)  # the driver has it
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    pid = jvm.java.lang.ProcessHandle.current().pid()
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert not [entry for entry in environ if entry.startswith(PSEUDONYM_KEY_ENV.encode() + b"=")]
+    worker = spark.sparkContext.parallelize([0], 1).map(lambda _: os.environ.get(PSEUDONYM_KEY_ENV)).collect()
+    assert worker == [None]
