@@ -18,6 +18,7 @@ from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from stedi_assets.services import stack, supervisor
 from stedi_assets.spark_settings import SparkTarget
+from stedi_assets_tests import tiers
 
 REPO = Path(__file__).resolve().parent.parent
 SPARK_CLASS = str(stack.SPARK_HOME / "bin" / "spark-class")
@@ -25,6 +26,8 @@ SPARK_CLASS = str(stack.SPARK_HOME / "bin" / "spark-class")
 SPARK_DAEMON_ENV = {"SPARK_DAEMON_MEMORY": "512m"}
 WORKER_MEMORY = "2g"
 TEST_SERVER_SETTINGS = SparkTarget(master="local[2]")
+# A secret no service needs (test_services reads every service process's environment for it).
+UNRELATED_SECRET = ("GITHUB_TOKEN", "ghp_unrelated-secret-that-no-service-needs")
 
 
 def free_port() -> int:
@@ -57,6 +60,7 @@ class Servers:
     instance: DagsterInstance
     lake: Path
     state_dir: Path
+    connect: str | None = None  # the Spark Connect server `up` started (sc://...), if it started one
 
     def runs(self, status: DagsterRunStatus | None = None) -> list[DagsterRun]:
         return list(self.instance.get_runs(RunsFilter(statuses=[status] if status else [])))
@@ -73,28 +77,50 @@ class Servers:
             time.sleep(1)
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
+    def initial_load(self, timeout: float) -> DagsterRun:
+        """The first run (the sensor's, of every file of the new lake), once it has succeeded."""
+
+        def loaded() -> DagsterRun | None:
+            first = self.runs()[-1:]  # newest first
+            return first[0] if first and first[0].status == DagsterRunStatus.SUCCESS else None
+
+        return self.wait_for(loaded, timeout, "the initial load")
+
 
 @contextmanager
 def dagster_servers(home: Path, lake: Path, state_dir: Path, connect: bool = False) -> Iterator[Servers]:
-    """`make up` on a lake, with a 1 s sensor interval; `make down` on exit, checked to leave nothing running."""
+    """`make up` on a lake (with a Connect server if `connect`), with a 1 s sensor interval; `make down` on exit,
+    checked to leave no process of any service's group behind."""
+    tiers.require("services")
     env = {**stack.dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SENSOR_INTERVAL_SECONDS": "1"}
     port = free_port()
+    connect_port = free_port() if connect else None
     instance = None
+    started: dict[str, int] = {}
     try:
         # On a fresh DAGSTER_HOME: `up` creates the instance before the daemon and the webserver start.
-        stack.up(TEST_SERVER_SETTINGS, state_dir, free_port() if connect else None, port, env)
+        started = stack.up(TEST_SERVER_SETTINGS, state_dir, connect_port, port, env)
         instance = DagsterInstance.from_config(str(home))
-        yield Servers(url=f"http://127.0.0.1:{port}", instance=instance, lake=lake, state_dir=state_dir)
+        yield Servers(
+            url=f"http://127.0.0.1:{port}",
+            instance=instance,
+            lake=lake,
+            state_dir=state_dir,
+            connect=f"sc://127.0.0.1:{connect_port}" if connect_port is not None else None,
+        )
     finally:
         assert supervisor.down(state_dir).stale == []
         if instance is not None:
             instance.dispose()
     assert supervisor.running(state_dir) == {}
+    # No process of any group is left (an orphan's zombie may wait a moment for init to reap it: it runs nothing).
+    assert {name: supervisor._group(pid) for name, pid in started.items()} == {name: [] for name in started}
 
 
 @contextmanager
 def spark_standalone(state_dir: Path, cores: int = 2) -> Iterator[str]:
     """A Spark standalone master and one worker, started with pyspark's own spark-class; yields spark://..."""
+    tiers.require("services")
     port = free_port()
     master_url = f"spark://127.0.0.1:{port}"
     try:
@@ -113,6 +139,7 @@ def spark_connect(
 ) -> Iterator[str]:
     """A Spark Connect server (pyspark's start-connect-server.sh) as `make up` starts it, its UI on `ui_port` if
     given (as STEDI_SPARK_CONF's spark.ui.enabled=true turns it on), off otherwise; yields sc://..."""
+    tiers.require("services")
     port = free_port()
     if ui_port is not None:
         target = replace(target, conf={**target.conf, "spark.ui.enabled": "true", "spark.ui.port": str(ui_port)})
@@ -126,6 +153,8 @@ def spark_connect(
 
 def run_graph(lake: Path | str, master: str, home: Path) -> subprocess.CompletedProcess:
     """`stedi run` (what `make run` runs) in its own process, against a Spark master."""
+    tiers.require("services")
+    tiers.require("graph")
     env = {**os.environ, **stack.dagster_home(home), "STEDI_LAKE_ROOT": str(lake), "STEDI_SPARK_MASTER": master}
     return subprocess.run(
         [str(Path(sys.executable).parent / "stedi"), "run"],

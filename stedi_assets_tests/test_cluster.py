@@ -16,10 +16,14 @@ from pyspark.sql import SparkSession
 from stedi_assets.tables import ALL_TABLES
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests.lakes import generate_lake, materialize_lake, table_frame, upload
-from stedi_assets_tests.servers import TEST_SERVER_SETTINGS, run_graph, spark_connect, spark_standalone
+from stedi_assets_tests.servers import TEST_SERVER_SETTINGS, Servers, run_graph, spark_connect, spark_standalone
 from stedi_assets_tests.test_s3 import comparable
 
+pytest_plugins = ["stedi_assets_tests.shared_servers"]
+pytestmark = [pytest.mark.services, pytest.mark.graph, pytest.mark.s3]
+
 BUCKET = "stedi-connect"
+CUSTOMERS = 22  # the smallest lake (of seed 11) with a device of two owners at once: a step_trainer_trusted_quarantine
 
 
 def snapshot(root: Path | str) -> dict[str, pd.DataFrame]:
@@ -57,7 +61,7 @@ def lake(spark: SparkSession, s3_server: str, tmp_path_factory) -> tuple[Path, d
     """A generated lake, copied to S3 (same arrivals), and the tables of a local run on it (the test session's
     local[2] Spark)."""
     root = tmp_path_factory.mktemp("cluster-lake")
-    generate_lake(root, customers=30)
+    generate_lake(root, customers=CUSTOMERS)
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     upload(root, BUCKET, "lake")
     with DagsterInstance.ephemeral() as instance:
@@ -77,11 +81,12 @@ def test_a_standalone_cluster_gives_the_local_tables(lake, tmp_path: Path) -> No
     assert_same_tables(snapshot(root), local)
 
 
-def test_a_spark_connect_server_gives_the_local_tables(lake, tmp_path: Path) -> None:
+def test_a_spark_connect_server_gives_the_local_tables(lake, services_up: Servers, tmp_path: Path) -> None:
+    """On the session's `make up` Connect server, started for a local lake (shared_servers)."""
     root, local = lake
     remove_outputs(root)
-    with spark_connect(tmp_path / "services") as remote:
-        run_on(root, remote, tmp_path / "home")
+    assert services_up.connect is not None
+    run_on(root, services_up.connect, tmp_path / "home")
     assert_same_tables(snapshot(root), local)
 
 

@@ -1,6 +1,7 @@
-"""End to end with the real daemon and webserver: a dropped landing file is picked up by the sensor and its
-rows reach the curated tables; the UI, in headless Chromium, shows every asset in its zone group, and a run
-launched from its launchpad with per-run settings (another lake root, the `flag` consent policy) uses them.
+"""End to end with the real daemon and webserver (the session's `make up`, its runs on its Connect server:
+shared_servers): a dropped landing file is picked up by the sensor and its rows reach the curated tables; the UI,
+in headless Chromium, shows every asset in its zone group, and a run launched from its launchpad with per-run
+settings (another lake root, the `flag` consent policy) uses them.
 
 The UI is driven the way a user reads it: by roles and accessible names (Dagster's icon-only buttons are named
 after their icon), the menu items' text and the URL the UI writes. Dagster strips its test ids from production
@@ -30,7 +31,10 @@ from stedi_assets.tables import (
     STEP_TRAINER_TRUSTED,
 )
 from stedi_assets_tests.lakes import duckdb_source, generate_lake, table_frame
-from stedi_assets_tests.servers import Servers, dagster_servers
+from stedi_assets_tests.servers import Servers
+
+pytest_plugins = ["stedi_assets_tests.shared_servers"]
+pytestmark = [pytest.mark.services, pytest.mark.graph]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 NEW_READING_TIME = 1_800_000_000_000  # 2027-01-15: later than every generated reading and consent
@@ -86,20 +90,15 @@ def _row_counts(servers: Servers, run: DagsterRun) -> dict[str, int]:
     return counts
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory) -> Servers:
-    work = tmp_path_factory.mktemp("e2e")
-    lake = work / "lake"
-    generate_lake(lake, customers=20)
-    with dagster_servers(work / "home", lake, work / "services") as running:
-        yield running
+@pytest.fixture
+def servers(services_up: Servers) -> Servers:
+    """`make up` on a lake of its own, shared with the other tests of the session that need it (shared_servers)."""
+    return services_up
 
 
 def test_a_dropped_landing_file_reaches_the_curated_tables(servers: Servers) -> None:
     # The sensor's first tick sees every file of the new lake and loads it.
-    servers.wait_for(
-        lambda: next(iter(servers.runs(DagsterRunStatus.SUCCESS)), None), RUN_TIMEOUT_SECONDS, "the initial load"
-    )
+    servers.initial_load(RUN_TIMEOUT_SECONDS)
     before = _sql(f"select count(*) from {duckdb_source(servers.lake, MACHINE_LEARNING_CURATED)}")[0][0]
     # A curated customer whose device has trusted readings: one owner, so new readings are not quarantined.
     email, serial = _sql(
@@ -131,6 +130,7 @@ def test_a_dropped_landing_file_reaches_the_curated_tables(servers: Servers) -> 
     assert _sql(f"select count(*) from {ml}")[0][0] == before + 1
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="LOUD: Debian's chromium is not installed (make setup installs it as root)"
 )

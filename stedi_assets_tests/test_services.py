@@ -1,7 +1,8 @@
 """`stedi up` / `stedi down` for real.
 
-- The sensor's run of a new lake is computed on the warm Connect server that `up` started, and `down` leaves no
-  process of any service behind.
+- The sensor's run of a new lake is computed on the warm Connect server that `up` started (the session's `make up`:
+  shared_servers), and `down` leaves no process of any service behind (checked when it stops, after the last test
+  that uses it).
 - Each service's processes hold only the environment it needs: read from /proc/<pid>/environ of every process of
   each group, with the pseudonym key and an unrelated secret in the parent's environment.
 - The Connect server's Spark UI is off by default and, when asked for, listens on 127.0.0.1 only.
@@ -28,7 +29,7 @@ from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
-from dagster import DagsterRunStatus
+from dagster import DagsterEventType
 
 from stedi_assets.cli import services as cli
 from stedi_assets.sample import EXPECTED_FILE
@@ -36,10 +37,11 @@ from stedi_assets.services import stack, supervisor
 from stedi_assets.spark_settings import SparkTarget
 from stedi_assets.tables import ALL_TABLES, Zone
 from stedi_assets_tests.conftest import S3_SECRET
-from stedi_assets_tests.lakes import TEST_KEY, generate_lake, table_frame
-from stedi_assets_tests.servers import TEST_SERVER_SETTINGS, dagster_servers, free_port, spark_connect
+from stedi_assets_tests.lakes import TEST_KEY, table_frame
+from stedi_assets_tests.servers import TEST_SERVER_SETTINGS, UNRELATED_SECRET, Servers, free_port, spark_connect
 
-UNRELATED_SECRET = ("GITHUB_TOKEN", "ghp_unrelated-secret-that-no-service-needs")
+pytest_plugins = ["stedi_assets_tests.shared_servers"]
+
 LOOPBACK = ip_address("127.0.0.1")
 
 
@@ -66,45 +68,52 @@ def serves_spark_ui(port: int) -> bool:
         return False
 
 
-def test_sensor_runs_use_the_connect_server_that_up_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(*UNRELATED_SECRET)
+@pytest.mark.services
+@pytest.mark.graph
+def test_sensor_runs_use_the_connect_server_that_up_started(services_up: Servers) -> None:
+    """On the session's `make up` (shared_servers: started with UNRELATED_SECRET in this process's environment, and
+    stopped after its last test by `make down`, which dagster_servers checks to leave no process of any group)."""
+    servers, state_dir = services_up, services_up.state_dir
     assert os.environ["STEDI_PSEUDONYM_KEY"] == TEST_KEY and os.environ["AWS_SECRET_ACCESS_KEY"] == S3_SECRET
-    lake = tmp_path / "lake"
-    generate_lake(lake, customers=20)
-    state_dir = tmp_path / "services"
-    with dagster_servers(tmp_path / "home", lake, state_dir, connect=True) as servers:
-        assert set(supervisor.running(state_dir)) == {"spark-connect", "dagster-daemon", "dagster-webserver"}
-        run = servers.wait_for(lambda: next(iter(servers.runs(DagsterRunStatus.SUCCESS)), None), 300, "the load")
-        messages = [record.user_message for record in servers.instance.all_logs(run.run_id)]
-        assert any("Spark: sc://127.0.0.1:" in message for message in messages)
+    assert set(supervisor.running(state_dir)) == {"spark-connect", "dagster-daemon", "dagster-webserver"}
+    run = servers.initial_load(300)
+    messages = [record.user_message for record in servers.instance.all_logs(run.run_id)]
+    assert f"Spark: {servers.connect}" in messages  # sc://127.0.0.1:port
 
-        groups = processes_of(state_dir)
-        assert len(groups["spark-connect"]) >= 2  # the script and its JVM, at least
-        for name, pids in groups.items():
-            for pid in pids:
-                env = environ_of(pid)
-                values = "\0".join(env.values())
-                assert UNRELATED_SECRET[0] not in env and UNRELATED_SECRET[1] not in values, (name, pid)
-                if name == "spark-connect":  # no STEDI_* setting, and no AWS credentials for a local lake
-                    assert not [key for key in env if key.startswith("STEDI_") and key != supervisor.SERVICE_ID_ENV]
-                    assert TEST_KEY not in values and S3_SECRET not in values, pid
-                    assert env["SPARK_LOCAL_IP"] == "127.0.0.1"
-                else:  # the runs compute pseudonyms with the key
-                    assert env["STEDI_PSEUDONYM_KEY"] == TEST_KEY, (name, pid)
-        # The server's UI is off: everything it listens on is on 127.0.0.1, and none of it is the UI.
-        listening = sockets_of(groups["spark-connect"])
-        assert listening and {s.address for s in listening} == {LOOPBACK}
-        assert not [s.port for s in listening if serves_spark_ui(s.port)]
-        pids = supervisor.running(state_dir)
-    # dagster_servers ran `down` and checked that state_dir has nothing running; no process of the groups is left
-    # (an orphan's zombie may wait a moment for init to reap it: it runs nothing).
-    assert [supervisor._group(pid) for pid in pids.values()] == [[], [], []]
-    expected = json.loads((lake / EXPECTED_FILE).read_text())["tables"]["since"]
+    groups = processes_of(state_dir)
+    assert len(groups["spark-connect"]) >= 2  # the script and its JVM, at least
+    for name, pids in groups.items():
+        for pid in pids:
+            env = environ_of(pid)
+            values = "\0".join(env.values())
+            assert UNRELATED_SECRET[0] not in env and UNRELATED_SECRET[1] not in values, (name, pid)
+            if name == "spark-connect":  # no STEDI_* setting, and no AWS credentials for a local lake
+                assert not [key for key in env if key.startswith("STEDI_") and key != supervisor.SERVICE_ID_ENV]
+                assert TEST_KEY not in values and S3_SECRET not in values, pid
+                assert env["SPARK_LOCAL_IP"] == "127.0.0.1"
+            else:  # the runs compute pseudonyms with the key
+                assert env["STEDI_PSEUDONYM_KEY"] == TEST_KEY, (name, pid)
+    # The server's UI is off: everything it listens on is on 127.0.0.1, and none of it is the UI.
+    listening = sockets_of(groups["spark-connect"])
+    assert listening and {s.address for s in listening} == {LOOPBACK}
+    assert not [s.port for s in listening if serves_spark_ui(s.port)]
+    # The tables the load committed (later tests of the session may add versions) hold the generator's counts.
+    materializations = [
+        event.asset_materialization
+        for event in servers.instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+    ]
+    committed = {
+        m.asset_key.to_user_string(): m.metadata["table_version"].value
+        for m in materializations
+        if "table_version" in m.metadata  # every table's (erasure_receipts is files, not a table)
+    }
+    expected = json.loads((servers.lake / EXPECTED_FILE).read_text())["tables"]["since"]
     for name, table in ALL_TABLES.items():
         if table.zone in (Zone.TRUSTED, Zone.CURATED):
-            assert len(table_frame(lake, table)) == expected[name], name
+            assert len(table_frame(servers.lake, table, committed[name])) == expected[name], name
 
 
+@pytest.mark.services
 def test_the_spark_ui_when_asked_for_listens_on_127_0_0_1_only(tmp_path: Path) -> None:
     ui_port = free_port()
     state_dir = tmp_path / "services"

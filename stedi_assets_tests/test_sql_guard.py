@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +27,10 @@ from stedi_assets import sql_guard
 from stedi_assets.cli.sql import main, query
 from stedi_assets.lake.store import LakeStore
 from stedi_assets.tables import ALL_TABLES
-from stedi_assets_tests import servers
 from stedi_assets_tests.lakes import duckdb_source
+from stedi_assets_tests.servers import Servers
+
+pytest_plugins = ["stedi_assets_tests.shared_servers"]
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = f"SECRET{uuid.uuid4().hex}"  # the content of every file an attack tries to read
@@ -491,21 +494,33 @@ def command(sql: str, master: str, lake_root: Path) -> subprocess.CompletedProce
     )
 
 
-def test_over_spark_connect(materialized_lake: Path, targets: dict[str, str], tmp_path: Path) -> None:
-    """The command against a Connect server started as `make up` starts it: the same refusals, and a normal query's
-    result equal to DuckDB's."""
-    marker = tmp_path / "marker"
-    with servers.spark_connect(tmp_path / "services") as url:
-        counts = "select count(*), count(distinct subject_key) from {}"
-        ok = command(counts.format("machine_learning_curated"), url, materialized_lake)
-        assert ok.returncode == 0, ok.stderr
-        expected = duckdb.sql(counts.format(parquet(materialized_lake, "machine_learning_curated"))).fetchall()[0]
-        assert ok.stdout.splitlines()[2].split() == [str(expected[0]), "|", str(expected[1])]
-        for name in CONNECT_ATTACKS:
-            attack = ATTACKS[name]
-            done = command(attack.sql.format(marker=marker, out=tmp_path / "out", **targets), url, materialized_lake)
-            assert done.returncode == 1, (name, done.stdout)
-            assert done.stdout == ""
-            assert done.stderr.count("\n") == 1 and re.search(attack.refused, done.stderr, re.I), (name, done.stderr)
-            assert TOKEN not in done.stderr
-        assert not marker.exists()
+@pytest.mark.services
+def test_over_spark_connect(
+    materialized_lake: Path, targets: dict[str, str], services_up: Servers, tmp_path: Path
+) -> None:
+    """The command against a Connect server started as `make up` starts it (the session's: shared_servers): the
+    same refusals, and a normal query's result equal to DuckDB's."""
+    marker, url = tmp_path / "marker", services_up.connect
+    assert url is not None
+    counts = "select count(*), count(distinct subject_key) from {}"
+    ok = command(counts.format("machine_learning_curated"), url, materialized_lake)
+    assert ok.returncode == 0, ok.stderr
+    expected = duckdb.sql(counts.format(parquet(materialized_lake, "machine_learning_curated"))).fetchall()[0]
+    assert ok.stdout.splitlines()[2].split() == [str(expected[0]), "|", str(expected[1])]
+    with ThreadPoolExecutor(4) as pool:  # each command is a process of its own, mostly starting Python
+        sent = {
+            name: pool.submit(
+                command,
+                ATTACKS[name].sql.format(marker=marker, out=tmp_path / "out", **targets),
+                url,
+                materialized_lake,
+            )
+            for name in CONNECT_ATTACKS
+        }
+    for name, future in sent.items():
+        attack, done = ATTACKS[name], future.result()
+        assert done.returncode == 1, (name, done.stdout)
+        assert done.stdout == ""
+        assert done.stderr.count("\n") == 1 and re.search(attack.refused, done.stderr, re.I), (name, done.stderr)
+        assert TOKEN not in done.stderr
+    assert not marker.exists()
