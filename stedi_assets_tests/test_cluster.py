@@ -4,7 +4,9 @@ the pyspark installation, compared row for row with a local run on the same lake
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
+import subprocess
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import boto3
@@ -35,20 +37,13 @@ def snapshot(root: Path | str) -> dict[str, pd.DataFrame]:
     return {table.name: comparable(table_frame(root, table), str(root)) for table in ALL_TABLES.values()}
 
 
-def remove_outputs(lake: Path) -> None:
-    """So that only the run under test can have written the tables compared afterwards."""
-    for table in ALL_TABLES.values():
-        shutil.rmtree(lake / table.path)
-
-
 def assert_same_tables(actual: dict[str, pd.DataFrame], expected: dict[str, pd.DataFrame]) -> None:
     for name, frame in expected.items():
         pd.testing.assert_frame_equal(actual[name], frame, check_dtype=True, obj=name)
 
 
-def run_on(root: Path | str, master: str, home: Path) -> None:
-    """`stedi run` against `master`: it must succeed, and its run log name that Spark."""
-    run = run_graph(root, master, home)
+def check_run(run: subprocess.CompletedProcess, master: str, home: Path) -> None:
+    """`stedi run` against `master` succeeded, and its run log names that Spark."""
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     with DagsterInstance.from_config(str(home)) as instance:
         (record,) = instance.get_run_records()
@@ -56,45 +51,85 @@ def run_on(root: Path | str, master: str, home: Path) -> None:
     assert f"Spark: {master}" in logs
 
 
+@dataclass
+class Outcome:
+    """A `stedi run` of a fresh copy of the lake, against one Spark; only that run wrote its tables."""
+
+    root: Path | str
+    master: str
+    home: Path
+    run: subprocess.CompletedProcess
+    master_log: str = ""  # a standalone master's log, read before it stopped
+
+
+def on_standalone(root: Path, work: Path) -> Outcome:
+    with spark_standalone(work / "services") as master:
+        run = run_graph(root, master, work / "home")
+        return Outcome(root, master, work / "home", run, (work / "services" / "spark-master.log").read_text())
+
+
+def on_connect(root: Path | str, work: Path, remote: str) -> Outcome:
+    return Outcome(root, remote, work / "home", run_graph(root, remote, work / "home"))
+
+
+def on_connect_for_s3(root: str, work: Path) -> Outcome:
+    """On a Connect server started for an s3:// lake: it holds the s3a jars, settings and credentials (as `make up`
+    starts it for one)."""
+    with spark_connect(work / "services", replace(TEST_SERVER_SETTINGS, lake_root=root)) as remote:
+        return on_connect(root, work, remote)
+
+
 @pytest.fixture(scope="module")
-def lake(spark: SparkSession, s3_server: str, tmp_path_factory) -> tuple[Path, dict[str, pd.DataFrame]]:
-    """A generated lake, copied to S3 (same arrivals), and the tables of a local run on it (the test session's
-    local[2] Spark)."""
-    root = tmp_path_factory.mktemp("cluster-lake")
+def runs(
+    spark: SparkSession, s3_server: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, pd.DataFrame], dict[str, Future[Outcome]]]:
+    """A generated lake, copied to S3 (same arrivals) and to two local folders (the same files with the same
+    modification times: the same arrivals); the tables of a local run on it (the test session's local[2] Spark),
+    and the runs of the copies on each Spark under test, all at once: each run waits on its Spark processes
+    much of the time, and the machine has two cores to share."""
+    work = tmp_path_factory.mktemp("cluster")
+    root = work / "lake"
     generate_lake(root, customers=CUSTOMERS)
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     upload(root, BUCKET, "lake")
-    with DagsterInstance.ephemeral() as instance:
-        assert materialize_lake(root, ConsentPolicy.SINCE, instance).success
-    local = snapshot(root)
-    assert all(len(local[name]) > 0 for name in ("machine_learning_curated", "step_trainer_trusted_quarantine"))
-    return root, local
+    copies = {name: shutil.copytree(root, work / name / "lake") for name in ("standalone", "connect")}
+    with ThreadPoolExecutor(3) as pool:
+        started = {
+            "standalone": pool.submit(on_standalone, copies["standalone"], work / "standalone"),
+            "connect-s3": pool.submit(on_connect_for_s3, f"s3://{BUCKET}/lake", work / "connect-s3"),
+        }
+        # The session's `make up` (shared_servers), its Connect server started for a local lake; asked for here,
+        # not as an argument, so that it starts while the other servers do.
+        services_up: Servers = request.getfixturevalue("services_up")
+        assert services_up.connect is not None
+        started["connect"] = pool.submit(on_connect, copies["connect"], work / "connect", services_up.connect)
+        with DagsterInstance.ephemeral() as instance:
+            assert materialize_lake(root, ConsentPolicy.SINCE, instance).success
+        local = snapshot(root)
+        assert all(len(local[name]) > 0 for name in ("machine_learning_curated", "step_trainer_trusted_quarantine"))
+        wait(started.values())
+    return local, started
 
 
-def test_a_standalone_cluster_gives_the_local_tables(lake, tmp_path: Path) -> None:
-    root, local = lake
-    remove_outputs(root)
-    with spark_standalone(tmp_path / "services") as master:
-        run_on(root, master, tmp_path / "home")
-        # The master gave the run's application executors on its worker.
-        assert "Registering app stedi-lakehouse" in (tmp_path / "services" / "spark-master.log").read_text()
-    assert_same_tables(snapshot(root), local)
+def test_a_standalone_cluster_gives_the_local_tables(runs) -> None:
+    local, started = runs
+    outcome = started["standalone"].result()
+    check_run(outcome.run, outcome.master, outcome.home)
+    # The master gave the run's application executors on its worker.
+    assert "Registering app stedi-lakehouse" in outcome.master_log
+    assert_same_tables(snapshot(outcome.root), local)
 
 
-def test_a_spark_connect_server_gives_the_local_tables(lake, services_up: Servers, tmp_path: Path) -> None:
-    """On the session's `make up` Connect server, started for a local lake (shared_servers)."""
-    root, local = lake
-    remove_outputs(root)
-    assert services_up.connect is not None
-    run_on(root, services_up.connect, tmp_path / "home")
-    assert_same_tables(snapshot(root), local)
+def test_a_spark_connect_server_gives_the_local_tables(runs) -> None:
+    local, started = runs
+    outcome = started["connect"].result()
+    check_run(outcome.run, outcome.master, outcome.home)
+    assert_same_tables(snapshot(outcome.root), local)
 
 
-def test_a_connect_server_started_for_an_s3_lake_gives_the_local_tables(lake, s3_server: str, tmp_path: Path) -> None:
+def test_a_connect_server_started_for_an_s3_lake_gives_the_local_tables(runs) -> None:
     """The server holds the s3a jars, settings and credentials (as `make up` starts it for an s3:// lake)."""
-    _, local = lake
-    root = f"s3://{BUCKET}/lake"
-    server_settings = replace(TEST_SERVER_SETTINGS, lake_root=root)
-    with spark_connect(tmp_path / "services", server_settings) as remote:
-        run_on(root, remote, tmp_path / "home")
-    assert_same_tables(snapshot(root), local)
+    local, started = runs
+    outcome = started["connect-s3"].result()
+    check_run(outcome.run, outcome.master, outcome.home)
+    assert_same_tables(snapshot(outcome.root), local)
