@@ -98,10 +98,10 @@ def _verify(storage: Storage, uri: str, rewritten: IO[bytes], numbers: set[int])
 
 
 def readable_text(storage: Storage, uri: str) -> str:
-    """As much of a file as can be read, as text, decompressed as Spark would (every gzip member; bzip2 and
-    deflate too, which the landing probe refuses), up to where a broken stream breaks. For files the pipeline
-    cannot read (erasure still looks inside them); a symbolic link holds no text of its own (its target is
-    never read)."""
+    """As much of a file as can be read, as text, decompressed by what its bytes are rather than what its name
+    says (every gzip member; bzip2 and deflate too, which the landing probe refuses; plain text named .gz as it
+    is), up to where a broken stream breaks. For files the pipeline cannot read (erasure still looks inside
+    them); a symbolic link holds no text of its own (its target is never read)."""
     try:
         with storage.open(uri) as raw:
             data = b"".join(contents(raw, uri))

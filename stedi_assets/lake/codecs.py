@@ -24,6 +24,7 @@ class Readable(Protocol):
 CHUNK = 1 << 20
 GZIP_SUFFIX = ".gz"
 GZIP_MAGIC = b"\x1f\x8b"
+BZIP2_MAGIC = b"BZh"
 # The other codecs Spark's default codec factory picks by suffix (Hadoop 3: bzip2, deflate, zstd, lz4, snappy).
 UNSUPPORTED = {".bz2": "bzip2", ".deflate": "deflate", ".zst": "zstd", ".lz4": "lz4", ".snappy": "snappy"}
 
@@ -68,12 +69,23 @@ def decompressed(stream: Readable, name: str, strict: bool = False) -> Iterator[
 
 
 def contents(stream: Readable, name: str) -> Iterator[bytes]:
-    """What a file holds, for erasure's search: decompressed by its name as Spark would, and a file that Spark
-    reads as plain text but that is gzip by its first bytes (a `.gz.part` upload) decompressed all the same."""
-    head = stream.read(len(GZIP_MAGIC))
-    if codec_of(name) == "plain" and head == GZIP_MAGIC:
-        name += GZIP_SUFFIX
-    return decompressed(Prefixed(head, stream), name)
+    """What a file holds, for erasure's search, whatever its name claims: gzip and bzip2 decompressed when their
+    first bytes say so (a `.gz.part` upload too), deflate when its name and zlib header say so, and any other
+    bytes as they are: plain text named `.GZ`, or a zstd, lz4 or snappy file, whose literal runs may hold text."""
+    head = stream.read(4)
+    whole = Prefixed(head, stream)
+    if head.startswith(GZIP_MAGIC):
+        return decompressed(whole, GZIP_SUFFIX)
+    if head.startswith(BZIP2_MAGIC):
+        return decompressed(whole, ".bz2")
+    if unsupported_codec(name) == "deflate" and _zlib_header(head):
+        return decompressed(whole, name)
+    return decompressed(whole, "plain")
+
+
+def _zlib_header(head: bytes) -> bool:
+    """Whether the bytes start as a zlib stream does (method 8, header check a multiple of 31)."""
+    return len(head) >= 2 and head[0] & 0x0F == 8 and ((head[0] << 8) | head[1]) % 31 == 0
 
 
 class Prefixed:

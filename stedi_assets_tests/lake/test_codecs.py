@@ -143,3 +143,20 @@ def test_erasure_looks_inside_gzip_that_spark_would_read_as_text(tmp_path: Path)
     path = tmp_path / "part.json.gz.part"  # an upload not yet renamed: Spark would read its bytes as lines
     path.write_bytes(gzip.compress(ANN + b"\n"))
     assert "ann@example.com" in readable_text(LocalStorage(str(tmp_path)), str(path))
+
+
+@pytest.mark.parametrize("name", ["part.json.GZ", "part.json.bz2", "part.json.zst", "part.json.deflate"])
+def test_erasure_reads_plain_text_whatever_codec_its_name_claims(tmp_path: Path, name: str) -> None:
+    """A real feed's `.GZ` that was never compressed (Spark cannot read it: one corrupt_file row) still names the
+    customer to a person who opens it, so the search reads its bytes as they are."""
+    path = tmp_path / name
+    path.write_bytes(b"\n".join([*OTHERS, ANN]) + b"\n")
+    assert "ann@example.com" in readable_text(LocalStorage(str(tmp_path)), str(path))
+
+
+def test_erasure_reads_a_truncated_gzip_up_to_where_it_breaks(tmp_path: Path) -> None:
+    data = gzip.compress(b"\n".join([ANN, *OTHERS * 200]) + b"\n", compresslevel=1)
+    path = tmp_path / "part.json.Gz"
+    path.write_bytes(data[: len(data) // 2])
+    text = readable_text(LocalStorage(str(tmp_path)), str(path))
+    assert "ann@example.com" in text and "bob4@example.com" in text
