@@ -85,6 +85,12 @@ def frame(spark: SparkSession, schema: StructType, records: Sequence[Record]) ->
     return spark.createDataFrame(rows, schema)
 
 
+def evaluated(classified: DataFrame) -> DataFrame:
+    """The frame's rows, computed once, as a frame of the same schema: the assertions that follow read them
+    instead of running the transform again each (a classification is tens of Spark jobs, the same rows each time)."""
+    return classified.sparkSession.createDataFrame(classified.collect(), classified.schema)
+
+
 def assert_reasons(classified: DataFrame, keys: Sequence[str], expected: Sequence[tuple]) -> None:
     """The classified frame's rows, as (*keys, reason, detail), are exactly `expected`, in any order."""
     actual = classified.select(*keys, REASON, DETAIL)

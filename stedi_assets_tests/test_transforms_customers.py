@@ -25,6 +25,7 @@ from stedi_assets_tests.builders import (
     assert_kept,
     assert_reasons,
     customer,
+    evaluated,
     frame,
     quarantined,
 )
@@ -41,8 +42,10 @@ SPACES = [" ", "\t", "\n", "\u00a0", "\u200b", "\u200c", "\u200d", "\ufeff", "\u
 def classify(
     spark: SparkSession, records: list[Record], quarantine: list[Record] = (), as_of: int = AS_OF
 ) -> DataFrame:
-    return classify_customer_trusted(
-        frame(spark, CUSTOMER_LANDING.schema, records), frame(spark, QUARANTINE, list(quarantine)), as_of
+    return evaluated(
+        classify_customer_trusted(
+            frame(spark, CUSTOMER_LANDING.schema, records), frame(spark, QUARANTINE, list(quarantine)), as_of
+        )
     )
 
 

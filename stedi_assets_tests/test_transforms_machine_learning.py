@@ -27,6 +27,7 @@ from stedi_assets_tests.builders import (
     assert_kept,
     assert_reasons,
     customer,
+    evaluated,
     frame,
     step_reading,
 )
@@ -48,11 +49,13 @@ def classify(
     spark: SparkSession, steps: list[Record], phone_readings: list[Record], owners: list[Record] = OWNERS
 ) -> DataFrame:
     subjects = subjects_frame(spark, subject_keys([ALICE, BOB], KEY))
-    return classify_machine_learning_curated(
-        frame(spark, STEP_TRAINER_TRUSTED.schema, steps),
-        frame(spark, ACCELEROMETER_TRUSTED.schema, phone_readings),
-        frame(spark, CUSTOMER_LANDING.schema, owners),
-        subjects,
+    return evaluated(
+        classify_machine_learning_curated(
+            frame(spark, STEP_TRAINER_TRUSTED.schema, steps),
+            frame(spark, ACCELEROMETER_TRUSTED.schema, phone_readings),
+            frame(spark, CUSTOMER_LANDING.schema, owners),
+            subjects,
+        )
     )
 
 

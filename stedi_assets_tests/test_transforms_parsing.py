@@ -26,14 +26,15 @@ from stedi_assets_tests.builders import (
     assert_kept,
     assert_reasons,
     customer,
+    evaluated,
     step_reading,
 )
 
 
 def parse(spark: SparkSession, table: ZoneTable, raws: Sequence[str]) -> DataFrame:
-    """parse_landing of `raws` as lines 1.. of SOURCE_FILE."""
+    """parse_landing of `raws` as lines 1.. of SOURCE_FILE, computed once."""
     rows = [(SOURCE_FILE, n, ARRIVED, raw) for n, raw in enumerate(raws, start=1)]
-    return parse_landing(spark.createDataFrame(rows, LINES_SCHEMA), table)
+    return evaluated(parse_landing(spark.createDataFrame(rows, LINES_SCHEMA), table))
 
 
 def without(record: Record, *names: str) -> Record:

@@ -38,6 +38,7 @@ from stedi_assets_tests.builders import (
     assert_kept,
     assert_reasons,
     customer,
+    evaluated,
     frame,
     step_reading,
 )
@@ -63,8 +64,8 @@ def classify_readings(
     spark: SparkSession, customer_records: list[Record], readings: list[Record], policy: ConsentPolicy
 ) -> DataFrame:
     landing, trusted = customers(spark, customer_records)
-    return classify_accelerometer_trusted(
-        frame(spark, ACCELEROMETER_LANDING.schema, readings), landing, trusted, policy
+    return evaluated(
+        classify_accelerometer_trusted(frame(spark, ACCELEROMETER_LANDING.schema, readings), landing, trusted, policy)
     )
 
 
@@ -79,7 +80,7 @@ def classify_steps(
     landing, trusted = customers(spark, customer_records)
     curated = trusted.where(~trusted["email"].isin(*not_curated))
     steps = frame(spark, STEP_TRAINER_LANDING.schema, readings)
-    return classify_step_trainer_trusted(steps, landing, trusted, curated, policy)
+    return evaluated(classify_step_trainer_trusted(steps, landing, trusted, curated, policy))
 
 
 def test_accelerometer_since_consent_keeps_readings_from_the_consent_time_on(spark: SparkSession) -> None:
