@@ -178,7 +178,13 @@ class LakeStore:
 
     def record_changes(self, table: ZoneTable, changes: Changes, write_id: str) -> str:
         """Writes a commit's change set under the table's `_stedi/` folder (Delta readers and vacuum leave it
-        alone); returns its path relative to the table, which the commit's metadata names (`stedi.changes`)."""
+        alone); returns its path relative to the table, which the commit's metadata names (`stedi.changes`).
+
+        A table without personal data (the research table) records none: a change set names customers and
+        devices, and nothing under a folder granted to researchers may. No table reads its changes; one that
+        did would recompute everything, as after a commit that cannot say what it changed."""
+        if not table.pii:
+            return ALL_CHANGED
         buffer = io.BytesIO()
         pq.write_table(changes.to_arrow(), buffer)
         recorded = f"_stedi/changes-{write_id}.parquet"

@@ -12,7 +12,7 @@ import pytest
 from stedi_assets.lake.changes import CHANGES_SCHEMA, Changes
 from stedi_assets.lake.delta import Snapshot
 from stedi_assets.lake.store import ALL_CHANGED, LakeStore
-from stedi_assets.tables import CUSTOMER_TRUSTED
+from stedi_assets.tables import ALL_TABLES, CUSTOMER_TRUSTED, MACHINE_LEARNING_CURATED
 from stedi_assets_tests.lake.commits import commit
 
 ANN, BOB = "ann@example.com", "bob@example.com"
@@ -50,14 +50,9 @@ def test_changes_round_trip_through_arrow() -> None:
 
 
 def written(store: LakeStore, base: Snapshot | None, changes: Changes | None, **metadata) -> Snapshot:
-    """A commit as `LakeStore.write` makes it: the change set written under _stedi/ and named by the commit."""
+    """A commit as `LakeStore.write` makes it: the change set recorded by the store and named by the commit."""
     delta = store.delta(CUSTOMER_TRUSTED)
-    recorded = ALL_CHANGED
-    if changes is not None:
-        buffer = io.BytesIO()
-        pq.write_table(changes.to_arrow(), buffer)
-        recorded = f"_stedi/changes-{uuid.uuid4().hex}.parquet"
-        store.storage.write_bytes(f"{delta.uri}/{recorded}", buffer.getvalue())
+    recorded = ALL_CHANGED if changes is None else store.record_changes(CUSTOMER_TRUSTED, changes, uuid.uuid4().hex)
     return commit(delta, [1], base=base, removed=[], **{"changes": recorded, **metadata})
 
 
@@ -121,3 +116,16 @@ def test_a_table_never_written_has_nothing_to_forget(store: LakeStore) -> None:
     assert store.forget_changes(CUSTOMER_TRUSTED) == 0
     assert store.snapshot(CUSTOMER_TRUSTED) is None and not store.exists(CUSTOMER_TRUSTED)
     assert store.location(CUSTOMER_TRUSTED) == f"{store.uri}/customer/trusted"
+
+
+def test_no_change_set_is_recorded_under_a_research_tables_folder(store: LakeStore) -> None:
+    """A change set names customers (identity keys) and devices: a table without personal data records none,
+    and every table with personal data does."""
+    changes = Changes(frozenset({ANN}), frozenset({SERIAL_1}))
+    assert store.record_changes(MACHINE_LEARNING_CURATED, changes, "w1") == ALL_CHANGED
+    assert not Path(store.location(MACHINE_LEARNING_CURATED)).exists()
+    for table in ALL_TABLES.values():
+        recorded = store.record_changes(table, changes, "w2")
+        assert (recorded == ALL_CHANGED) == (not table.pii), table.name
+    assert not [p for p in Path(store.location(MACHINE_LEARNING_CURATED)).rglob("*") if p.is_file()]
+    assert names_ann(store)  # not vacuous: the tables with personal data recorded theirs
