@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -14,16 +15,27 @@ IDENTITY_KEY = "identity_key"
 # arrival and, within one file, the line say which of two rows came later; the file name only makes the order
 # total, so that reruns agree.
 ARRIVAL_ORDER = ("arrived_at", "source_file", "line_number")
+# What the identity key drops: a run of white or zero-width space at either end. One pattern, read the same
+# way by Java's and Python's regular expressions (an explicit class of BMP characters, no `\s`, no flags).
+_SURROUNDING_PATTERN = f"^{SURROUNDING_SPACE}+|{SURROUNDING_SPACE}+$"
+_SURROUNDING = re.compile(_SURROUNDING_PATTERN)
+_ASCII_UPPER, _ASCII_LOWER = string.ascii_uppercase, string.ascii_lowercase
+_TO_ASCII_LOWER = str.maketrans(_ASCII_UPPER, _ASCII_LOWER)
 
 
 def identity_key(email: Column | str) -> Column:
-    """The customer an e-mail address names: without surrounding white or zero-width space, lower-cased.
+    """The customer an e-mail address names: without surrounding white or zero-width space, A-Z lower-cased.
 
-    The one normalisation used everywhere: customer state, readings, pairing and pseudonyms. Spark's `lower`
-    is Unicode case mapping independent of the JVM's locale (ICU), as Python's `str.lower`.
+    The one normalisation used everywhere: customer state, readings, pairing, pseudonyms and erasure
+    (`identity_of` is the same key in Python). Only ASCII letters change case; every other character is kept as
+    delivered. Java's and Python's Unicode tables case other characters differently ('İ', the Kelvin sign, the
+    final sigma) and change with their versions, while identity keys are kept (tombstones, subject keys): a
+    key must be the same in Spark and in Python, today and after an upgrade. Mail systems agree on case only
+    for ASCII too (a local part is case-sensitive by RFC 5321; an internationalised domain is mapped by IDNA,
+    not by lower-casing), so two addresses that differ in the case of a non-ASCII letter stay two customers.
     """
     column = F.col(email) if isinstance(email, str) else email
-    return F.lower(F.regexp_replace(column, f"^{SURROUNDING_SPACE}+|{SURROUNDING_SPACE}+$", ""))
+    return F.translate(F.regexp_replace(column, _SURROUNDING_PATTERN, ""), _ASCII_UPPER, _ASCII_LOWER)
 
 
 def identities(frame: DataFrame, column: str = "email") -> DataFrame:
@@ -31,9 +43,7 @@ def identities(frame: DataFrame, column: str = "email") -> DataFrame:
     return frame.select(identity_key(column).alias(IDENTITY_KEY)).distinct()
 
 
-_SURROUNDING = re.compile(f"^{SURROUNDING_SPACE}+|{SURROUNDING_SPACE}+$")
-
-
 def identity_of(email: str) -> str:
-    """`identity_key` in Python, for what the driver handles itself (erasure requests): the same key."""
-    return _SURROUNDING.sub("", email).lower()
+    """`identity_key` in Python, for what the driver handles itself (erasure requests, tombstones): the same
+    key for every string (test_identity_agreement)."""
+    return _SURROUNDING.sub("", email).translate(_TO_ASCII_LOWER)
