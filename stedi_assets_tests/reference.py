@@ -291,11 +291,7 @@ def compute(root: Path, policy: str, key: bytes, as_of: int | None = None) -> di
     ambiguous, step_trusted = set(), {}
     for row in step_rows:
         reading_time, serial, _ = row
-        holders = {
-            identity
-            for identity, since, until in claims.get(serial, [])
-            if since <= reading_time and (until is None or reading_time < until)
-        }
+        holders = _holders(claims.get(serial, []), reading_time)
         if len(holders) > 1:
             ambiguous.add(row)
         elif len(holders) == 1:
@@ -443,3 +439,18 @@ def _claims(history: dict[str, list[_Delivered]]) -> dict[str, list[tuple[str, i
             until = accepted[i + 1].time if i + 1 < len(accepted) else None
             claims[r.serial].append((identity, since, until))
     return claims
+
+
+def _holders(claims: list[tuple[str, int, int | None]], reading_time: int) -> set[str]:
+    """Who held a device at a reading's time: the claims that hold it then; before its first claim, the customers
+    of that first claim (its first known holders). A claim from a time until the same or an earlier time holds
+    nothing, not even as a first claim."""
+    held = [(identity, since, until) for identity, since, until in claims if until is None or since < until]
+    if not held:
+        return set()
+    first = min(since for _, since, _ in held)
+    if reading_time < first:
+        return {identity for identity, since, _ in held if since == first}
+    return {
+        identity for identity, since, until in held if since <= reading_time and (until is None or reading_time < until)
+    }

@@ -127,6 +127,19 @@ def test_a_step_reading_pairs_with_whoever_held_the_device_at_its_time(spark: Sp
     )
 
 
+def test_a_step_reading_before_the_first_claim_pairs_with_the_first_holder(spark: SparkSession) -> None:
+    # Bob registered SERIAL_1 at T1 and moved to SERIAL_2 at T2, when Alice registered SERIAL_1: the reading at
+    # T0, before anyone claimed the device, is Bob's (its first known holder), never Alice's.
+    owners = [
+        customer(email=BOB, registrationDate=T1, lastUpdateDate=T1),
+        customer(email=BOB, registrationDate=T1, lastUpdateDate=T2, serialNumber=SERIAL_2),
+        customer(registrationDate=T2, lastUpdateDate=T2),
+    ]
+    phone = [accelerometer(user=BOB, x=1.0), accelerometer(x=2.0)]
+    classified = classify(spark, [step_reading()], phone, owners)
+    assert_reasons(classified, ML_KEYS, [(T0, 10, 1.0, pseudonym(BOB), None, None)])
+
+
 def test_subject_key_is_the_same_for_every_spelling_of_the_email(spark: SparkSession) -> None:
     owners = [customer(email=f"\u00a0{ALICE.upper()}"), customer(email=BOB, serialNumber=SERIAL_2)]
     phone = [accelerometer(user=f"{ALICE.title()}\u200b")]

@@ -242,25 +242,147 @@ def test_accelerometer_reading_of_a_customer_whose_consent_starts_after_the_run(
 def test_step_reading_belongs_to_whoever_held_the_device_at_its_time(
     spark: SparkSession, policy: ConsentPolicy
 ) -> None:
-    # Bob (no consent) held SERIAL_1 until T2, then moved to SERIAL_2; Alice (consenting since T0, long before
-    # either reading) registered SERIAL_1 at T2. Her consent must not pull in Bob's reading.
+    # Bob (no consent) registered SERIAL_1 at T0 and held it until T2, then moved to SERIAL_2; Alice (consenting
+    # since T0) registered SERIAL_1 at T2. Her consent must not pull in Bob's readings, nor the one from before
+    # Bob registered: he is the device's first known holder.
     bob = [
         customer(email=BOB, shareWithResearchAsOfDate=None),
         customer(email=BOB, shareWithResearchAsOfDate=None, serialNumber=SERIAL_2, lastUpdateDate=T2),
     ]
     alice = customer(registrationDate=T2, lastUpdateDate=T2)
-    readings = [step_reading(sensorReadingTime=T1), step_reading(sensorReadingTime=T2)]
+    readings = [step_reading(sensorReadingTime=t) for t in (T0 - 1, T1, T2)]
     classified = classify_steps(spark, [*bob, alice], readings, policy)
-    assert_reasons(classified, STEP_KEYS, [(SERIAL_1, T1, 1, "no_consent", None), (SERIAL_1, T2, 2, None, None)])
-    assert_kept(classified, STEP_TRAINER_TRUSTED.schema, readings[1:])
+    assert_reasons(
+        classified,
+        STEP_KEYS,
+        [
+            (SERIAL_1, T0 - 1, 1, "no_consent", None),
+            (SERIAL_1, T1, 2, "no_consent", None),
+            (SERIAL_1, T2, 3, None, None),
+        ],
+    )
+    assert_kept(classified, STEP_TRAINER_TRUSTED.schema, readings[2:])
+
+
+def test_step_readings_before_the_first_claim_are_the_first_holders_and_consent_still_decides(
+    spark: SparkSession,
+) -> None:
+    # Alice registered SERIAL_1 at T2 with research consent from T1: before T2 nobody had claimed the device, so
+    # its readings are hers (its first known holder); under `since` her consent time still decides which count.
+    alice = customer(registrationDate=T2, lastUpdateDate=T2, shareWithResearchAsOfDate=T1)
+    readings = [step_reading(sensorReadingTime=t) for t in (T0, T1, T2)]
+    since = classify_steps(spark, [alice], readings, ConsentPolicy.SINCE)
+    assert_reasons(
+        since,
+        STEP_KEYS,
+        [(SERIAL_1, T0, 1, "before_consent", None), (SERIAL_1, T1, 2, None, None), (SERIAL_1, T2, 3, None, None)],
+    )
+    assert_kept(since, STEP_TRAINER_TRUSTED.schema, readings[1:])
+    assert_kept(classify_steps(spark, [alice], readings, ConsentPolicy.FLAG), STEP_TRAINER_TRUSTED.schema, readings)
 
 
 @POLICIES
-def test_step_reading_of_a_claimed_device_before_anyone_claimed_it(spark: SparkSession, policy: ConsentPolicy) -> None:
-    # Alice registered SERIAL_1 at T1: a reading at T0 has no owner yet, even though Alice consents.
-    alice = customer(registrationDate=T1, lastUpdateDate=T1)
-    classified = classify_steps(spark, [alice], [step_reading(sensorReadingTime=T0)], policy)
-    assert_reasons(classified, STEP_KEYS, [(SERIAL_1, T0, 1, "no_owner_at_time", None)])
+def test_step_readings_before_two_simultaneous_first_claims_are_quarantined(
+    spark: SparkSession, policy: ConsentPolicy
+) -> None:
+    # Alice and Bob both registered SERIAL_1 at T1; Bob moved to SERIAL_2 at T2. Before T1 the device has two
+    # first holders (quarantined); from T2 on it is Alice's alone.
+    owners = [
+        customer(registrationDate=T1, lastUpdateDate=T1, shareWithResearchAsOfDate=T0),
+        customer(email=BOB, registrationDate=T1, lastUpdateDate=T1),
+        customer(email=BOB, registrationDate=T1, lastUpdateDate=T2, serialNumber=SERIAL_2),
+    ]
+    readings = [step_reading(sensorReadingTime=t) for t in (T0, T1, T2)]
+    classified = classify_steps(spark, owners, readings, policy)
+    assert_reasons(
+        classified,
+        STEP_KEYS,
+        [
+            (SERIAL_1, T0, 1, "ambiguous_device_owner", "2 owners"),
+            (SERIAL_1, T1, 2, "ambiguous_device_owner", "2 owners"),
+            (SERIAL_1, T2, 3, None, None),
+        ],
+    )
+
+
+@POLICIES
+def test_step_reading_before_the_first_claim_goes_to_the_earliest_of_two_holders(
+    spark: SparkSession, policy: ConsentPolicy
+) -> None:
+    # Alice registered SERIAL_1 at T1, Bob (no consent) at T2, and neither let it go: before T1 the device is
+    # Alice's (its first holder), not ambiguous, and never Bob's; from T2 on both hold it.
+    alice = customer(registrationDate=T1, lastUpdateDate=T1, shareWithResearchAsOfDate=T0 - 1)
+    bob = customer(email=BOB, registrationDate=T2, lastUpdateDate=T2, shareWithResearchAsOfDate=None)
+    readings = [step_reading(sensorReadingTime=t) for t in (T0, T2)]
+    classified = classify_steps(spark, [bob, alice], readings, policy)
+    assert_reasons(
+        classified,
+        STEP_KEYS,
+        [(SERIAL_1, T0, 1, None, None), (SERIAL_1, T2, 2, "ambiguous_device_owner", "2 owners")],
+    )
+
+
+@POLICIES
+def test_step_readings_of_a_device_handed_over_and_back(spark: SparkSession, policy: ConsentPolicy) -> None:
+    # Bob (consenting since before any reading) registered SERIAL_1 at T0 and registered it again at T1 (the same
+    # customer twice: still one first holder), handed it to Alice (no consent) at T2 and took it back at T2 + 2;
+    # Alice then holds SERIAL_2. Alice registered SERIAL_1 again at T2 + 4 and keeps it: both hold it from then.
+    bob_consent = {"email": BOB, "shareWithResearchAsOfDate": T0 - 10}
+    owners = [
+        customer(**bob_consent),
+        customer(**bob_consent, registrationDate=T1, lastUpdateDate=T1),
+        customer(**bob_consent, lastUpdateDate=T2, serialNumber=SERIAL_3),
+        customer(**bob_consent, lastUpdateDate=T2 + 2),
+        *(
+            customer(registrationDate=T2, lastUpdateDate=t, serialNumber=serial, shareWithResearchAsOfDate=None)
+            for t, serial in ((T2, SERIAL_1), (T2 + 2, SERIAL_2), (T2 + 4, SERIAL_1))
+        ),
+    ]
+    times = (T0 - 5, T1, T2 + 1, T2 + 3, T2 + 4)
+    classified = classify_steps(spark, owners, [step_reading(sensorReadingTime=t) for t in times], policy)
+    assert_reasons(
+        classified,
+        STEP_KEYS,
+        [
+            (SERIAL_1, T0 - 5, 1, None, None),
+            (SERIAL_1, T1, 2, None, None),
+            (SERIAL_1, T2 + 1, 3, "no_consent", None),
+            (SERIAL_1, T2 + 3, 4, None, None),
+            (SERIAL_1, T2 + 4, 5, "ambiguous_device_owner", "2 owners"),
+        ],
+    )
+
+
+@POLICIES
+def test_step_reading_of_a_device_its_holder_let_go_has_no_owner(spark: SparkSession, policy: ConsentPolicy) -> None:
+    # Alice held SERIAL_1 from T0 until T1, then named SERIAL_2, and nobody claimed SERIAL_1 since: a reading
+    # before T0 is hers (first holder), one after T1 is nobody's.
+    alice = [customer(), customer(serialNumber=SERIAL_2, lastUpdateDate=T1)]
+    readings = [step_reading(sensorReadingTime=t) for t in (T0 - 1, T2)]
+    classified = classify_steps(spark, alice, readings, policy)
+    assert_reasons(
+        classified,
+        STEP_KEYS,
+        [
+            (SERIAL_1, T0 - 1, 1, None if policy is ConsentPolicy.FLAG else "before_consent", None),
+            (SERIAL_1, T2, 2, "no_owner_at_time", None),
+        ],
+    )
+
+
+@POLICIES
+def test_a_claim_replaced_at_its_start_makes_nobody_the_first_holder(
+    spark: SparkSession, policy: ConsentPolicy
+) -> None:
+    # Alice named SERIAL_1 at registration (T1) and, in a later line with the same times, SERIAL_2 instead: she
+    # never held SERIAL_1. Bob registered it at T2, so it is his from its first reading on.
+    alice = [
+        customer(registrationDate=T1, lastUpdateDate=T1),
+        customer(registrationDate=T1, lastUpdateDate=T1, serialNumber=SERIAL_2),
+    ]
+    bob = customer(email=BOB, registrationDate=T2, lastUpdateDate=T2, shareWithResearchAsOfDate=None)
+    classified = classify_steps(spark, [*alice, bob], [step_reading(sensorReadingTime=T0)], policy)
+    assert_reasons(classified, STEP_KEYS, [(SERIAL_1, T0, 1, "no_consent", None)])
 
 
 @POLICIES

@@ -38,16 +38,27 @@ def _raw_line(columns: list[str]) -> Column:
 def with_owner_at_time(readings: DataFrame, time_column: str, claims: DataFrame) -> DataFrame:
     """Adds who held each reading's device at the reading's time, from `customers.device_claims`.
 
-    `_claimed`: the serial is claimed by some record (null: by none); `_owners`: how many customers claim it at
-    that time; `_owner`: their identity key when exactly one does (null otherwise, so nothing joins to it).
+    A claim holds its serial from `claimed_from` until `claimed_until`; the serial's earliest claims also reach
+    back to any earlier reading: before anyone claimed it, a device is its first known holder's (two customers
+    claiming it first at the same time are both its holders then). A claim that holds for no time (its record
+    replaced at the moment it starts) holds nothing and makes nobody a first holder.
+
+    `_claimed`: some record claims the serial (null: none does); `_owners`: how many customers hold it at that
+    time; `_owner`: their identity key when exactly one does (null otherwise, so nothing joins to it).
     """
     times = readings.select("serialNumber", F.col(time_column).alias("_t")).distinct()
-    claim = claims.select(
-        F.col("serialNumber").alias("_serial"), F.col(IDENTITY_KEY).alias("_claimant"), "claimed_from", "claimed_until"
+    holding = claims.where(F.col("claimed_until").isNull() | (F.col("claimed_from") < F.col("claimed_until")))
+    first = holding.groupBy("serialNumber").agg(F.min("claimed_from").alias("_first"))
+    claim = holding.join(first, "serialNumber").select(
+        F.col("serialNumber").alias("_serial"),
+        F.col(IDENTITY_KEY).alias("_claimant"),
+        # null: from the beginning of the device's readings.
+        F.when(F.col("claimed_from") > F.col("_first"), F.col("claimed_from")).alias("_from"),
+        "claimed_until",
     )
     covers = (
         (F.col("serialNumber") == F.col("_serial"))
-        & (F.col("_t") >= F.col("claimed_from"))
+        & (F.col("_from").isNull() | (F.col("_t") >= F.col("_from")))
         & (F.col("claimed_until").isNull() | (F.col("_t") < F.col("claimed_until")))
     )
     at_time = (
@@ -66,7 +77,8 @@ def with_owner_at_time(readings: DataFrame, time_column: str, claims: DataFrame)
 
 
 def ownership_rules() -> list[tuple[Column, str, Column | str | None]]:
-    """unknown_device (no record ever claimed the serial), no_owner_at_time, ambiguous_device_owner (quarantine)."""
+    """unknown_device (no record ever claimed the serial); no_owner_at_time (its holders had let it go by the
+    reading's time, and nobody took it); ambiguous_device_owner (quarantine: two or more holders at that time)."""
     return [
         (F.col("_claimed").isNull(), reasons.UNKNOWN_DEVICE, None),
         (F.col("_owners") == 0, reasons.NO_OWNER_AT_TIME, None),
@@ -122,8 +134,9 @@ def classify_step_trainer_trusted(
     in customer_curated, within the consent policy.
 
     Ownership comes from every customer's record history (`customers.device_claims`), consenting or not, so a
-    reading goes to the customer who held the device then, never to a later owner, and a device claimed by two
-    customers at that time is quarantined (ambiguous_device_owner) rather than given to one of them.
+    reading goes to the customer who held the device then (before any claim: its first known holder), never to a
+    later owner, and a device held by two customers at that time is quarantined (ambiguous_device_owner) rather
+    than given to one of them.
     """
     columns = STEP_TRAINER_TRUSTED.columns
     trusted = customer_trusted.select(identity_key("email").alias(OWNER), F.lit(True).alias("_trusted"))
