@@ -26,18 +26,18 @@ from __future__ import annotations
 
 import gzip
 import os
-import posixpath
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 from urllib.parse import unquote
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from stedi_assets import reasons
 from stedi_assets.lake.codecs import GZIP_MAGIC, Prefixed, codec_of, unsupported_codec
-from stedi_assets.lake.storage import ReadStream, SymlinkError
+from stedi_assets.lake.storage import ReadStream, SymlinkError, hidden
 from stedi_assets.transforms.parsing import LINES_SCHEMA, RAW, FileFault
 
 CHUNK = 1 << 20
@@ -94,63 +94,84 @@ def _decoded_file_path() -> F.Column:
 
 
 def _escape_glob(path: str) -> str:
-    """Spark reads a path as a Hadoop glob: a folder named a[1] must be written a\\[1\\]."""
+    """Spark reads a path as a Hadoop glob: a file named a[1] must be written a\\[1\\]."""
     return "".join("\\" + c if c in _GLOB_CHARS else c for c in path)
 
 
-def _parent(uri: str) -> str:
-    if _is_uri(uri) and not uri.startswith("file:"):
-        return uri.rsplit("/", 1)[0]
-    return os.path.dirname(_local_path(uri))
+def _is_s3(uri: str) -> bool:
+    return _is_uri(uri) and not uri.startswith("file:")
 
 
-def _read_roots(uris: Iterable[str]) -> list[str]:
-    """The fewest folders whose recursive listing holds every file: parents, without nested ones."""
-    roots: list[str] = []
-    for folder in sorted({_parent(uri) for uri in uris}):
-        if not any(folder == root or folder.startswith(root.rstrip("/") + "/") for root in roots):
-            roots.append(folder)
-    return roots
+def name_fault(uri: str) -> FileFault | None:
+    """Why Spark cannot read the object by this name (a local path or s3a:// URI, as Spark is given it), or None.
+
+    Spark is given each file's own path, glob characters escaped: that reads names with spaces, `%`, `#`, glob
+    characters, control characters and any Unicode, and S3 keys with a colon. It cannot read a local file whose
+    name has a colon (Hadoop's local file system opens a checksum file beside it, `.a:b.crc`, and takes `.a:` for
+    a URI scheme), a path with both a colon and a glob character (Hadoop parses each folder of a glob on its own,
+    and `c:d` is a scheme then), an S3 key with an empty folder name (Hadoop's paths collapse `a//b` to `a/b`,
+    another key), or a name that is not UTF-8 (the JVM cannot be given it). An S3 key ending in / is a folder
+    marker, no file."""
+    try:
+        uri.encode("utf-8")
+    except UnicodeEncodeError:
+        return FileFault(reasons.UNSUPPORTED_NAME, "its name is not UTF-8: Spark cannot be given it")
+    path = uri.split("://", 1)[1] if _is_s3(uri) else uri
+    if _is_s3(uri) and uri.endswith("/"):
+        return FileFault(reasons.NOT_A_FILE, "a folder marker (its key ends with /) that holds bytes: no file")
+    if _is_s3(uri) and "//" in path:
+        return FileFault(reasons.UNSUPPORTED_NAME, "an empty folder name (//): Hadoop's paths cannot name it")
+    if not _is_s3(uri) and ":" in os.path.basename(uri):
+        return FileFault(reasons.UNSUPPORTED_NAME, "a colon in a local file name: Hadoop takes it for a URI scheme")
+    if ":" in path and any(c in _GLOB_CHARS for c in path):
+        return FileFault(
+            reasons.UNSUPPORTED_NAME, "a colon and a glob character in its path: Hadoop takes the colon for a scheme"
+        )
+    return None
 
 
-def _check_not_hidden(uri: str, roots: list[str]) -> None:
-    parent = _parent(uri)
-    root = next(root for root in roots if parent == root or parent.startswith(root.rstrip("/") + "/"))
-    relative = posixpath.relpath(uri if _is_uri(uri) and not uri.startswith("file:") else _local_path(uri), root)
-    if any(part.startswith(("_", ".")) for part in relative.split("/")):
-        raise ValueError(f"{uri}: Spark skips files and folders named with a leading _ or ., as Hadoop does")
+def _check_readable_name(uri: str) -> None:
+    if (fault := name_fault(uri)) is not None:
+        raise ValueError(f"{uri}: {fault.detail}")
+    # Given a file's own path, Spark still skips it by its name (its folders' names do not matter then).
+    if hidden(uri.rsplit("/", 1)[-1]):
+        raise ValueError(f"{uri}: Spark skips files named with a leading _ or . (or ending ._COPYING_)")
 
 
 def read_lines(session: SparkSession, files: Mapping[str, int]) -> DataFrame:
     """Every line of `files` (URI as Spark reads it: a local path or s3a:// -> arrival, epoch ms), as
     `LINES_SCHEMA`: source_file (the URI as given), line_number (1-based), arrived_at, raw.
 
-    The files' folders are listed by Spark and the scan is pruned to `files` by their `_metadata.file_path`,
-    so a file that vanishes after this call is skipped (`ignoreMissingFiles`) instead of failing the job:
-    `changed_files` then quarantines it. Raises FilesNotListedError, naming them, when Spark's listing misses
-    files of the batch (deleted since they were probed); call again without them.
+    Spark is given exactly these files, each by its own path (never their folder: a `_spark_metadata` folder
+    there would make Spark read its log instead, and one name Hadoop cannot parse would fail the listing of every
+    file). A file that vanishes after this call is skipped (`ignoreMissingFiles`) instead of failing the job:
+    `changed_files` then quarantines it. Raises FilesNotListedError, naming them, when files of the batch are
+    gone before Spark lists them (deleted since they were probed); call again without them. Raises ValueError
+    for a name `name_fault` refuses or Spark skips (probe the batch first).
     """
     if not files:
         return session.createDataFrame([], LINES_SCHEMA)
     keys = {spark_file_key(uri): uri for uri in files}
     if len(keys) != len(files):
         raise ValueError("two URIs of the batch name the same file")
-    roots = _read_roots(files)
     for uri in files:
-        _check_not_hidden(uri, roots)
-    text = (
-        session.read.option("recursiveFileLookup", "true")
-        .option("ignoreMissingFiles", "true")
-        .text([_escape_glob(root) for root in roots])
-    )
+        _check_readable_name(uri)
+    try:
+        # Local paths absolute: the JVM's working folder need not be this process's.
+        paths = [_escape_glob(uri if _is_s3(uri) else _local_path(uri)) for uri in files]
+        text = session.read.option("ignoreMissingFiles", "true").text(paths)
+    except AnalysisException as error:
+        # Spark checks that each path exists, and names the first it misses (as spark_file_key spells it).
+        named = (error.getMessageParameters() or {}).get("path", "") if error.getCondition() == "PATH_NOT_FOUND" else ""
+        if (gone := keys.get(named)) is None:
+            raise
+        raise FilesNotListedError([gone]) from None
     listed = {_listed_key(path) for path in text.inputFiles()}
     missing = sorted(uri for key, uri in keys.items() if key not in listed)
     if missing:
         raise FilesNotListedError(missing)
 
-    # The filter sits right on the scan, so Spark prunes the listing to the batch's files; the ids are
-    # taken after it, over the lines of those files only.
-    lines = text.where(_decoded_file_path().isin(list(keys))).select(
+    lines = text.select(
         _decoded_file_path().alias("_key"),
         F.col("_metadata.file_block_start").alias("_block"),
         F.monotonically_increasing_id().alias("_id"),
@@ -195,8 +216,11 @@ def _gzip_fault(stream: ReadStream) -> str | None:
 
 
 def probe_file(uri: str, open_file: Callable[[str], ReadStream]) -> FileFault | None:
-    """Whether Spark will be able to read the file: it is not compressed with a codec this project refuses, it
-    opens, and a gzip file (by its name, in any case: Spark's rule) decompresses to its end, every member."""
+    """Whether Spark will be able to read the file: Spark can be given its name (`name_fault`), it is not
+    compressed with a codec this project refuses, it opens, and a gzip file (by its name, in any case: Spark's
+    rule) decompresses to its end, every member."""
+    if (fault := name_fault(uri)) is not None:
+        return fault
     if (codec := unsupported_codec(uri)) is not None:
         return FileFault(
             reasons.UNSUPPORTED_COMPRESSION, f"{codec} by its name: only gzip (.gz) and plain text are read"

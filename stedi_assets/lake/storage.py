@@ -46,9 +46,15 @@ class FileInfo:
         return f"{self.size}:{self.version}"
 
 
+# What `hadoop fs -put` and `-cp` name a file while they copy it; Spark skips it, as it skips `_x` and `.x`.
+COPYING_SUFFIX = "._COPYING_"
+
+
 def hidden(name: str) -> bool:
-    """Names readers skip, as Hadoop does: staging files (`.x`, `_x`) and markers (`_SUCCESS`)."""
-    return name.startswith(("_", "."))
+    """Names the lake skips, in a file's name or any folder's: staging files (`.x`, `_x`, `x._COPYING_`) and
+    markers (`_SUCCESS`, `_spark_metadata`). Spark skips each of them too (it reads `_metadata*` and `_a=b`
+    names, which the lake skips all the same)."""
+    return name.startswith(("_", ".")) or name.endswith(COPYING_SUFFIX)
 
 
 def is_s3(uri: str) -> bool:
@@ -209,9 +215,16 @@ class S3Storage:
         found = []
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
             for obj in page.get("Contents", []):
-                relative = obj["Key"][len(prefix) + 1 :]
-                if relative and not any(hidden(part) for part in relative.split("/")):
-                    found.append(self._info(bucket, obj["Key"], obj["Size"], obj["LastModified"], obj["ETag"]))
+                key = obj["Key"]
+                # A key ending in / is a folder marker (consoles make them, empty): skipped when empty, listed when
+                # it holds bytes, which the landing probe then quarantines rather than lose. An empty folder name
+                # (`a//b`) is listed, and refused there by name.
+                marker = key.endswith("/")
+                if marker and obj["Size"] == 0:
+                    continue
+                relative = key[len(prefix) + 1 :].removesuffix("/") if marker else key[len(prefix) + 1 :]
+                if not any(hidden(part) for part in relative.split("/")):
+                    found.append(self._info(bucket, key, obj["Size"], obj["LastModified"], obj["ETag"]))
         return sorted(found, key=lambda f: f.uri)
 
     @staticmethod
