@@ -136,6 +136,11 @@ CASES = {
     "customer_out_by_quarantined_record",
     "future_consent",
     "device_move",  # readings before and after a hand-over; the earlier owner does not consent, the later does
+    "reading_before_first_claim",  # a device read before its only holder registered it: theirs
+    # ... before the first of its holders registered it (a device handed over, or shared): the first holder's
+    "reading_before_first_claim_of_a_device_with_several_holders",
+    "reading_before_simultaneous_first_claims",  # two customers registered the device at once: quarantined
+    "reading_of_a_released_device",  # read after its holder put it away and before anyone took it: nobody's
 }
 
 
@@ -147,7 +152,15 @@ def test_the_default_sample_has_every_identity_and_consent_case(tmp_path: Path) 
 def test_the_generators_bookkeeping_agrees_with_the_reference_on_every_case(tmp_path: Path) -> None:
     """Two independent computations of the expected tables (no Spark): the generator's own bookkeeping of what it
     wrote, and reference.py's reading of the files, on lakes where every case is frequent."""
-    heavy = replace(DEFECTIVE, email_variant=0.4, exact_tie=0.2, malformed_consent=0.2, device_move=0.2)
+    heavy = replace(
+        DEFECTIVE,
+        email_variant=0.4,
+        exact_tie=0.2,
+        malformed_consent=0.2,
+        device_move=0.2,
+        shared_device=0.2,
+        early_readings=0.5,
+    )
     cases: set[str] = set()
     for seed in range(4):
         report = generate(tmp_path / str(seed), customers=60, seed=seed, readings=12, files=4, rates=heavy)

@@ -1,8 +1,9 @@
 """What the pipeline must produce from a generated lake: the counts per table and consent policy, the cases met,
 and the descriptive rules that kept rows fail.
 
-The generator notes what it delivered (a `Ledger`, an `Entry` per record of a customer) and hands each customer
-to `expect` once it is finished.
+The generator notes what it delivered (a `Ledger`, an `Entry` per record of a customer, the `Claim`s on devices
+its records make) and hands customers to `expect` once finished, a group at a time: a customer with the next ones
+that claim their device.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from stedi_assets.sample.world import FUTURE_CONSENT_FROM, Customer, Entry, Record, arrival_ms
+from stedi_assets.sample.world import FUTURE_CONSENT_FROM, Claim, Customer, Entry, Record, arrival_ms
 
 
 @dataclass
@@ -37,8 +38,55 @@ def _current_entry(entries: list[Entry]) -> Entry:
     return max(entries, key=order)
 
 
-def expect(expected: dict[str, Counter[str]], c: Customer, ledger: Ledger) -> int:
-    """Adds one finished customer's share of every table; returns its step readings quarantined as ambiguous."""
+def expect(expected: dict[str, Counter[str]], group: list[Customer], ledger: Ledger) -> int:
+    """Adds a finished group of customers' share of every table; returns its step readings quarantined as
+    ambiguous. A group is one customer, or customers linked by a device one hands over or shares with the next:
+    no customer outside it claims a device it sent readings from, so it knows every claim they depend on."""
+    for c in group:
+        _settle(expected, c, ledger)
+    claims = [(c, claim) for c in group for claim in c.claims]
+    ambiguous = 0
+    for c in group:
+        for serial, t in c.sent:
+            owners, before_first = holders(serial, t, claims)
+            ledger.cases.update(_ownership_case(serial, claims, owners, before_first))
+            if len(owners) > 1:
+                ambiguous += 1
+            elif owners:
+                _count_step(expected, owners[0], t)
+    return ambiguous
+
+
+def holders(serial: str, t: int, claims: list[tuple[Customer, Claim]]) -> tuple[list[Customer], bool]:
+    """Who held a device at a reading's time, and whether the reading predates every claim of it: the customers
+    whose claims hold it then; before its first claim, those of the first claim (its first known holders).
+    Every claim of the model holds for some time (start < end)."""
+    of_device = [(c, claim) for c, claim in claims if claim.serial == serial]
+    first = min((claim.start for _, claim in of_device), default=None)
+    before_first = first is not None and t < first
+    held = (
+        c
+        for c, claim in of_device
+        if (claim.start == first if before_first else claim.start <= t and (claim.end is None or t < claim.end))
+    )
+    return list({c.index: c for c in held}.values()), before_first
+
+
+def _ownership_case(
+    serial: str, claims: list[tuple[Customer, Claim]], owners: list[Customer], early: bool
+) -> list[str]:
+    if not owners:
+        return ["reading_of_a_released_device"]
+    if not early:
+        return []
+    if len(owners) > 1:
+        return ["reading_before_simultaneous_first_claims"]
+    several = len({c.index for c, claim in claims if claim.serial == serial}) > 1
+    return ["reading_before_first_claim_of_a_device_with_several_holders" if several else "reading_before_first_claim"]
+
+
+def _settle(expected: dict[str, Counter[str]], c: Customer, ledger: Ledger) -> None:
+    """Adds a finished customer's customer and phone-reading rows; notes their consent and where they are curated."""
     current = _current_entry(c.entries)
     consent = current.consent if current.accepted and (current.consent or 0) < FUTURE_CONSENT_FROM else None
     c.effective_consent = consent
@@ -54,22 +102,25 @@ def expect(expected: dict[str, Counter[str]], c: Customer, ledger: Ledger) -> in
         )
         if happened
     )
-    phone_times = set(c.reading_times)
     for policy, counts in expected.items():
         if consent is None:
             continue
         counts["customer_trusted"] += 1
         kept = [t for t in c.reading_times if policy == "flag" or t >= consent]
         counts["accelerometer_trusted"] += len(kept)
-        if not kept:
+        if kept:
+            counts["customer_curated"] += 1
+            c.curated.add(policy)
+
+
+def _count_step(expected: dict[str, Counter[str]], owner: Customer, t: int) -> None:
+    """Adds a step reading owned by `owner` alone, and its pairs with the owner's phone readings, where kept."""
+    for policy, counts in expected.items():
+        consent = owner.effective_consent
+        if consent is None or policy not in owner.curated or (policy == "since" and t < consent):
             continue
-        counts["customer_curated"] += 1
-        if c.ambiguous:
-            continue
-        steps = [t for t in c.step_times if policy == "flag" or t >= consent]
-        counts["step_trainer_trusted"] += len(steps)
-        counts["machine_learning_curated"] += sum(1 for t in steps if t in phone_times)
-    return len(c.step_times) if c.ambiguous and c.sends_steps else 0
+        counts["step_trainer_trusted"] += 1
+        counts["machine_learning_curated"] += t in owner.reading_times
 
 
 # Descriptive rules: what a customer record's free-text and unused fields must hold (rows failing them are kept).

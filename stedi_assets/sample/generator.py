@@ -6,6 +6,10 @@ Deterministic for a seed (each customer draws from its own seeded stream), strea
 and it writes `_sample_expected.json` (skipped by readers: it starts with `_`) with the counts the pipeline
 must produce from the clean part, per consent policy.
 
+Devices have histories as real ones do: some read before their holder registered them (their first known holder's
+readings), some are registered by two customers at the same millisecond (ambiguous from the start), are handed
+over, or read after their holder put them away (nobody's).
+
 Besides record-level defects, the feeds look like real exports: descriptive customer fields that fail their
 rule (malformed birth dates, odd phone formats, empty or numeric names, a public-sharing date as text),
 keys spelled in another case, duplicated keys, a byte-order mark, CRLF line endings, a gzip-compressed file,
@@ -43,6 +47,8 @@ from stedi_assets.sample.world import (
     HANDOVER,
     LAST_NAMES,
     READING_INTERVAL_MS,
+    STRAY_READING_MS,
+    Claim,
     Customer,
     Entry,
     Rates,
@@ -155,28 +161,40 @@ def _customer(
     seed: int,
     index: int,
     rates: Rates,
-    shared_serial: str | None,
+    shared: Customer | None,
     readings: int,
     received: tuple[str, int] | None = None,
     last_of_file: bool = False,
 ) -> tuple[Customer, Sequence[Record | str], random.Random]:
     """One customer's records (dicts: valid lines; str: lines the pipeline quarantines) and readings, drawn from
-    the customer's own stream. `received`: (serial, time) of a device this customer takes over from the previous.
-    The last customer of a file delivers its current record again with the next customer, in the next file: an
-    exact tie that the files' arrival order decides (see `arrival_ms`)."""
+    the customer's own stream. `shared`: the previous customer, whose device this one claims too; `received`:
+    (serial, time) of a device this customer takes over from the previous. The last customer of a file delivers
+    its current record again with the next customer, in the next file: an exact tie that the files' arrival
+    order decides (see `arrival_ms`)."""
     rng = random.Random(f"{seed}:customer:{index}")
+    # What the customer's device did before they registered it, and whether a shared one is claimed by both at
+    # once, draw from a stream of their own: they move nothing else.
+    history = random.Random(f"{seed}:device-history:{index}")
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     email = f"{first}.{last}.{index}@test.com"
     own_serial = _uuid(rng)
-    serial = received[0] if received else shared_serial or own_serial
+    serial = received[0] if received else shared.serial if shared else own_serial
     registered = EPOCH_2022 + rng.randrange(365) * DAY_MS + rng.randrange(DAY_MS)
+    if shared is not None and history.random() < rates.simultaneous_claim:
+        registered = shared.registered  # two first claims of the device at the same millisecond
     # Sessions start on a shared grid of whole seconds, so different customers read at the same millisecond; a
     # device's new owner reads after the hand-over.
     start = EPOCH_2022 + (402 if received else 400) * DAY_MS + rng.randrange(30) * 1000
     count = 0 if rng.random() < rates.no_readings else readings
     times = [start + j * READING_INTERVAL_MS for j in range(count)]
+    # A device taken over was its giver's before: only others' devices may have read before anyone claimed them.
+    early: list[int] = []
+    if received is None and history.random() < rates.early_readings:
+        early_count = max(1, readings // 4)
+        early_start = registered - history.randrange(1, DAY_MS) - early_count * READING_INTERVAL_MS
+        early = [early_start + j * READING_INTERVAL_MS for j in range(early_count)]
 
-    story = _story(rng, rates, received is not None, shared_serial is not None, last_of_file)
+    story = _story(rng, rates, received is not None, shared is not None, last_of_file)
     kind = rng.random()
     withdrawn = story == "plain" and rates.no_consent <= kind < rates.no_consent + rates.withdrawn
     consent: int | None
@@ -232,11 +250,23 @@ def _customer(
     steps += [t + READING_INTERVAL_MS // 2 for t in times if rng.random() < rates.step_without_phone]
     if not times:
         steps = [start + j * 1000 + 7 for j in range(5)]
-    customer = Customer(index, email, serial, consent, times, sorted(steps), current=current, story=story)
-    customer.spelled = spelled
+    # The phone reads early with the device, if it ever sends anything.
+    phone_times = early + times if times else []
+    if story == "gives":
+        claims = [Claim(serial, registered, HANDOVER), Claim(base["serialNumber"], HANDOVER, None)]
+    elif story == "receives":
+        claims = [Claim(own_serial, registered, HANDOVER), Claim(serial, HANDOVER, None)]
+    else:
+        claims = [Claim(serial, registered, None)]
+    customer = Customer(
+        index, email, serial, registered, consent, phone_times, sorted(early + steps), claims, current=current
+    )
+    customer.story, customer.spelled = story, spelled
     if story == "gives":
         customer.gives = (serial, HANDOVER)
-        customer.spare = (base["serialNumber"], HANDOVER - 3_600_000)
+        customer.stray.append((base["serialNumber"], HANDOVER - STRAY_READING_MS))
+    elif story == "receives":
+        customer.stray.append((own_serial, HANDOVER + STRAY_READING_MS))
     elif story == "exact_tie":
         customer.late.append(_tie_copy(customer))
     elif story == "malformed_consent":
@@ -312,31 +342,33 @@ def generate(
     ledger = Ledger()
     previous: Customer | None = None
     share_next = False
+    # Finished customers whose devices the next customer may still claim (see `expect`).
+    group: list[Customer] = []
     step = max(1, customers // 100)
     for index in range(customers + 1):
         if progress is not None and index % step == 0:
             progress(index)
-        # Customers are finished one step late, once we know whether the next one claims the same device, and
-        # once their late records (delivered with the next customer, perhaps in the next file) are written.
+        # Customers are finished one step late, once their late records (delivered with the next customer,
+        # perhaps in the next file) are written, and counted once the next customer claims none of their devices.
         current = None
         if index < customers:
-            shared = previous.serial if (previous is not None and share_next) else None
+            shared = previous if share_next else None
             received = previous.gives if previous is not None else None
             last_of_file = (
                 index * writers["customer"].files // customers != (index + 1) * writers["customer"].files // customers
             )
             current, records, rng = _customer(seed, index, rates, shared, readings, received, last_of_file)
             current.giver = previous if received else None
-            current.ambiguous = shared is not None
             current.sends_steps = shared is None
-            if previous is not None and shared is not None:
-                previous.ambiguous = True
             share_next = rng.random() < rates.shared_device and current.story not in ("gives", "receives")
             for writer in writers.values():
                 writer.open_for(index, customers)
         if previous is not None:
             _deliver(writers["customer"], previous, previous.late, ledger)
-            ambiguous_steps += expect(expected, previous, ledger)
+            group.append(previous)
+        if current is None or (current.giver is None and current.sends_steps):
+            ambiguous_steps += expect(expected, group, ledger)
+            group = []
         if current is not None:
             _deliver(writers["customer"], current, records, ledger)
             _write_readings(writers, current, rng, rates)
@@ -388,13 +420,12 @@ def _write_readings(writers: dict[str, FeedWriter], c: Customer, rng: random.Ran
             c.story_cases.append("email_variant_reading_resent")
         if rng.random() < rates.unknown_user:
             phone.record({"user": f"ghost.{c.index}.{t}@nowhere.com", "timestamp": t, **xyz})
-    for t in c.step_times if c.sends_steps else []:
-        device.record({"sensorReadingTime": t, "serialNumber": c.serial, "distanceFromObject": rng.randrange(0, 500)})
+    own = [(c.serial, t) for t in c.step_times] if c.sends_steps else []
+    for serial, t in own + c.stray:
+        device.record({"sensorReadingTime": t, "serialNumber": serial, "distanceFromObject": rng.randrange(0, 500)})
+        c.sent.append((serial, t))
         if rng.random() < rates.unknown_device:
             device.record({"sensorReadingTime": t, "serialNumber": _uuid(rng), "distanceFromObject": 1})
-    if c.spare is not None:
-        # The giver's new device, tested before it was theirs: no customer held it then.
-        device.record({"sensorReadingTime": c.spare[1], "serialNumber": c.spare[0], "distanceFromObject": 0})
 
 
 def _deliver(writer: FeedWriter, c: Customer, records: Sequence[Record | str], ledger: Ledger) -> None:

@@ -24,6 +24,9 @@ ARRIVAL_STEP_MS = 60_000
 FUTURE_CONSENT_FROM = 3_786_912_000_000
 # Devices change hands on this day; phone sessions are on day 400, those of a device's new owner on day 402.
 HANDOVER = EPOCH_2022 + 401 * DAY_MS
+# A giver's new device reads this long before the hand-over (before it was claimed: its first holder's), and the
+# receiver's old device this long after it (once put away: nobody's).
+STRAY_READING_MS = 3_600_000
 # What may surround an e-mail in the feeds without changing whose it is (a subset of what the pipeline strips).
 EMAIL_SPACES = (" ", "\t", "\u00a0", "\u200b", "\u200c", "\u200d", "\ufeff", "\u2060")
 # The epoch-ms range the contract accepts: a time outside it is unreadable.
@@ -46,6 +49,10 @@ class Rates:
     consent_after_readings: float = 0.08  # per consenting customer: every reading predates consent
     no_readings: float = 0.08  # per customer: the phone app never sent anything
     shared_device: float = 0.02  # per customer: the next customer claims the same step trainer
+    simultaneous_claim: float = 0.5  # per shared step trainer: both customers register it at the same millisecond
+    # per customer (not one taking a device over): its step trainer and phone read before it registered, as a
+    # quarter of a session (the public STEDI export has 19% of its step readings before their holder registered)
+    early_readings: float = 0.25
     time_stamp_spelling: float = 0.25  # per customer: the phone export spells the field timeStamp
     email_variant: float = 0.1  # per customer: records and readings spell the e-mail in other cases and spaces
     exact_tie: float = 0.02  # per customer: the current record again, same times, other consent (+ each file's last)
@@ -93,6 +100,14 @@ def arrival_ms(file_index: int) -> int:
     return ARRIVAL_BASE + (3 * block + (2 if place == 0 else 1)) * ARRIVAL_STEP_MS
 
 
+class Claim(NamedTuple):
+    """A customer's hold on a device, as their records state it: from `start` until `end` (None: still)."""
+
+    serial: str
+    start: int
+    end: int | None
+
+
 class Entry(NamedTuple):
     """One delivered record of a customer (accepted, or quarantined with a readable e-mail), for the recency order."""
 
@@ -109,22 +124,27 @@ class Customer:
     index: int
     email: str
     serial: str  # the device whose readings this customer sends
+    registered: int  # registrationDate: the first record's claim starts then
     consent: int | None  # research consent of the generated current record, epoch ms
     reading_times: list[int]
     step_times: list[int]  # step readings of this customer's device (paired and unpaired)
-    ambiguous: bool = False  # another current customer claims the same device
+    claims: list[Claim]  # every device the customer's accepted records claim, and when
     sends_steps: bool = True  # of customers sharing a device, only the first one's device sends readings
     current: Record = field(default_factory=dict)  # the generated current record
     story: str = "plain"  # gives (a device), receives (one), future_consent, malformed_consent, exact_tie, plain
     spelled: bool = False  # spells the e-mail in other cases and surrounding spaces
     late: list[Record] = field(default_factory=list)  # records delivered with the next customer
     gives: tuple[str, int] | None = None  # (serial, time) the next customer takes this customer's device over
-    spare: tuple[str, int] | None = None  # a giver's new device and the time it was tested, before it was theirs
+    # (serial, time) of readings of a device the customer claims at another time than the reading's: a giver's
+    # new device tested before it was theirs, a receiver's old device after they put it away
+    stray: list[tuple[str, int]] = field(default_factory=list)
+    sent: list[tuple[str, int]] = field(default_factory=list)  # (serial, time) of every step reading written
     giver: Customer | None = None  # the customer whose device this one took over
     entries: list[Entry] = field(default_factory=list)
     current_file: int = -1
     story_cases: list[str] = field(default_factory=list)  # cases seen while writing, counted by expect
     effective_consent: int | None = None  # research consent the pipeline must see (set by expect)
+    curated: set[str] = field(default_factory=set)  # consent policies under which the customer is curated (expect)
 
     @property
     def identity(self) -> str:
