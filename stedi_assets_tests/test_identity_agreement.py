@@ -99,7 +99,7 @@ def test_spark_and_python_give_the_same_identity_key_for_every_string(spark: Spa
     assert len(strings) > 2_000
     # One job for every string: the input comes back as well, so that a string Spark received altered shows.
     rows = spark.createDataFrame([(s,) for s in strings], "email string").select("email", identity_key("email"))
-    by_spark = dict(rows.collect())
+    by_spark: dict[str, str] = dict(rows.collect())
     assert sorted(by_spark) == strings
     differ = sorted((s for s in strings if by_spark[s] != identity_of(s)), key=len)
     assert not [(s, by_spark[s], identity_of(s)) for s in differ[:10]], f"{len(differ)} strings differ"

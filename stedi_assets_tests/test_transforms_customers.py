@@ -3,7 +3,10 @@ consent), quarantined newer records and future consent fail closed, and who held
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
+from collections.abc import Sequence
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
@@ -11,11 +14,13 @@ from pyspark.testing import assertDataFrameEqual
 
 from stedi_assets.tables import ACCELEROMETER_TRUSTED, CUSTOMER_LANDING, CUSTOMER_TRUSTED, QUARANTINE_OF
 from stedi_assets.transforms.customers import classify_customer_curated, classify_customer_trusted, device_claims
+from stedi_assets.transforms.parsing import LINES_SCHEMA, parse_landing
 from stedi_assets_tests.builders import (
     ALICE,
     ARRIVED,
     AS_OF,
     BOB,
+    CAROL,
     SERIAL_1,
     SERIAL_2,
     SOURCE_FILE,
@@ -40,7 +45,7 @@ SPACES = [" ", "\t", "\n", "\u00a0", "\u200b", "\u200c", "\u200d", "\ufeff", "\u
 
 
 def classify(
-    spark: SparkSession, records: list[Record], quarantine: list[Record] = (), as_of: int = AS_OF
+    spark: SparkSession, records: list[Record], quarantine: Sequence[Record] = (), as_of: int = AS_OF
 ) -> DataFrame:
     return evaluated(
         classify_customer_trusted(
@@ -195,6 +200,153 @@ def test_quarantined_lines_without_a_readable_email_are_ignored(spark: SparkSess
     quarantine = [quarantined(line, n) for n, line in enumerate(unreadable, start=1)]
     classified = classify(spark, [customer()], quarantine)
     assert_reasons(classified, KEYS, [(ALICE, T0, T0, None, None)])
+
+
+def case_spellings(name: str, count: int, rng: random.Random) -> list[str]:
+    """`count` spellings of a key in other cases: all of them where there are no more, else the lower, upper,
+    capitalised and swapped ones, then random ones."""
+    if 2 ** len(name) <= count:
+        return ["".join(cased) for cased in itertools.product(*((c.lower(), c.upper()) for c in name))]
+    spellings = dict.fromkeys([name.lower(), name.upper(), name.capitalize(), name.swapcase()])
+    while len(spellings) < count:
+        spellings["".join(c.upper() if rng.random() < 0.5 else c.lower() for c in name)] = None
+    return list(spellings)[:count]
+
+
+def json_text(text: str, rng: random.Random, always: str = "") -> str:
+    """`text` as a JSON string, about half its characters (and all of `always`) written as escapes: \\uXXXX in
+    either hex case (a surrogate pair outside the BMP), or `\\/` for a slash."""
+    written = []
+    for c in text:
+        if c not in always + '"\\' and rng.random() < 0.5:
+            written.append(c)
+        elif c == "/" and rng.random() < 0.5:
+            written.append("\\/")
+        else:
+            units = c.encode("utf-16-be")
+            codes = (f"{int.from_bytes(units[i : i + 2], 'big'):04x}" for i in range(0, len(units), 2))
+            written += [f"\\u{code.upper() if rng.random() < 0.5 else code}" for code in codes]
+    return '"' + "".join(written) + '"'
+
+
+def object_line(*pairs: tuple[str, str]) -> str:
+    """A JSON object of (key, value) pairs written as JSON text, in order, repeated keys included."""
+    return "{" + ",".join(f"{key}:{value}" for key, value in pairs) + "}"
+
+
+def newer_line(email: str, update: int = T1, registration: int = T0, spelled: dict[str, str] | None = None) -> str:
+    """A customer line with a malformed consent: a record of `email` (JSON text) updated at `update`, its keys
+    written as `spelled` says (JSON text by key), else as the contract names them."""
+    keys = {name: json.dumps(name) for name in ("email", "lastUpdateDate", "registrationDate")} | (spelled or {})
+    return object_line(
+        (keys["email"], email),
+        (keys["lastUpdateDate"], str(update)),
+        (keys["registrationDate"], str(registration)),
+        ('"serialNumber"', json.dumps(SERIAL_1)),
+        ('"shareWithResearchAsOfDate"', '"2022-06-18"'),
+    )
+
+
+def test_a_newer_quarantined_record_counts_whatever_the_spelling_of_its_keys(spark: SparkSession) -> None:
+    # Every spelling of "email", one customer each. The even ones spell lastUpdateDate their own way too and
+    # arrived before the consenting record was updated, so only their update time, read, makes them newer. The
+    # odd ones spell registrationDate their own way, as older than the consenting record's: read, it keeps the
+    # consenting record current (unread, it would take the update time and supersede it).
+    rng = random.Random(18)
+    emails = case_spellings("email", 32, rng)
+    updates = case_spellings("lastUpdateDate", len(emails), rng)
+    registrations = case_spellings("registrationDate", len(emails), rng)
+    people = [f"Customer{i}@Example.com" for i in range(len(emails))]
+    consenting = [customer(email=person, lastUpdateDate=T1) for person in people]
+    quarantine: list[Record] = []
+    expected: list[tuple[str, int, int, str | None, str | None]] = []
+    for i, person in enumerate(people):
+        email = json.dumps(person.upper() if i % 3 == 0 else person)
+        if i % 2 == 0:
+            spelled = {"email": json.dumps(emails[i]), "lastUpdateDate": json.dumps(updates[i])}
+            line = newer_line(email, update=T2, spelled=spelled)
+            expected.append((person, T1, T0, "superseded_by_quarantined", f"{SOURCE_FILE}:{i + 1}"))
+        else:
+            spelled = {"email": json.dumps(emails[i]), "registrationDate": json.dumps(registrations[i])}
+            line = newer_line(email, registration=T0 - 1, spelled=spelled)
+            expected.append((person, T1, T0, None, None))
+        quarantine.append(quarantined(line, i + 1, arrived_at=T0))
+    assert_reasons(classify(spark, consenting, quarantine), KEYS, expected)
+
+
+# What may stand before a record's brace: what the landing parser reads past (a byte-order mark, which files
+# concatenated into one carry in the middle; JSON white space), and what it does not (a second mark, other
+# Unicode space), after which the line is not JSON and names nobody.
+READ_PAST = ["\ufeff", " ", "\t", "\ufeff \t", " \t  ", "\ufeff\t"]
+NOT_READ_PAST = ["\u200b", "\ufeff\ufeff", " \ufeff", "\u00a0", "\u2060", "\u3000"]
+
+
+def test_a_newer_quarantined_record_counts_whatever_the_parser_reads_before_its_brace(spark: SparkSession) -> None:
+    # One customer per prefix, each record in the middle of the file (line 2 on), some with white space after.
+    prefixes = READ_PAST + NOT_READ_PAST
+    people = [f"customer{i}@example.com" for i in range(len(prefixes))]
+    lines = {
+        n: f"{prefix}{newer_line(json.dumps(person))}{' ' * (n % 2)}"
+        for n, (prefix, person) in enumerate(zip(prefixes, people, strict=True), start=2)
+    }
+    landing_rows = [(SOURCE_FILE, n, ARRIVED, line) for n, line in lines.items()]
+    parsed = parse_landing(spark.createDataFrame(landing_rows, LINES_SCHEMA), CUSTOMER_LANDING)
+    objects = {row.line_number for row in parsed.where("reason is null or reason != 'not_json'").collect()}
+    assert objects == set(range(2, 2 + len(READ_PAST)))
+    quarantine = [quarantined(line, n) for n, line in lines.items()]
+    classified = classify(spark, [customer(email=person) for person in people], quarantine)
+    expected = [
+        (person, T0, T0, *(("superseded_by_quarantined", f"{SOURCE_FILE}:{n}") if n in objects else (None, None)))
+        for n, person in enumerate(people, start=2)
+    ]
+    assert_reasons(classified, KEYS, expected)
+
+
+def test_a_newer_quarantined_record_counts_whatever_escapes_spell_its_address_and_keys(spark: SparkSession) -> None:
+    # Addresses (an apostrophe, a slash, letters outside ASCII and outside the BMP) with random characters and
+    # always the "@" written as JSON escapes, keys too, in random case.
+    rng = random.Random(1804)
+    local_parts = ["customer", "o'brien", "a/b+c", "zo\u00eb", "\u7528\u6237", "emoji\U0001f600"]
+    people = [f"{local}.{i}@ex\u00e4mple.com" for i, local in enumerate(local_parts * 3)]
+    quarantine = []
+    for n, person in enumerate(people, start=1):
+        spelled = {
+            name: json_text(rng.choice(case_spellings(name, 8, rng)), rng)
+            for name in ("email", "lastUpdateDate", "registrationDate")
+        }
+        quarantine.append(quarantined(newer_line(json_text(person, rng, always="@"), spelled=spelled), n))
+    assert all("\\u0040" in row["raw"].lower() for row in quarantine)
+    classified = classify(spark, [customer(email=person) for person in people], quarantine)
+    expected = [
+        (person, T0, T0, "superseded_by_quarantined", f"{SOURCE_FILE}:{n}") for n, person in enumerate(people, 1)
+    ]
+    assert_reasons(classified, KEYS, expected)
+
+
+def test_a_quarantined_line_with_a_repeated_key_is_a_newer_record_of_each_customer_it_names(
+    spark: SparkSession,
+) -> None:
+    # A line that gives a key twice (in any case) is quarantined as duplicate_key; it still names its
+    # customers, and its time is the latest it gives, not the last (the file arrived before the consenting
+    # records were updated: an unread time would not make it newer).
+    dave, erin = "dave@example.com", "erin@example.com"
+    update, email = '"lastUpdateDate"', '"email"'
+    rest = (('"registrationDate"', str(T0)), ('"shareWithResearchAsOfDate"', "null"))
+    lines = [
+        object_line((email, json.dumps(ALICE)), ('"EMAIL"', json.dumps(ALICE.upper())), (update, str(T1)), *rest),
+        object_line((email, json.dumps(BOB)), ('"Email"', json.dumps(CAROL)), (update, str(T1)), *rest),
+        object_line((email, json.dumps(dave)), (update, str(T1)), ('"LASTUPDATEDATE"', str(T0 - 1)), *rest),
+        object_line((email, json.dumps(erin)), (update, str(T1)), *rest, ('"ShareWithResearchAsOfDate"', str(T0))),
+    ]
+    landing_rows = [(SOURCE_FILE, n, ARRIVED, line) for n, line in enumerate(lines, start=1)]
+    parsed = parse_landing(spark.createDataFrame(landing_rows, LINES_SCHEMA), CUSTOMER_LANDING)
+    assert {row.reason for row in parsed.collect()} == {"duplicate_key"}
+    people = [ALICE, BOB, CAROL, dave, erin]
+    quarantine = [quarantined(line, n, arrived_at=T0 - 2) for n, line in enumerate(lines, start=1)]
+    classified = classify(spark, [customer(email=person) for person in people], quarantine)
+    at_line = {ALICE: 1, BOB: 2, CAROL: 2, dave: 3, erin: 4}
+    expected = [(person, T0, T0, "superseded_by_quarantined", f"{SOURCE_FILE}:{at_line[person]}") for person in people]
+    assert_reasons(classified, KEYS, expected)
 
 
 def test_a_consent_date_after_the_run_is_not_consent_yet(spark: SparkSession) -> None:

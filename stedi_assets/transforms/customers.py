@@ -23,17 +23,13 @@ from pyspark.sql import types as T
 
 from stedi_assets import reasons
 from stedi_assets.contracts import EPOCH_MS_MAX, EPOCH_MS_MIN
-from stedi_assets.tables import CUSTOMER_TRUSTED
+from stedi_assets.tables import CUSTOMER_LANDING, CUSTOMER_TRUSTED
 from stedi_assets.transforms import classify
 from stedi_assets.transforms.identity import ARRIVAL_ORDER, IDENTITY_KEY, identities, identity_key
-from stedi_assets.transforms.parsing import RAW
+from stedi_assets.transforms.parsing import ENTRIES, RAW, read_objects, read_value
 
 CUSTOMER_COLUMNS = CUSTOMER_TRUSTED.columns
 RESEARCH_CONSENT = "shareWithResearchAsOfDate"
-# What a quarantined customer line must yield to count as a record: read as text, as the landing parser reads it.
-_QUARANTINED_FIELDS = T.ArrayType(
-    T.StructType([T.StructField(name, T.StringType()) for name in ("email", "lastUpdateDate", "registrationDate")])
-)
 # The recency columns every record gets, accepted or quarantined.
 _ID, _TIME, _REGISTERED, _WITHHOLDS, _ACCEPTED, _COPY = (
     "_id",
@@ -58,35 +54,46 @@ def _accepted_records(customer_landing: DataFrame) -> DataFrame:
     )
 
 
-def _epoch_ms(text: Column) -> Column:
-    """A field's text as epoch ms when it is a plausible one (the contract's range), else null."""
-    value = text.try_cast("long")
-    return F.when(value.between(EPOCH_MS_MIN, EPOCH_MS_MAX), value)
+def _values(name: str, dtype: T.DataType) -> Column:
+    """Every value a read line gives a column (a key given twice gives two), typed as the landing parser types
+    it: null where the parser could not read it."""
+    given = F.filter(ENTRIES, lambda entry: entry["key"] == name.lower())
+    return F.transform(given, lambda entry: read_value(entry["value"], dtype))
+
+
+def _latest_epoch_ms(name: str) -> Column:
+    """The latest plausible time (the contract's range) a read line gives a column; null when it gives none."""
+    return F.array_max(F.filter(_values(name, T.LongType()), lambda value: value.between(EPOCH_MS_MIN, EPOCH_MS_MAX)))
 
 
 def _quarantined_records(customer_landing_quarantine: DataFrame) -> DataFrame:
     """Quarantined customer lines with a readable e-mail, as records that withhold consent.
 
-    A line is read when it is one JSON object (as at landing: nothing after it); its e-mail is read when it is
-    present and not blank. Identical lines delivered again count once, at their first arrival.
+    A line is read as the landing parser reads it (`parsing.read_objects`: one JSON object after an optional
+    byte-order mark, keys in any case); its e-mail is read where the parser would read one: a JSON string, not
+    blank. A line that gives the e-mail key more than once (quarantined as `duplicate_key`) is a record of each
+    customer it names, and its times are the latest it gives. Identical lines delivered again count once, at
+    their first arrival.
     """
-    parsed = F.from_json(F.concat(F.lit("["), F.col(RAW), F.lit("]")), _QUARANTINED_FIELDS)
-    lines = customer_landing_quarantine.select(
+    objects = read_objects(customer_landing_quarantine, CUSTOMER_LANDING)
+    named = F.filter(F.transform(_values("email", T.StringType()), identity_key), lambda key: key != "")
+    time = F.coalesce(_latest_epoch_ms("lastUpdateDate"), F.col("arrived_at"))
+    lines = objects.select(
         *ARRIVAL_ORDER,
-        F.when(F.size(parsed) == 1, parsed[0]).alias("_fields"),
-        classify.duplicate_rank([RAW], ARRIVAL_ORDER).alias(_COPY),
-    )
-    time = F.coalesce(_epoch_ms(F.col("_fields.lastUpdateDate")), F.col("arrived_at"))
-    records = lines.select(
-        *ARRIVAL_ORDER,
-        identity_key(F.col("_fields.email")).alias(_ID),
+        RAW,
+        F.explode(F.array_distinct(named)).alias(_ID),
         time.alias(_TIME),
-        F.coalesce(_epoch_ms(F.col("_fields.registrationDate")), time).alias(_REGISTERED),
+        F.coalesce(_latest_epoch_ms("registrationDate"), time).alias(_REGISTERED),
+    )
+    return lines.select(
+        *ARRIVAL_ORDER,
+        _ID,
+        _TIME,
+        _REGISTERED,
         F.lit(True).alias(_WITHHOLDS),
         F.lit(False).alias(_ACCEPTED),
-        _COPY,
+        classify.duplicate_rank([RAW, _ID], ARRIVAL_ORDER).alias(_COPY),
     )
-    return records.where(F.col(_ID) != "")
 
 
 def _newest_first(records: DataFrame) -> tuple[DataFrame, WindowSpec]:

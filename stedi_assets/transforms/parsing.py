@@ -52,6 +52,7 @@ JSON_OPTIONS = {"allowSingleQuotes": "false", "allowNonNumericNumbers": "false"}
 BOM = "\ufeff"
 _INTEGRAL = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 _FIELDS = "_fields"
+ENTRIES = "_entries"
 _SEPARATOR = "\u0000"
 
 
@@ -73,6 +74,14 @@ def _json_type_fits(kind: Column, dtype: T.DataType) -> Column:
     raise NotImplementedError(f"no JSON typing rule for {dtype.simpleString()} columns yet; add it here")
 
 
+def read_value(json_value: Column, dtype: T.DataType) -> Column:
+    """A VARIANT value as a column of `dtype` takes it; null where its JSON type does not fit (`wrong_type`)."""
+    return F.when(
+        _json_type_fits(F.schema_of_variant(json_value), dtype),
+        F.try_variant_get(json_value, "$", dtype.simpleString()),
+    )
+
+
 def _canonical(table: ZoneTable):
     """The column a JSON key fills: keys match case-insensitively; `table.aliases` adds other spellings."""
     aliases = {
@@ -88,10 +97,13 @@ def _canonical(table: ZoneTable):
     return canonical
 
 
-def _objects(lines: DataFrame, table: ZoneTable) -> DataFrame:
-    """Adds _text (the line without a BOM), _fields (lower-cased key -> VARIANT value; null for a line that
-    is not one JSON object, empty for an object with a repeated key) and _duplicate (the first repeated key,
-    named as its column or as delivered)."""
+def read_objects(lines: DataFrame, table: ZoneTable) -> DataFrame:
+    """How a landing line is read, for the parser and for whatever reads quarantined lines again (one reading).
+
+    Takes the lineage columns and `raw`; adds _text (the line without a BOM), _entries (each key of the object
+    as the column it fills, lower-cased, with its VARIANT value, repeated keys included; null for a line that is
+    not one JSON object), _fields (the same as a map; empty for an object with a repeated key) and _duplicate
+    (the first repeated key, named as its column or as delivered)."""
     text = F.regexp_replace(RAW, f"^{BOM}", "")
     # Parsed as the only element of an array, so that anything after the object (a second record, garbage)
     # makes the line invalid instead of being ignored by the JSON reader (see `whole` for the one way around it).
@@ -134,6 +146,7 @@ def _objects(lines: DataFrame, table: ZoneTable) -> DataFrame:
         *LINEAGE_COLUMNS,
         RAW,
         "_text",
+        F.arrays_zip(canon.alias("key"), F.map_values("_obj").alias("value")).alias(ENTRIES),
         fields.otherwise(F.map_from_arrays(canon, F.map_values("_obj"))).alias(_FIELDS),
         F.when(repeated, duplicate).alias("_duplicate"),
     )
@@ -163,14 +176,8 @@ def parse_landing(lines: DataFrame, table: ZoneTable) -> DataFrame:
     keep = [*LINEAGE_COLUMNS, RAW, "_text", _FIELDS, "_duplicate"]
     # Staged selects, so that each value is looked up, typed and tested once per row: every rule below reads
     # these columns instead of recomputing them.
-    staged = _objects(lines, table).select(*keep, *(_field(f.name).alias(f"_json_{f.name}") for f in record_fields))
-    typed = {
-        f.name: F.when(
-            _json_type_fits(F.schema_of_variant(f"_json_{f.name}"), f.dataType),
-            F.try_variant_get(f"_json_{f.name}", "$", f.dataType.simpleString()),
-        )
-        for f in record_fields
-    }
+    staged = read_objects(lines, table).select(*keep, *(_field(f.name).alias(f"_json_{f.name}") for f in record_fields))
+    typed = {f.name: read_value(F.col(f"_json_{f.name}"), f.dataType) for f in record_fields}
     staged = staged.select(*staged.columns, *(value.alias(f"_typed_{name}") for name, value in typed.items()))
     flags, values = [], []
     for f in record_fields:
