@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
+import uuid
+from collections import defaultdict
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
@@ -18,11 +21,15 @@ from stedi_assets.tables import (
 )
 from stedi_assets.transforms.classify import kept
 from stedi_assets.transforms.customers import classify_customer_trusted
+from stedi_assets.transforms.identity import IDENTITY_KEY
 from stedi_assets.transforms.readings import (
+    OWNER,
     ConsentPolicy,
     classify_accelerometer_trusted,
     classify_step_trainer_trusted,
+    with_owner_at_time,
 )
+from stedi_assets_tests import reference
 from stedi_assets_tests.builders import (
     ALICE,
     AS_OF,
@@ -383,6 +390,39 @@ def test_a_claim_replaced_at_its_start_makes_nobody_the_first_holder(
     bob = customer(email=BOB, registrationDate=T2, lastUpdateDate=T2, shareWithResearchAsOfDate=None)
     classified = classify_steps(spark, [*alice, bob], [step_reading(sensorReadingTime=T0)], policy)
     assert_reasons(classified, STEP_KEYS, [(SERIAL_1, T0, 1, "no_consent", None)])
+
+
+def test_owners_at_time_agree_with_the_reference_on_random_device_histories(spark: SparkSession) -> None:
+    """`with_owner_at_time` and the reference's own reading of the rule, on many random claim histories at once:
+    simultaneous first claims, a customer claiming again, hand-overs and back, gaps, and claims that hold for no
+    time or end before they start; readings before, at and after every boundary."""
+    rng = random.Random(18)
+    claims: list[tuple[str, str, int, int | None]] = []
+    for _ in range(300):
+        serial = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        for _ in range(rng.randrange(1, 5)):
+            start = T0 + rng.randrange(6)
+            claims.append(
+                (serial, rng.choice([ALICE, BOB, CAROL]), start, rng.choice([None, start + rng.randrange(-1, 4)]))
+            )
+    readings = [(serial, T0 + t) for serial in {c[0] for c in claims} for t in range(-1, 10)]
+    owned = with_owner_at_time(
+        spark.createDataFrame(readings, "serialNumber string, sensorReadingTime long"),
+        "sensorReadingTime",
+        spark.createDataFrame(
+            claims, f"serialNumber string, {IDENTITY_KEY} string, claimed_from long, claimed_until long"
+        ),
+    )
+    actual = {(r["serialNumber"], r["sensorReadingTime"]): (r["_owners"], r[OWNER]) for r in owned.collect()}
+    of_serial: dict[str, list[tuple[str, int, int | None]]] = defaultdict(list)
+    for serial, who, start, end in claims:
+        of_serial[serial].append((who, start, end))
+    expected = {}
+    for serial, t in readings:
+        holders = reference._holders(of_serial[serial], t)
+        expected[(serial, t)] = (len(holders), min(holders) if len(holders) == 1 else None)
+    assert actual == expected
+    assert {owners for owners, _ in expected.values()} == {0, 1, 2, 3}  # every kind of answer is met
 
 
 @POLICIES
