@@ -43,8 +43,8 @@ CHANGED_FILE = "changed_during_read"  # size or modification time changed, or it
 SYMLINK = "symlink"
 # Compressed with a codec Spark would pick by the name (bzip2, zstd, ...) but this project does not read.
 UNSUPPORTED_COMPRESSION = "unsupported_compression"
-# A name Spark cannot be given as a path that reads this object: a local name with a colon (Hadoop takes it for a
-# URI scheme), an S3 key with an empty folder name (`a//b`, which Hadoop's paths collapse), a name not UTF-8.
+# A name Spark cannot be given as a path that reads this object: a colon with a glob character in the path (Hadoop
+# takes the colon for a URI scheme), an S3 key with an empty folder name (`a//b`: Hadoop collapses it), not UTF-8.
 UNSUPPORTED_NAME = "unsupported_name"
 # An object that is no file: an S3 folder marker (a key ending in /) that holds bytes (empty ones are skipped).
 NOT_A_FILE = "not_a_file"

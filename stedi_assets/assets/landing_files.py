@@ -42,6 +42,11 @@ from stedi_assets.transforms.parsing import LINES_SCHEMA, RAW, FileFault
 
 CHUNK = 1 << 20
 _GLOB_CHARS = "\\{}[]*?"
+# Landing files are read as they are. Hadoop's default local file system checks a file against a `.name.crc`
+# beside it (a stale one, copied from Hadoop or left by a rewrite, fails the read) and opens that companion by a
+# path built from the name (`.a:b.json.crc`: the colon reads as a URI scheme). Its raw file system reads the file
+# alone; not cached, since the cached one is the checksummed one. No effect on s3a.
+RAW_LOCAL_FILES = {"fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem", "fs.file.impl.disable.cache": "true"}
 
 
 class FilesNotListedError(RuntimeError):
@@ -105,13 +110,11 @@ def _is_s3(uri: str) -> bool:
 def name_fault(uri: str) -> FileFault | None:
     """Why Spark cannot read the object by this name (a local path or s3a:// URI, as Spark is given it), or None.
 
-    Spark is given each file's own path, glob characters escaped: that reads names with spaces, `%`, `#`, glob
-    characters, control characters and any Unicode, and S3 keys with a colon. It cannot read a local file whose
-    name has a colon (Hadoop's local file system opens a checksum file beside it, `.a:b.crc`, and takes `.a:` for
-    a URI scheme), a path with both a colon and a glob character (Hadoop parses each folder of a glob on its own,
-    and `c:d` is a scheme then), an S3 key with an empty folder name (Hadoop's paths collapse `a//b` to `a/b`,
-    another key), or a name that is not UTF-8 (the JVM cannot be given it). An S3 key ending in / is a folder
-    marker, no file."""
+    Spark is given each file's own path, glob characters escaped: that reads names with colons, spaces, `%`,
+    `#`, glob characters, control characters and any Unicode. It cannot read a path with both a colon and a glob
+    character (Hadoop then parses each folder of the path on its own, and `c:d` is a URI scheme), an S3 key with
+    an empty folder name (Hadoop's paths collapse `a//b` to `a/b`, another key), or a name that is not UTF-8 (the
+    JVM cannot be given it). An S3 key ending in / is a folder marker, no file."""
     try:
         uri.encode("utf-8")
     except UnicodeEncodeError:
@@ -121,8 +124,6 @@ def name_fault(uri: str) -> FileFault | None:
         return FileFault(reasons.NOT_A_FILE, "a folder marker (its key ends with /) that holds bytes: no file")
     if _is_s3(uri) and "//" in path:
         return FileFault(reasons.UNSUPPORTED_NAME, "an empty folder name (//): Hadoop's paths cannot name it")
-    if not _is_s3(uri) and ":" in os.path.basename(uri):
-        return FileFault(reasons.UNSUPPORTED_NAME, "a colon in a local file name: Hadoop takes it for a URI scheme")
     if ":" in path and any(c in _GLOB_CHARS for c in path):
         return FileFault(
             reasons.UNSUPPORTED_NAME, "a colon and a glob character in its path: Hadoop takes the colon for a scheme"
@@ -159,7 +160,7 @@ def read_lines(session: SparkSession, files: Mapping[str, int]) -> DataFrame:
     try:
         # Local paths absolute: the JVM's working folder need not be this process's.
         paths = [_escape_glob(uri if _is_s3(uri) else _local_path(uri)) for uri in files]
-        text = session.read.option("ignoreMissingFiles", "true").text(paths)
+        text = session.read.options(ignoreMissingFiles="true", **RAW_LOCAL_FILES).text(paths)
     except AnalysisException as error:
         # Spark checks that each path exists, and names the first it misses (as spark_file_key spells it).
         named = (error.getMessageParameters() or {}).get("path", "") if error.getCondition() == "PATH_NOT_FOUND" else ""
