@@ -207,9 +207,21 @@ def test_a_batch_reads_what_it_can_and_names_the_rest(spark: SparkSession, tmp_p
     }
 
 
-def test_a_hidden_file_is_refused_rather_than_silently_skipped(spark: SparkSession, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"leading _ or \."):
-        read_lines(spark, {write(tmp_path / "_part.json", "a\n"): 1})
+@pytest.mark.parametrize(
+    ("name", "refusal"),
+    [
+        ("_part.json", r"leading _ or \."),
+        (".part.json", r"leading _ or \."),
+        ("part.json._COPYING_", r"ending \._COPYING_"),
+        ("c:d/[1].json", "a colon and a glob character"),
+    ],
+)
+def test_a_name_spark_would_skip_or_misread_is_refused(
+    spark: SparkSession, tmp_path: Path, name: str, refusal: str
+) -> None:
+    # The listing and the probe keep these from the read; given anyway, they fail loudly instead of losing lines.
+    with pytest.raises(ValueError, match=refusal):
+        read_lines(spark, {write(tmp_path / name, "a\n"): 1, write(tmp_path / "fine.json", "b\n"): 2})
 
 
 def test_an_s3_file_is_read_and_named_as_given(spark: SparkSession, s3_server: str) -> None:

@@ -16,7 +16,16 @@ from stedi_assets.lake.blanking import blank_lines
 from stedi_assets.lake.storage import LakeRootError, LocalStorage, S3Storage, storage_for
 
 KEYS = ["a.json", "a-b.json", "a/x.json", "a.b/y.json", "A.json", "é.json", "z/deeper/z.json", "b.json"]
-HIDDEN = ["_SUCCESS", ".a.json.uploading", "_tmp/x.json", "sub/.hidden/y.json", "sub/_staging/part-0"]
+HIDDEN = [
+    "_SUCCESS",
+    ".a.json.uploading",
+    "_tmp/x.json",
+    "sub/.hidden/y.json",
+    "sub/_staging/part-0",
+    "a.json._COPYING_",
+    "sub/b._COPYING_/c.json",
+    "_spark_metadata/0",
+]
 
 
 class Paging:
@@ -62,6 +71,21 @@ def test_s3_lists_every_page_in_s3s_order_skipping_hidden_names(s3_bucket: str) 
     expected = [f"s3://{s3_bucket}/{k}" for k in s3_order if k.removeprefix("lake/landing/") in KEYS]
     assert [f.uri for f in listed] == expected and len(expected) == len(KEYS)
     assert storage.list_files(f"s3://{s3_bucket}/lake/nothing") == []
+
+
+@pytest.mark.s3
+def test_s3_lists_a_folder_marker_only_when_it_holds_bytes(s3_bucket: str) -> None:
+    put(s3_bucket, "lake/landing/", b"")
+    put(s3_bucket, "lake/landing/empty/", b"")
+    content = b"bytes a console would not write\n"
+    put(s3_bucket, "lake/landing/full/", content)
+    put(s3_bucket, "lake/landing/_hidden/", b"bytes\n")
+    put(s3_bucket, "lake/landing/full/a.json", b"{}\n")
+    listed = S3Storage(f"s3://{s3_bucket}/lake").list_files(f"s3://{s3_bucket}/lake/landing")
+    assert [(f.uri, f.size) for f in listed] == [
+        (f"s3://{s3_bucket}/lake/landing/full/", len(content)),
+        (f"s3://{s3_bucket}/lake/landing/full/a.json", 3),
+    ]
 
 
 @pytest.mark.s3
