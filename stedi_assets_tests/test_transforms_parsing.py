@@ -7,13 +7,16 @@ from collections.abc import Sequence
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
 
 from stedi_assets.tables import ACCELEROMETER_LANDING, CUSTOMER_LANDING, STEP_TRAINER_LANDING, ZoneTable
 from stedi_assets.transforms.parsing import (
     DESCRIPTIVE_FAILURES,
     LINES_SCHEMA,
     FileFault,
+    given_values,
     parse_landing,
+    read_objects,
     with_file_faults,
 )
 from stedi_assets_tests.builders import (
@@ -248,6 +251,28 @@ def test_parse_matches_keys_to_columns_case_insensitively(spark: SparkSession) -
 def test_parse_quarantines_an_object_with_a_duplicated_key(spark: SparkSession, raw: str, detail: str) -> None:
     # Taking either value silently would be a guess; the detail names the column, or the key as delivered.
     assert_reasons(parse(spark, ACCELEROMETER_LANDING, [raw]), ["line_number"], [(1, "duplicate_key", detail)])
+
+
+def test_given_values_reads_every_value_of_a_key_as_the_parser_types_it(spark: SparkSession) -> None:
+    # What reads quarantined lines again (fail closed) reads them this way: every spelling of the key, each
+    # time it is given, typed as parse_landing types it (null where it would not read it), after a BOM.
+    lines = [
+        "\ufeff" + object_text(("Timestamp", T0), ("user", ALICE), ("TIMESTAMP", "1"), ("timeStamp", 1.5), ("x", 1)),
+        " " + object_text(("USER", 42), ("uSeR", "b@c.d")),
+        object_text(("x", 1)),
+        "not json",
+    ]
+    rows = [(SOURCE_FILE, n, ARRIVED, raw) for n, raw in enumerate(lines, start=1)]
+    objects = read_objects(spark.createDataFrame(rows, LINES_SCHEMA), ACCELEROMETER_LANDING)
+    values = objects.select(
+        "line_number", given_values("timestamp", T.LongType()), given_values("user", T.StringType())
+    )
+    assert sorted(tuple(row) for row in values.collect()) == [
+        (1, [T0, None, None], [ALICE]),
+        (2, [], [None, "b@c.d"]),
+        (3, [], []),
+        (4, None, None),
+    ]
 
 
 def test_parse_does_not_fail_on_keys_that_look_like_its_internal_names(spark: SparkSession) -> None:

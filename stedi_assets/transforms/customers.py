@@ -26,7 +26,7 @@ from stedi_assets.contracts import EPOCH_MS_MAX, EPOCH_MS_MIN
 from stedi_assets.tables import CUSTOMER_LANDING, CUSTOMER_TRUSTED
 from stedi_assets.transforms import classify
 from stedi_assets.transforms.identity import ARRIVAL_ORDER, IDENTITY_KEY, identities, identity_key
-from stedi_assets.transforms.parsing import ENTRIES, RAW, read_objects, read_value
+from stedi_assets.transforms.parsing import RAW, given_values, read_objects
 
 CUSTOMER_COLUMNS = CUSTOMER_TRUSTED.columns
 RESEARCH_CONSENT = "shareWithResearchAsOfDate"
@@ -54,16 +54,11 @@ def _accepted_records(customer_landing: DataFrame) -> DataFrame:
     )
 
 
-def _values(name: str, dtype: T.DataType) -> Column:
-    """Every value a read line gives a column (a key given twice gives two), typed as the landing parser types
-    it: null where the parser could not read it."""
-    given = F.filter(ENTRIES, lambda entry: entry["key"] == name.lower())
-    return F.transform(given, lambda entry: read_value(entry["value"], dtype))
-
-
 def _latest_epoch_ms(name: str) -> Column:
     """The latest plausible time (the contract's range) a read line gives a column; null when it gives none."""
-    return F.array_max(F.filter(_values(name, T.LongType()), lambda value: value.between(EPOCH_MS_MIN, EPOCH_MS_MAX)))
+    return F.array_max(
+        F.filter(given_values(name, T.LongType()), lambda value: value.between(EPOCH_MS_MIN, EPOCH_MS_MAX))
+    )
 
 
 def _quarantined_records(customer_landing_quarantine: DataFrame) -> DataFrame:
@@ -76,7 +71,7 @@ def _quarantined_records(customer_landing_quarantine: DataFrame) -> DataFrame:
     their first arrival.
     """
     objects = read_objects(customer_landing_quarantine, CUSTOMER_LANDING)
-    named = F.filter(F.transform(_values("email", T.StringType()), identity_key), lambda key: key != "")
+    named = F.filter(F.transform(given_values("email", T.StringType()), identity_key), lambda key: key != "")
     time = F.coalesce(_latest_epoch_ms("lastUpdateDate"), F.col("arrived_at"))
     lines = objects.select(
         *ARRIVAL_ORDER,

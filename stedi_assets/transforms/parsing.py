@@ -52,7 +52,7 @@ JSON_OPTIONS = {"allowSingleQuotes": "false", "allowNonNumericNumbers": "false"}
 BOM = "\ufeff"
 _INTEGRAL = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 _FIELDS = "_fields"
-ENTRIES = "_entries"
+_ENTRIES = "_entries"
 _SEPARATOR = "\u0000"
 
 
@@ -74,12 +74,19 @@ def _json_type_fits(kind: Column, dtype: T.DataType) -> Column:
     raise NotImplementedError(f"no JSON typing rule for {dtype.simpleString()} columns yet; add it here")
 
 
-def read_value(json_value: Column, dtype: T.DataType) -> Column:
+def _read_value(json_value: Column, dtype: T.DataType) -> Column:
     """A VARIANT value as a column of `dtype` takes it; null where its JSON type does not fit (`wrong_type`)."""
     return F.when(
         _json_type_fits(F.schema_of_variant(json_value), dtype),
         F.try_variant_get(json_value, "$", dtype.simpleString()),
     )
+
+
+def given_values(column: str, dtype: T.DataType) -> Column:
+    """Every value a line read by `read_objects` gives a column, typed as `parse_landing` types it (null where
+    it could not read it): one for each time the line gives the column's key, in any spelling."""
+    given = F.filter(_ENTRIES, lambda entry: entry["key"] == column.lower())
+    return F.transform(given, lambda entry: _read_value(entry["value"], dtype))
 
 
 def _canonical(table: ZoneTable):
@@ -146,7 +153,7 @@ def read_objects(lines: DataFrame, table: ZoneTable) -> DataFrame:
         *LINEAGE_COLUMNS,
         RAW,
         "_text",
-        F.arrays_zip(canon.alias("key"), F.map_values("_obj").alias("value")).alias(ENTRIES),
+        F.arrays_zip(canon.alias("key"), F.map_values("_obj").alias("value")).alias(_ENTRIES),
         fields.otherwise(F.map_from_arrays(canon, F.map_values("_obj"))).alias(_FIELDS),
         F.when(repeated, duplicate).alias("_duplicate"),
     )
@@ -177,7 +184,7 @@ def parse_landing(lines: DataFrame, table: ZoneTable) -> DataFrame:
     # Staged selects, so that each value is looked up, typed and tested once per row: every rule below reads
     # these columns instead of recomputing them.
     staged = read_objects(lines, table).select(*keep, *(_field(f.name).alias(f"_json_{f.name}") for f in record_fields))
-    typed = {f.name: read_value(F.col(f"_json_{f.name}"), f.dataType) for f in record_fields}
+    typed = {f.name: _read_value(F.col(f"_json_{f.name}"), f.dataType) for f in record_fields}
     staged = staged.select(*staged.columns, *(value.alias(f"_typed_{name}") for name, value in typed.items()))
     flags, values = [], []
     for f in record_fields:
