@@ -196,6 +196,10 @@ def test_quarantined_lines_without_a_readable_email_are_ignored(spark: SparkSess
         newer.replace(ALICE, "  "),
         f"{newer} trailing",
         f"[{newer}, {newer}]",
+        newer.replace(f'"{ALICE}"', "42"),  # not text: the parser reads no e-mail from a number
+        newer.replace(f'"{ALICE}"', "null"),
+        newer.replace(f'"{ALICE}"', f'["{ALICE}"]'),
+        f"\u200b{newer}",  # not JSON white space: the parser reads no object
     ]
     quarantine = [quarantined(line, n) for n, line in enumerate(unreadable, start=1)]
     classified = classify(spark, [customer()], quarantine)
