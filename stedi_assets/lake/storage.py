@@ -185,9 +185,15 @@ class LocalStorage:
 
 
 def split_s3(uri: str) -> tuple[str, str]:
-    """s3://bucket/some/prefix -> ("bucket", "some/prefix")."""
-    bucket, _, prefix = uri.split("://", 1)[1].partition("/")
-    return bucket, prefix.strip("/")
+    """A folder: s3://bucket/some/prefix/ -> ("bucket", "some/prefix")."""
+    bucket, key = object_key(uri)
+    return bucket, key.strip("/")
+
+
+def object_key(uri: str) -> tuple[str, str]:
+    """An object: s3://bucket/a//b/ -> ("bucket", "a//b/"), its key exactly (a folder marker ends with /)."""
+    bucket, _, key = uri.split("://", 1)[1].partition("/")
+    return bucket, key
 
 
 class S3Storage:
@@ -236,7 +242,7 @@ class S3Storage:
         return self.client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/", MaxKeys=1).get("KeyCount", 0) > 0
 
     def stat(self, uri: str) -> FileInfo | None:
-        bucket, key = split_s3(uri)
+        bucket, key = object_key(uri)
         try:
             head = self.client.head_object(Bucket=bucket, Key=key)
         except self.client.exceptions.ClientError:
@@ -247,7 +253,7 @@ class S3Storage:
         """The object's body, with S3's errors as the OSErrors a local file gives."""
         from botocore.exceptions import ClientError
 
-        bucket, key = split_s3(uri)
+        bucket, key = object_key(uri)
         try:
             return self.client.get_object(Bucket=bucket, Key=key)["Body"]
         except ClientError as error:
@@ -263,18 +269,18 @@ class S3Storage:
             return body.read()
 
     def read_tail(self, uri: str, length: int) -> bytes:
-        bucket, key = split_s3(uri)
+        bucket, key = object_key(uri)
         with contextlib.closing(self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{length}")["Body"]) as b:
             return b.read()
 
     def write_bytes(self, uri: str, data: bytes) -> None:
         """Atomic by S3's own rule: an object appears whole or not at all."""
-        bucket, key = split_s3(uri)
+        bucket, key = object_key(uri)
         self.client.put_object(Bucket=bucket, Key=key, Body=data)
 
     def replace(self, uri: str, stream: IO[bytes]) -> None:
         """One PUT: readers see the old object or the new one."""
-        bucket, key = split_s3(uri)
+        bucket, key = object_key(uri)
         self.client.upload_fileobj(stream, bucket, key)
 
     def fingerprint(self, uri: str) -> str | None:
@@ -282,7 +288,7 @@ class S3Storage:
         return None if info is None else info.fingerprint
 
     def delete(self, uri: str) -> None:
-        bucket, key = split_s3(uri)
+        bucket, key = object_key(uri)
         self.client.delete_object(Bucket=bucket, Key=key)
 
     def spark_uri(self, uri: str) -> str:

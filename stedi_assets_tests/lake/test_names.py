@@ -133,6 +133,7 @@ def test_the_generated_set_has_every_class_and_no_path_twice() -> None:
 class Landed:
     """A landing folder's objects after one listing and one read: what each URI became."""
 
+    storage: Storage
     uris: dict[str, str]  # shape path -> the URI the listing spells it with
     listed: set[str]
     lines: dict[str, list[str]]  # URI -> lines read, in order
@@ -149,7 +150,7 @@ def land(spark: SparkSession, storage: Storage, folder: str, uris: dict[str, str
         read.setdefault(spelled[row.source_file], []).append(row.raw)
     faults = {spelled[uri]: fault for uri, fault in faults.items()}
     faults |= changed_files({f.uri: f.fingerprint for f in listing if f.uri not in faults}, storage.fingerprint)
-    return Landed(uris, {f.uri for f in listing}, read, faults)
+    return Landed(storage, uris, {f.uri for f in listing}, read, faults)
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +196,9 @@ def check(landed: Landed, shape: Shape, expected: str) -> None:
     else:
         assert uri in landed.listed and uri not in landed.lines
         assert landed.faults[uri].reason == expected, landed.faults[uri]
+        # Erasure looks inside quarantined objects and may delete them: each is reached by its exact name.
+        assert landed.storage.read_bytes(uri) == shape.content()
+        assert landed.storage.stat(uri) is not None
 
 
 def shapes_on(storage: str) -> list[Shape]:

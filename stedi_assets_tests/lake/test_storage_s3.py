@@ -89,6 +89,22 @@ def test_s3_lists_a_folder_marker_only_when_it_holds_bytes(s3_bucket: str) -> No
 
 
 @pytest.mark.s3
+@pytest.mark.parametrize("key", ["lake/landing/full/", "lake/landing/x//y.json", "lake/landing//lead.json", "lake/m//"])
+def test_s3_reaches_an_object_by_its_exact_key(s3_bucket: str, key: str) -> None:
+    # A marker's or a // key's trailing and doubled slashes are part of it: stripping them named another key.
+    storage = S3Storage(f"s3://{s3_bucket}/lake")
+    uri = f"s3://{s3_bucket}/{key}"
+    storage.write_bytes(uri, b"held\n")
+    assert [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]] == [key]
+    assert storage.read_bytes(uri) == b"held\n" and storage.read_tail(uri, 2) == b"d\n"
+    assert storage.stat(uri) is not None and storage.fingerprint(uri) == storage.stat(uri).fingerprint
+    storage.replace(uri, io.BytesIO(b"new\n"))
+    assert storage.read_bytes(uri) == b"new\n"
+    storage.delete(uri)
+    assert storage.stat(uri) is None and "Contents" not in boto3.client("s3").list_objects_v2(Bucket=s3_bucket)
+
+
+@pytest.mark.s3
 def test_s3_fingerprint_is_size_and_etag(s3_bucket: str) -> None:
     storage = S3Storage(f"s3://{s3_bucket}/lake")
     uri = f"s3://{s3_bucket}/lake/landing/a.json"
