@@ -6,6 +6,7 @@ import json
 import random
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
@@ -47,6 +48,7 @@ from stedi_assets_tests.builders import (
     customer,
     evaluated,
     frame,
+    quarantined,
     step_reading,
 )
 
@@ -59,10 +61,12 @@ STEP_KEYS = ["serialNumber", "sensorReadingTime", "line_number"]
 REGISTERED_EARLIER = customer(registrationDate=T0 - 60_000)
 
 
-def customers(spark: SparkSession, records: list[Record]) -> tuple[DataFrame, DataFrame]:
-    """(customer_landing, customer_trusted) of these customer landing records, with nothing quarantined."""
+def customers(
+    spark: SparkSession, records: list[Record], rejected: Sequence[Record] = ()
+) -> tuple[DataFrame, DataFrame]:
+    """(customer_landing, customer_trusted) of these customer landing records and quarantine rows."""
     landing = frame(spark, CUSTOMER_LANDING.schema, records)
-    quarantine = frame(spark, QUARANTINE_OF[CUSTOMER_LANDING.name].schema, [])
+    quarantine = frame(spark, QUARANTINE_OF[CUSTOMER_LANDING.name].schema, rejected)
     trusted = kept(classify_customer_trusted(landing, quarantine, AS_OF)).select(*CUSTOMER_TRUSTED.columns)
     return landing, trusted
 
@@ -82,9 +86,11 @@ def classify_steps(
     readings: list[Record],
     policy: ConsentPolicy,
     not_curated: tuple[str, ...] = (),
+    rejected: Sequence[Record] = (),
 ) -> DataFrame:
-    """classify_step_trainer_trusted, with every trusted customer curated except those in `not_curated`."""
-    landing, trusted = customers(spark, customer_records)
+    """classify_step_trainer_trusted, with every trusted customer curated except those in `not_curated`;
+    `rejected`: customer_landing_quarantine rows."""
+    landing, trusted = customers(spark, customer_records, rejected)
     curated = trusted.where(~trusted["email"].isin(*not_curated))
     steps = frame(spark, STEP_TRAINER_LANDING.schema, readings)
     return evaluated(classify_step_trainer_trusted(steps, landing, trusted, curated, policy))
@@ -390,6 +396,23 @@ def test_a_claim_replaced_at_its_start_makes_nobody_the_first_holder(
     bob = customer(email=BOB, registrationDate=T2, lastUpdateDate=T2, shareWithResearchAsOfDate=None)
     classified = classify_steps(spark, [*alice, bob], [step_reading(sensorReadingTime=T0)], policy)
     assert_reasons(classified, STEP_KEYS, [(SERIAL_1, T0, 1, "no_consent", None)])
+
+
+@POLICIES
+def test_a_first_holder_whose_newer_record_is_quarantined_keeps_the_early_readings(
+    spark: SparkSession, policy: ConsentPolicy
+) -> None:
+    # Bob registered SERIAL_1 at T1; his newer record (T2) was quarantined, so he no longer consents, and it
+    # neither claims nor ends a claim. Alice registered SERIAL_1 at T2. A reading at T0 is Bob's (its first
+    # holder): dropped for his lack of consent, never given to Alice.
+    bob = customer(email=BOB, registrationDate=T1, lastUpdateDate=T1)
+    newer = quarantined({**bob, "lastUpdateDate": T2, "shareWithResearchAsOfDate": "soon"}, 9)
+    alice = customer(registrationDate=T2, lastUpdateDate=T2)
+    readings = [step_reading(sensorReadingTime=t) for t in (T0, T1)]
+    classified = classify_steps(spark, [bob, alice], readings, policy, rejected=[newer])
+    assert_reasons(
+        classified, STEP_KEYS, [(SERIAL_1, T0, 1, "no_consent", None), (SERIAL_1, T1, 2, "no_consent", None)]
+    )
 
 
 def test_owners_at_time_agree_with_the_reference_on_random_device_histories(spark: SparkSession) -> None:
