@@ -48,7 +48,7 @@ def expect(expected: dict[str, Counter[str]], group: list[Customer], ledger: Led
     ambiguous = 0
     for c in group:
         for serial, t in c.sent:
-            owners, before_first = holders(serial, t, claims)
+            owners, before_first = _holders(serial, t, claims)
             ledger.cases.update(_ownership_case(serial, claims, owners, before_first))
             if len(owners) > 1:
                 ambiguous += 1
@@ -57,7 +57,7 @@ def expect(expected: dict[str, Counter[str]], group: list[Customer], ledger: Led
     return ambiguous
 
 
-def holders(serial: str, t: int, claims: list[tuple[Customer, Claim]]) -> tuple[list[Customer], bool]:
+def _holders(serial: str, t: int, claims: list[tuple[Customer, Claim]]) -> tuple[list[Customer], bool]:
     """Who held a device at a reading's time, and whether the reading predates every claim of it: the customers
     whose claims hold it then; before its first claim, those of the first claim (its first known holders).
     Every claim of the model holds for some time (start < end)."""
@@ -73,11 +73,12 @@ def holders(serial: str, t: int, claims: list[tuple[Customer, Claim]]) -> tuple[
 
 
 def _ownership_case(
-    serial: str, claims: list[tuple[Customer, Claim]], owners: list[Customer], early: bool
+    serial: str, claims: list[tuple[Customer, Claim]], owners: list[Customer], before_first: bool
 ) -> list[str]:
+    """The ledger's case of a step reading whose device nobody held then, or that predates its every claim."""
     if not owners:
         return ["reading_of_a_released_device"]
-    if not early:
+    if not before_first:
         return []
     if len(owners) > 1:
         return ["reading_before_simultaneous_first_claims"]
