@@ -136,6 +136,20 @@ def test_files_packed_into_one_task_keep_their_own_numbers(spark: SparkSession, 
     assert found == sorted((f, n, i, f"line {n:05d}") for f, i in files.items() for n in range(1, i + 4))
 
 
+def test_many_local_files_are_listed_on_the_driver_and_the_session_keeps_its_setting(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    threshold = "spark.sql.sources.parallelPartitionDiscovery.threshold"
+    files = {write(tmp_path / f"{i % 3}" / f"f{i}.json", f"{i}\n"): i for i in range(40)}  # more than 32 paths
+    jobs = spark.sparkContext.statusTracker()
+    before = set(jobs.getJobIdsForGroup(None))
+    with spark_conf(spark, **{threshold: "32"}):
+        lines = read_lines(spark, files)
+        assert set(jobs.getJobIdsForGroup(None)) == before  # no listing job: a task per path cost 8 ms each
+        assert spark.conf.get(threshold) == "32"
+    assert rows(lines) == sorted((f, 1, i, str(i)) for f, i in files.items())
+
+
 def test_a_gzip_file_is_read_whole_by_one_task(spark: SparkSession, tmp_path: Path) -> None:
     path = write(tmp_path / "a.json.gz", gzip.compress(numbered(500).encode()))
     with spark_conf(spark, **{"spark.sql.files.maxPartitionBytes": "256"}):

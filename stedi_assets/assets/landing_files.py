@@ -27,7 +27,8 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Protocol
 from urllib.parse import unquote
 
@@ -47,6 +48,26 @@ _GLOB_CHARS = "\\{}[]*?"
 # path built from the name (`.a:b.json.crc`: the colon reads as a URI scheme). Its raw file system reads the file
 # alone; not cached, since the cached one is the checksummed one. No effect on s3a.
 RAW_LOCAL_FILES = {"fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem", "fs.file.impl.disable.cache": "true"}
+
+# Spark lists more than 32 given paths with a job of one task per path: 3,000 local files took 24 s to list that
+# way and 0.3 s on the driver. (S3 paths keep the job: each is a request, which a cluster's tasks share out.)
+SERIAL_LISTING = {"spark.sql.sources.parallelPartitionDiscovery.threshold": str(1 << 30)}
+
+
+@contextmanager
+def _session_conf(session: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
+    """Session settings for the duration of a block, then as they were."""
+    previous = {key: session.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        session.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, before in previous.items():
+            if before is None:
+                session.conf.unset(key)
+            else:
+                session.conf.set(key, before)
 
 
 class FilesNotListedError(RuntimeError):
@@ -160,7 +181,9 @@ def read_lines(session: SparkSession, files: Mapping[str, int]) -> DataFrame:
     try:
         # Local paths absolute: the JVM's working folder need not be this process's.
         paths = [_escape_glob(uri if _is_s3(uri) else _local_path(uri)) for uri in files]
-        text = session.read.options(ignoreMissingFiles="true", **RAW_LOCAL_FILES).text(paths)
+        local = not any(_is_s3(uri) for uri in files)
+        with _session_conf(session, SERIAL_LISTING if local else {}):  # Spark lists the paths as it is given them
+            text = session.read.options(ignoreMissingFiles="true", **RAW_LOCAL_FILES).text(paths)
     except AnalysisException as error:
         # Spark checks that each path exists, and names the first it misses (as spark_file_key spells it).
         named = (error.getMessageParameters() or {}).get("path", "") if error.getCondition() == "PATH_NOT_FOUND" else ""
