@@ -168,6 +168,11 @@ def test_the_source_file_is_the_uri_as_given(spark: SparkSession, tmp_path: Path
     assert rows(read_lines(spark, {path: 1, neighbour: 2})) == sorted([(path, 1, 1, "one"), (neighbour, 1, 2, "two")])
 
 
+def test_a_file_uri_is_read_and_named_as_given(spark: SparkSession, tmp_path: Path) -> None:
+    path = write(tmp_path / "a[1] b.json", "a\n")  # file: is a scheme, not a colon in the path
+    assert rows(read_lines(spark, {f"file:{path}": 4})) == [(f"file:{path}", 1, 4, "a")]
+
+
 def test_only_the_files_of_the_batch_are_read(spark: SparkSession, tmp_path: Path) -> None:
     wanted = write(tmp_path / "feed" / "a.json", "a\n")
     nested = write(tmp_path / "feed" / "2024" / "b.json", "b\n")

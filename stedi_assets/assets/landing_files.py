@@ -1,7 +1,8 @@
 """Landing files: read line by line with exact line numbers, probed before the read, fingerprinted around it.
 
-Reading. `read_lines` reads a batch of files with Spark's text source, which splits a file across tasks
-(an uncompressed file at `spark.sql.files.maxPartitionBytes`; a .gz file is one task), so no file is ever
+Reading. `read_lines` reads a batch of files with Spark's text source, given each file's own path (a name
+Spark cannot be given is quarantined by the probe instead, see `name_fault`). The source splits a file across
+tasks (an uncompressed file at `spark.sql.files.maxPartitionBytes`; a .gz file is one task), so no file is ever
 held whole in memory. Line numbers stay exact: `monotonically_increasing_id()` is contiguous and in order
 within a task, and a task reads each of its splits in order, so a line's number is its offset from the
 first id of its split plus the lines of the file's earlier splits (a small aggregate per file and split
@@ -140,7 +141,7 @@ def name_fault(uri: str) -> FileFault | None:
         uri.encode("utf-8")
     except UnicodeEncodeError:
         return FileFault(reasons.UNSUPPORTED_NAME, "its name is not UTF-8: Spark cannot be given it")
-    path = uri.split("://", 1)[1] if _is_s3(uri) else uri
+    path = uri.split("://", 1)[1] if _is_s3(uri) else _local_path(uri)  # as Spark is given it
     if _is_s3(uri) and uri.endswith("/"):
         return FileFault(reasons.NOT_A_FILE, "a folder marker (its key ends with /) that holds bytes: no file")
     if _is_s3(uri) and "//" in path:
