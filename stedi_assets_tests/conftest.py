@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
@@ -29,8 +28,8 @@ from stedi_assets.services import supervisor
 from stedi_assets.spark_settings import s3a_config, without_secrets
 from stedi_assets.sql_guard import with_guard
 from stedi_assets.transforms.readings import ConsentPolicy
-from stedi_assets_tests import tiers
-from stedi_assets_tests.lakes import TEST_KEY, generate_lake, materialize_lake
+from stedi_assets_tests import lakes, tiers
+from stedi_assets_tests.lakes import TEST_KEY
 from stedi_assets_tests.servers import free_port
 
 S3_PORT = free_port()
@@ -149,10 +148,6 @@ def spark(test_environment: dict[str, str]) -> Iterator[SparkSession]:
 @pytest.fixture(scope="session")
 def materialized_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated lake with every asset materialized (since policy), for tests that only read the tables:
-    a materialization takes most of a minute, so they share this one."""
+    a materialization takes most of a minute, so they share this one (test_graph's `since` run too)."""
     tiers.require("graph")
-    root = tmp_path_factory.mktemp("materialized-lake")
-    generate_lake(root)
-    with DagsterInstance.ephemeral() as instance:
-        assert materialize_lake(root, ConsentPolicy.SINCE, instance).success
-    return root
+    return lakes.materialized(ConsentPolicy.SINCE, tmp_path_factory).root

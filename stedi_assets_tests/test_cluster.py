@@ -18,7 +18,14 @@ from pyspark.sql import SparkSession
 from stedi_assets.tables import ALL_TABLES
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests.lakes import generate_lake, materialize_lake, table_frame, upload
-from stedi_assets_tests.servers import TEST_SERVER_SETTINGS, Servers, run_graph, spark_connect, spark_standalone
+from stedi_assets_tests.servers import (
+    CLUSTER_RUN_CONF,
+    TEST_SERVER_SETTINGS,
+    Servers,
+    run_graph,
+    spark_connect,
+    spark_standalone,
+)
 from stedi_assets_tests.test_s3 import comparable
 
 pytest_plugins = ["stedi_assets_tests.shared_servers"]
@@ -64,7 +71,7 @@ class Outcome:
 
 def on_standalone(root: Path, work: Path) -> Outcome:
     with spark_standalone(work / "services") as master:
-        run = run_graph(root, master, work / "home")
+        run = run_graph(root, master, work / "home", CLUSTER_RUN_CONF)
         return Outcome(root, master, work / "home", run, (work / "services" / "spark-master.log").read_text())
 
 

@@ -7,15 +7,16 @@ from collections import Counter
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
-from dagster import DagsterInstance, ExecuteInProcessResult
+from dagster import ExecuteInProcessResult
 from pyspark.sql import SparkSession
 
 from stedi_assets.sample import EXPECTED_FILE
 from stedi_assets.tables import ALL_TABLES, CUSTOMER_CURATED, LANDING_TABLES, MACHINE_LEARNING_CURATED
 from stedi_assets.transforms.readings import ConsentPolicy
-from stedi_assets_tests import reference
-from stedi_assets_tests.lakes import TEST_KEY, duckdb_source, generate_lake, materialize_lake, table_frame
+from stedi_assets_tests import lakes, reference
+from stedi_assets_tests.lakes import TEST_KEY, duckdb_source, table_frame
 
 IDENTIFIERS = {"email", "user", "customerName", "phone", "birthDay", "serialNumber"}
 UPSTREAM_OF = {
@@ -27,12 +28,14 @@ UPSTREAM_OF = {
 }
 
 
+pytestmark = pytest.mark.graph
+
+
 @pytest.fixture(scope="module", params=[ConsentPolicy.SINCE, ConsentPolicy.FLAG], ids=lambda p: p.value)
 def run(request, spark: SparkSession, tmp_path_factory) -> tuple[ConsentPolicy, Path, ExecuteInProcessResult]:
-    root = tmp_path_factory.mktemp(f"lake-{request.param.value}")
-    generate_lake(root)
-    with DagsterInstance.ephemeral() as instance:
-        yield request.param, root, materialize_lake(root, request.param, instance)
+    """The session's lake materialized under each policy (the `since` one is conftest's `materialized_lake`)."""
+    lake = lakes.materialized(request.param, tmp_path_factory)
+    return lake.policy, lake.root, lake.result
 
 
 def _metadata(result: ExecuteInProcessResult) -> dict[str, dict]:
@@ -94,6 +97,22 @@ def test_machine_learning_table_has_no_direct_identifier(run) -> None:
     emails = set(table_frame(root, CUSTOMER_CURATED)["email"])
     keys = set(frame["subject_key"])
     assert keys and not keys & emails
+
+
+def test_no_file_under_the_research_folder_names_a_person(run) -> None:
+    """Not only the table's rows: every file the research database's grant reaches (data, Delta log, the
+    project's own `_stedi/` files), Parquet decoded, holds no e-mail and no device serial of the lake."""
+    _, root, _ = run
+    landing = table_frame(root, ALL_TABLES["customer_landing"])
+    names = {value.lower() for value in (*landing["email"].dropna(), *landing["serialNumber"].dropna()) if value}
+    files = [path for path in (root / MACHINE_LEARNING_CURATED.path).rglob("*") if path.is_file()]
+    assert names and any(path.suffix == ".parquet" for path in files)
+    for path in files:
+        data = path.read_bytes()
+        if data[:4] == b"PAR1":
+            data = "\n".join(str(v) for column in pq.read_table(path).columns for v in column.to_pylist()).encode()
+        text = data.decode(errors="replace").lower()
+        assert not [name for name in names if name in text], path
 
 
 def test_every_asset_accounts_for_every_row(run) -> None:

@@ -6,29 +6,19 @@ from __future__ import annotations
 import boto3
 import pandas as pd
 import pytest
-from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 
 from stedi_assets.lake.storage import LakeRootError
 from stedi_assets.resources.lake import Lake
-from stedi_assets.tables import ALL_TABLES
-from stedi_assets.transforms.readings import ConsentPolicy
+from stedi_assets.tables import ALL_TABLES, CUSTOMER_ERASURE
+from stedi_assets_tests import lakes
 from stedi_assets_tests.conftest import S3_SECRET
-from stedi_assets_tests.lakes import generate_lake, materialize_lake, table_frame, upload
-
-BUCKET = "stedi-test"
 
 
 @pytest.fixture(scope="module")
-def runs(spark: SparkSession, tmp_path_factory):
-    local = tmp_path_factory.mktemp("lake")
-    generate_lake(local, customers=30)
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    upload(local, BUCKET, "lake")
-    with DagsterInstance.ephemeral() as instance:
-        local_run = materialize_lake(local, ConsentPolicy.SINCE, instance)
-        s3_run = materialize_lake(f"s3://{BUCKET}/lake", ConsentPolicy.SINCE, instance)
-        yield local, local_run, s3_run, instance
+def runs(spark: SparkSession, s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> lakes.OnS3:
+    """The local and S3 runs of one generated lake (shared with test_erasure, which erases on S3 afterwards)."""
+    return lakes.on_s3(tmp_path_factory)
 
 
 def comparable(frame: pd.DataFrame, root: str) -> pd.DataFrame:
@@ -40,23 +30,26 @@ def comparable(frame: pd.DataFrame, root: str) -> pd.DataFrame:
     return frame.sort_values(list(frame.columns)).reset_index(drop=True)
 
 
-def test_s3_run_matches_the_local_run_row_for_row(runs) -> None:
-    local, local_run, s3_run, _ = runs
-    assert local_run.success and s3_run.success
+@pytest.mark.graph
+def test_s3_run_matches_the_local_run_row_for_row(runs: lakes.OnS3) -> None:
+    assert runs.local_run.success and runs.s3_run.success
+    assert runs.root.startswith("s3://")
     for table in ALL_TABLES.values():
-        on_s3 = comparable(table_frame(f"s3://{BUCKET}/lake", table), f"s3://{BUCKET}/lake")
-        locally = comparable(table_frame(local, table), str(local))
+        on_s3 = comparable(runs.s3_tables[table.name], runs.root)
+        locally = comparable(runs.local_tables[table.name], str(runs.local))
         pd.testing.assert_frame_equal(on_s3, locally, obj=table.name)
-    objects = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="lake/machine_learning/curated/_delta_log/")
-    assert objects["KeyCount"] > 0
+        # Not vacuous: every table has rows (the tombstones have none on a lake without erasure requests).
+        assert len(locally) > 0 or table is CUSTOMER_ERASURE, table.name
+    prefix = f"lake/{ALL_TABLES['machine_learning_curated'].path}/_delta_log/"
+    assert boto3.client("s3").list_objects_v2(Bucket=runs.bucket, Prefix=prefix)["KeyCount"] > 0
 
 
-def test_credentials_never_reach_the_event_log_or_run_config(runs) -> None:
-    _, _, s3_run, instance = runs
-    events = "\n".join(str(entry) for entry in instance.all_logs(s3_run.run_id))
+@pytest.mark.graph
+def test_credentials_never_reach_the_event_log_or_run_config(runs: lakes.OnS3) -> None:
+    events = "\n".join(str(entry) for entry in runs.instance.all_logs(runs.s3_run.run_id))
     assert "machine_learning_curated" in events
     assert S3_SECRET not in events
-    assert S3_SECRET not in str(instance.get_run_by_id(s3_run.run_id).run_config)
+    assert S3_SECRET not in str(runs.instance.get_run_by_id(runs.s3_run.run_id).run_config)
 
 
 def test_a_missing_bucket_fails_with_one_line_naming_the_root(s3_server: str) -> None:

@@ -1,26 +1,24 @@
-"""The pseudonym key stays secret: a real run with Spark's event log on, then every form of the key is searched
-for in the event log, the Dagster instance, the run's output and the lake."""
+"""The pseudonym key stays secret: a real run in a process of its own with Spark's event log on (test_cli's run of
+the Dagster CLI), then every form of the key is searched for in the event log, the Dagster instance, the run's
+output and the lake."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from stedi_assets.services import stack
 from stedi_assets.tables import MACHINE_LEARNING_CURATED
 from stedi_assets.transforms.pseudonyms import key_fingerprint
-from stedi_assets_tests.lakes import generate_lake, gunzipped
+from stedi_assets_tests import lakes
+from stedi_assets_tests.lakes import gunzipped
 
-REPO = Path(__file__).resolve().parent.parent
-KEY = "k3y-" + os.urandom(12).hex()
+KEY = "k3y-" + os.urandom(12).hex()  # the scanner's own test key; the run has its own
 BLOCK = 64  # SHA-256's block: the HMAC pads are the key, zero-padded to it, XORed with 0x36 and 0x5c
 
 
@@ -82,51 +80,41 @@ def test_the_scanner_finds_a_key_hidden_in_a_compressed_pad(tmp_path: Path) -> N
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> dict[str, Path]:
-    """`stedi run` with a known key and Spark's event log on (compressed, as by default)."""
-    work = tmp_path_factory.mktemp("secret-run")
-    lake, events, home = work / "lake", work / "events", work / "home"
-    generate_lake(lake, customers=15)
-    events.mkdir()
-    conf = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri(), "spark.master": "local[2]"}
-    env = {
-        **os.environ,
-        **stack.dagster_home(home),
-        "STEDI_LAKE_ROOT": str(lake),
-        "STEDI_PSEUDONYM_KEY": KEY,
-        "STEDI_SPARK_CONF": json.dumps(conf),
-        "STEDI_SPARK_MASTER": "local[2]",
-    }
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "stedi"), "run"], cwd=REPO, env=env, capture_output=True, timeout=900
-    )
-    (work / "output.txt").write_bytes(done.stdout + done.stderr)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    return {"lake": lake, "events": events, "home": home, "output": work / "output.txt"}
+def run(tmp_path_factory: pytest.TempPathFactory) -> lakes.CliRun:
+    """A real run in a process of its own (the Dagster CLI's, shared with test_cli), with a key of its own and
+    Spark's event log on (compressed, as by default)."""
+    run = lakes.cli_run(tmp_path_factory)
+    assert run.done.returncode == 0, (run.done.stdout + run.done.stderr)[-3000:]
+    return run
 
 
-def test_the_event_log_was_written_and_holds_the_plans(run) -> None:
-    logs = [p for p in run["events"].rglob("*") if p.is_file()]
+@pytest.mark.graph
+def test_the_event_log_was_written_and_holds_the_plans(run: lakes.CliRun) -> None:
+    logs = [p for p in run.events.rglob("*") if p.is_file()]
     assert logs and any(b"SparkListenerSQLExecutionStart" in readable(p) for p in logs)
 
 
+@pytest.mark.graph
 @pytest.mark.parametrize("place", ["events", "home", "lake"])
-def test_no_form_of_the_key_is_in_any_file(run, place: str) -> None:
+def test_no_form_of_the_key_is_in_any_file(run: lakes.CliRun, place: str) -> None:
     """The event log (every plan), the Dagster instance (events, run config, logs) and the lake."""
-    assert leaks(run[place], KEY.encode()) == []
+    assert leaks(getattr(run, place), run.key.encode()) == []
 
 
-def test_no_form_of_the_key_is_in_the_runs_output(run) -> None:
-    output = readable(run["output"])
+@pytest.mark.graph
+def test_no_form_of_the_key_is_in_the_runs_output(run: lakes.CliRun) -> None:
+    """Its stdout and stderr: the Dagster CLI prints every event of the run (metadata included)."""
+    output = readable(run.output)
     assert b"machine_learning_curated" in output
-    assert [name for name, form in forms(KEY.encode()).items() if form in output] == []
+    assert [name for name, form in forms(run.key.encode()).items() if form in output] == []
 
 
-def test_the_training_table_records_the_keys_fingerprint(run) -> None:
-    with DagsterInstance.from_config(str(run["home"])) as instance:
+@pytest.mark.graph
+def test_the_training_table_records_the_keys_fingerprint(run: lakes.CliRun) -> None:
+    with DagsterInstance.from_config(str(run.home)) as instance:
         (record,) = instance.get_run_records()
         materialization = instance.get_latest_materialization_event(AssetKey(MACHINE_LEARNING_CURATED.name))
     metadata = materialization.asset_materialization.metadata
-    assert metadata["pseudonym_key_fingerprint"].value == key_fingerprint(KEY.encode())
+    assert metadata["pseudonym_key_fingerprint"].value == key_fingerprint(run.key.encode())
     assert metadata["pseudonym_key_fingerprint"].value != key_fingerprint(b"another key")
-    assert KEY not in json.dumps(record.dagster_run.run_config)
+    assert run.key not in json.dumps(record.dagster_run.run_config)

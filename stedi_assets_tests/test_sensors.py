@@ -62,7 +62,8 @@ class Feeds:
         return self.sensor(context)
 
     def consume(self, *feeds: str) -> None:
-        """A real run of the feeds' landing assets: their ledgers take up what was delivered."""
+        """A real run of the feeds' landing assets (tests calling it are marked graph): their ledgers take up what
+        was delivered."""
         names = [f"{feed}_landing" for feed in feeds]
         selection = [*names, *(f"{name}_quarantine" for name in names)]
         assert materialize_lake(self.root, ConsentPolicy.SINCE, self.instance, selection=selection).success
@@ -74,7 +75,7 @@ def _request(result: SensorResult | SkipReason) -> RunRequest:
     return request
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def feeds(request, tmp_path: Path, spark) -> Feeds:
     instance = DagsterInstance.ephemeral()
     if request.param == "local":
@@ -91,6 +92,7 @@ def test_nothing_new_is_a_skip(feeds: Feeds) -> None:
     assert isinstance(feeds.tick(), SkipReason)
 
 
+@pytest.mark.graph
 def test_a_new_file_requests_its_feed_and_downstream_until_a_run_consumes_it(feeds: Feeds) -> None:
     feeds.write("step_trainer/landing/batch-1.json", STEP)
     feeds.write("step_trainer/landing/.batch-2.json.uploading", STEP)  # hidden names are not deliveries
@@ -117,6 +119,7 @@ def test_a_failed_runs_files_are_requested_again_under_a_new_key(feeds: Feeds) -
     assert _request(again).tags["stedi/landing_files"] == "a.json"
 
 
+@pytest.mark.graph
 def test_rewritten_and_deleted_files_trigger_and_keys_never_repeat(feeds: Feeds) -> None:
     feeds.write("step_trainer/landing/batch-1.json", STEP)
     first = feeds.tick()
@@ -147,6 +150,7 @@ def test_no_batch_is_requested_while_a_run_is_unfinished(feeds: Feeds) -> None:
     assert "has not finished" in feeds.tick(first.cursor).skip_message
 
 
+@pytest.mark.graph
 def test_a_run_with_nothing_new_reports_the_landing_tables_unchanged(spark, tmp_path: Path) -> None:
     feeds = Feeds(str(tmp_path), DagsterInstance.ephemeral())
     feeds.write("step_trainer/landing/batch-1.json", STEP)
