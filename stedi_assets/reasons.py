@@ -23,7 +23,8 @@ FUTURE_CONSENT = "future_consent"
 BEFORE_CONSENT = "before_consent"
 UNKNOWN_USER = "unknown_user"
 UNKNOWN_DEVICE = "unknown_device"
-# The serial is claimed by some customer's record, but by none at the reading's time.
+# The serial's holders had let it go by the reading's time (a newer record names another serial) and nobody had
+# taken it; a reading before every claim belongs to the first holder.
 NO_OWNER_AT_TIME = "no_owner_at_time"
 OWNER_NOT_CURATED = "owner_not_curated"
 NO_ACCELEROMETER_READINGS = "no_accelerometer_readings"

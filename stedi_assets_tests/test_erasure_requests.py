@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from stedi_assets.assets.erasure import RequestError, delete_requests, parse_requests, request_lines
+from stedi_assets.assets.erasure import (
+    RequestError,
+    delete_requests,
+    honoured_request_files,
+    parse_requests,
+    request_lines,
+)
+from stedi_assets.assets.tombstones import IDENTITY, Tombstones
 from stedi_assets.resources.lake import Lake
+from stedi_assets.transforms.pseudonyms import tombstone
 
 ANN = '{"email": "ann@example.com", "requestedAt": 1700000000000}\n'
 BOB = '{"email": "bob@example.com"}\n'
@@ -68,3 +76,17 @@ def test_a_file_changed_after_it_was_read_is_kept_for_the_next_run(lake: Lake) -
     assert set(parse_requests(lines)) == {"ann@example.com", "carol@example.com", "dan@example.com"}
     assert delete_requests(lake, files) == 2
     assert request_lines(lake) == ([], [])
+
+
+def test_only_files_whose_every_request_is_honoured_may_be_deleted(lake: Lake) -> None:
+    """Requests go once their tombstones are committed and the receipt written (erasure_receipts): a file with a
+    request the tombstones do not hold yet (it arrived after they were made) or that is not all requests stays."""
+    key = b"test-key"
+    honoured = deliver(lake, "honoured.json", (ANN + ANN.replace("ann@", " ANN@")).encode())
+    deliver(lake, "newer.json", (ANN + BOB).encode())
+    deliver(lake, "broken.json", (ANN + "ann@example.com\n").encode())
+    tombstones = Tombstones(0, frozenset({tombstone("ann@example.com", key, IDENTITY)}))
+    assert [f.uri for f in honoured_request_files(lake, tombstones, key)] == [str(honoured)]
+    assert honoured_request_files(lake, Tombstones(-1), key) == []
+    everyone = Tombstones(0, frozenset(tombstone(i, key, IDENTITY) for i in ("ann@example.com", "bob@example.com")))
+    assert {Path(f.uri).name for f in honoured_request_files(lake, everyone, key)} == {"honoured.json", "newer.json"}

@@ -109,7 +109,7 @@ class Inputs:
         if snapshot is None or not snapshot.rows:
             return 0
         frame = self.lake.store.read(self.session, table, snapshot)
-        return self.tombstones.mark(self.session, frame, self.key).where(F.col(ERASED)).count()
+        return self.tombstones.mark(self.session, frame, self.key, table).where(F.col(ERASED)).count()
 
 
 def changed_keys(frame: DataFrame) -> Changes:

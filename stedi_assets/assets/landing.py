@@ -8,6 +8,7 @@ customers are blanked in the raw files too (their new fingerprint goes into the 
 not a new delivery). `lake.rebuild` rereads every file and replaces the table.
 """
 
+import zlib
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import nullcontext
@@ -25,16 +26,20 @@ from stedi_assets.assets.publishing import Output, erasure_version_of, publish, 
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.assets.tombstones import Tombstones
 from stedi_assets.checks import descriptive_nothing_new, descriptive_result, descriptive_spec
-from stedi_assets.lake.blanking import blank_lines, readable_text
+from stedi_assets.lake.blanking import BlankingError, blank_lines, readable_lines
 from stedi_assets.lake.changes import Changes
-from stedi_assets.lake.delta import Snapshot
+from stedi_assets.lake.delta import DeltaFolder, Snapshot
 from stedi_assets.lake.ledger import (
+    BLANKING_PENDING,
     QUARANTINED,
     Delivery,
     LedgerEntry,
     arrival_times,
+    clear_blanking_journal,
     compare,
     consumed,
+    journal_blanking,
+    read_blanking_journal,
     read_ledger,
     write_ledger,
 )
@@ -78,7 +83,7 @@ def leaving_rows(
         return Output(lake.store.read_files(session, table.schema, []), base, None if base is None else []), []
     erased: list[tuple[str, int]] = []
     if tombstones is not None:
-        marked = tombstones.mark(session, lake.store.read(session, table, base), key)
+        marked = tombstones.mark(session, lake.store.read(session, table, base), key, table)
         erased = [(row.source_file, row.line_number) for row in marked.where(F.col(ERASED)).collect()]
     # A landing row is its line: the erased ones are found once, then recognized by their lineage.
     lineage = ["source_file", "line_number"]
@@ -92,33 +97,49 @@ def leaving_rows(
     return Output(survivors, base, replaced, rows_erased=len(erased)), erased
 
 
-def blank_erased_lines(lake: Lake, entries: dict[str, LedgerEntry], lines: list[tuple[str, int]]) -> int:
-    """Blanks the lines in the raw files and records the files' new fingerprints in the ledger entries."""
+def blank_erased_lines(
+    context: AssetExecutionContext,
+    lake: Lake,
+    delta: DeltaFolder,
+    entries: dict[str, LedgerEntry],
+    lines: list[tuple[str, int]],
+) -> tuple[int, list[str]]:
+    """Blanks the lines in the raw files and records the files' new fingerprints in the ledger entries (each
+    rewrite journaled first, so that a run failing before its commit leaves the file's arrival known). A file
+    that cannot be rewritten (an I/O error, a rewrite that would change another line) stays as it is, marked
+    in the ledger as pending: the next run reads it again and retries. Returns the lines blanked and the files
+    pending."""
     by_file: dict[str, set[int]] = defaultdict(set)
     for source, number in lines:
         if number is not None and source in entries:
             by_file[source].add(number)
-    for uri, numbers in by_file.items():
-        info = blank_lines(lake.store.storage, uri, numbers)
+    blanked, pending = 0, []
+    for uri, numbers in sorted(by_file.items()):
+        try:
+            journal_blanking(delta, uri, entries[uri].arrived_at)
+            info = blank_lines(lake.store.storage, uri, numbers)
+        except (OSError, BlankingError, zlib.error, EOFError) as error:
+            context.log.warning(f"{uri}: erased lines not blanked ({type(error).__name__}); retried by the next run")
+            entries[uri] = replace(entries[uri], status=BLANKING_PENDING)
+            pending.append(uri)
+            continue
         entries[uri] = replace(entries[uri], size=info.size, version=info.version)
-    return sum(len(numbers) for numbers in by_file.values())
+        blanked += len(numbers)
+    return blanked, pending
 
 
-def delete_unreadable_of_erased(
-    lake: Lake, tombstones: Tombstones, key: bytes, uris: set[str], entries: dict[str, LedgerEntry], earlier: bool
-) -> int:
-    """Files no parser could read but which name an erased customer (e.g. a truncated .gz holding their lines)
-    are deleted: their lines cannot be blanked. `uris`: this batch's unreadable files; with `earlier` (the
-    tombstones changed), those consumed by earlier runs too. Returns how many."""
+def unreadable_naming_erased(lake: Lake, tombstones: Tombstones, key: bytes, uris: set[str]) -> set[str]:
+    """Which of these unreadable files (e.g. a truncated .gz, plain text named .GZ) name an erased customer: their
+    lines cannot be blanked, so the files are deleted, and their quarantine rows leave with them."""
     if not tombstones.identities:
-        return 0
-    if earlier:
-        uris = uris | {uri for uri, entry in entries.items() if entry.status == QUARANTINED}
-    doomed = [uri for uri in sorted(uris) if tombstones.names_anyone_in(readable_text(lake.store.storage, uri), key)]
-    for uri in doomed:
-        lake.store.storage.delete(uri)
-        entries.pop(uri, None)
-    return len(doomed)
+        return set()
+    storage = lake.store.storage
+    return {uri for uri in uris if any(tombstones.names_anyone_in(t, key) for t in readable_lines(storage, uri))}
+
+
+def quarantined_files(ledger: Mapping[str, LedgerEntry]) -> set[str]:
+    """The files earlier runs consumed as unreadable (one quarantine row each)."""
+    return {uri for uri, entry in ledger.items() if entry.status == QUARANTINED}
 
 
 def delivered_keys(
@@ -148,7 +169,7 @@ def land(
     delta = lake.store.delta(table)
     ledger = read_ledger(delta, base)
     listed = lake.store.landing_files(table)
-    delivery = Delivery(new=listed, gone=sorted(ledger)) if lake.rebuild else compare(ledger, listed)
+    delivery = Delivery(new=listed, gone=sorted(ledger)) if lake.rebuild else compare(ledger, listed, True)
     key = privacy.key_bytes
     tombstones = Tombstones.load(lake, key)
     erase_existing = not lake.rebuild and base is not None and erasure_version_of(base) != tombstones.version
@@ -156,15 +177,19 @@ def land(
     if delivery.empty and not erase_existing and base is not None and quarantine_base is not None:
         yield from unchanged(lake, table, "no landing file is new, rewritten or gone, and no new erasure")
         yield descriptive_nothing_new(table)  # every check spec of the asset needs a result, or the step fails
+        clear_blanking_journal(delta)  # a journaled rewrite not committed would have changed a fingerprint
         return
     session = spark.session
-    arrivals = arrival_times(ledger, delivery.new)
+    arrivals = arrival_times(ledger, delivery.new, read_blanking_journal(delta))
     parsed, faults = parse_batch(session, lake, table, arrivals)
     with cached(parsed) as parsed:
         parsed.count()  # the read: the files' fingerprints are compared with the listing's right after it
         listing = {f.uri: f.fingerprint for f in delivery.new if f.uri not in faults}
         faults |= changed_files(listing, lake.store.storage.fingerprint)
-        classified = classify_batch(session, table, parsed, faults, arrivals, tombstones, key)
+        # Unreadable files naming someone erased: this batch's, and (new tombstones) those of earlier runs.
+        suspects = set(faults) | (quarantined_files(ledger) if erase_existing else set())
+        doomed = unreadable_naming_erased(lake, tombstones, key, suspects)
+        classified = classify_batch(session, table, parsed, faults, arrivals, tombstones, key, doomed)
         # Matching erased customers joins every line: its result is cached. With no one erased, `classified` is a
         # projection of the cached read, and a second cached copy of every line would cost more than it saves.
         with nullcontext(classified) if tombstones.empty else cached(classified) as classified:
@@ -172,21 +197,25 @@ def land(
             per_file = {row.source_file: row["count"] for row in classified.groupBy("source_file").count().collect()}
             erased_new = [(row.source_file, row.line_number) for row in classified.where(F.col(ERASED)).collect()]
             whole = lake.rebuild or base is None
-            gone = [] if whole else delivery.gone
+            # Deleted below: an earlier run's row for such a file leaves with it, as a gone file's rows do.
+            gone = [] if whole else sorted({*delivery.gone, *(doomed & ledger.keys())})
             held = tombstones if erase_existing else None
             table_output, erased_rows = leaving_rows(session, lake, table, None if whole else base, gone, held, key)
             quarantine_output, erased_quarantine = leaving_rows(
                 session, lake, quarantine, None if whole else quarantine_base, gone, held, key
             )
             entries = consumed({} if lake.rebuild else ledger, delivery, arrivals, per_file, set(faults))
-            blanked = blank_erased_lines(lake, entries, erased_new + erased_rows + erased_quarantine)
-            deleted = delete_unreadable_of_erased(lake, tombstones, key, set(faults), entries, earlier=held is not None)
+            erased_lines = erased_new + erased_rows + erased_quarantine
+            blanked, pending = blank_erased_lines(context, lake, delta, entries, erased_lines)
+            for uri in sorted(doomed):
+                lake.store.storage.delete(uri)
+                entries.pop(uri, None)
             # Erased customers' lines change nothing downstream, and their identities must not be recorded.
             delivered = classified.where(~F.col(ERASED))
             changes = None if whole or erase_existing else delivered_keys(session, lake, table, delivered, base, gone)
             new_rows = kept(classified).select(*table.columns)
             rejected = quarantine_rows(table, classified, context.run.run_id)
-            ledger_metadata = {"ledger": write_ledger(delta, entries)}
+            ledger_metadata = {"ledger": write_ledger(delta, entries), BLANKING_PENDING: pending}
             yield from publish(
                 context,
                 lake,
@@ -200,11 +229,13 @@ def land(
                     "files_quarantined": len(faults),
                     "files_in_ledger": len(entries),
                     "raw_lines_blanked": blanked,
-                    "unreadable_files_deleted": deleted,
+                    "raw_files_pending_blanking": len(pending),
+                    "unreadable_files_deleted": len(doomed),
                 },
                 checks=[descriptive_result(table, classified)],
                 erasure_version=tombstones.version,
             )
+            clear_blanking_journal(delta)  # the commit names the rewrites' fingerprints
 
 
 def classify_batch(
@@ -215,10 +246,13 @@ def classify_batch(
     arrivals: dict[str, int],
     tombstones: Tombstones,
     key: bytes,
+    doomed: set[str],
 ) -> DataFrame:
     """A batch's parsed lines with its faulted files as one quarantine row each, and the lines of erased customers
-    (an old file delivered again) filtered as `erased` (they are blanked in the raw files too)."""
-    batch = tombstones.mark(session, with_file_faults(parsed, table, faults, arrivals), key)
+    (an old file delivered again) filtered as `erased` (they are blanked in the raw files too), as are the rows
+    of `doomed` files (unreadable, naming someone erased: deleted)."""
+    batch = tombstones.mark(session, with_file_faults(parsed, table, faults, arrivals), key, table)
+    batch = batch.withColumn(ERASED, F.col(ERASED) | F.col("source_file").isin(sorted(doomed)))
     erased = F.when(F.col(ERASED), F.lit(reasons.ERASED)).otherwise(F.col(reasons.REASON))
     return batch.withColumn(reasons.REASON, erased)
 

@@ -1,6 +1,5 @@
 """The tombstones in force, and how a frame's rows are matched against them (hashed in the driver)."""
 
-import re
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -9,9 +8,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from stedi_assets.resources.lake import Lake
-from stedi_assets.tables import CUSTOMER_ERASURE
+from stedi_assets.tables import CUSTOMER_ERASURE, STEP_TRAINER_LANDING, ZoneTable
 from stedi_assets.transforms.erased_rows import (
-    EMAIL_TOKEN_PATTERN,
     ERASED,
     ERASED_DEVICES_SCHEMA,
     ERASED_IDENTITIES_SCHEMA,
@@ -19,13 +17,13 @@ from stedi_assets.transforms.erased_rows import (
     SERIAL,
     identity_candidates,
     mark_erased,
+    raw_email_candidates,
     serial_candidates,
 )
 from stedi_assets.transforms.identity import IDENTITY_KEY, identity_of
 from stedi_assets.transforms.pseudonyms import SUBJECT_KEY, key_fingerprint, subject_keys, tombstone
 
 IDENTITY, DEVICE, SUBJECT = "identity", "device", "subject"
-EMAIL_TOKEN = re.compile(EMAIL_TOKEN_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -92,12 +90,15 @@ class Tombstones:
         erased = sorted(s for s in named if s is not None and tombstone(s, key, SUBJECT) in self.subjects)
         return session.createDataFrame([(s,) for s in erased], ERASED_SUBJECTS_SCHEMA)
 
-    def names_anyone_in(self, text: str, key: bytes) -> bool:
-        """Whether a text (a file no parser can read) holds an erased customer's e-mail anywhere."""
-        return any(tombstone(identity_of(t), key, IDENTITY) in self.identities for t in EMAIL_TOKEN.findall(text))
+    def names_anyone_in(self, line: str, key: bytes) -> bool:
+        """Whether a line of text (of a file no parser can read) spells an erased customer's e-mail anywhere,
+        as the raw-line matching in Spark would find it (transforms/erased_rows.py)."""
+        candidates = raw_email_candidates(line)
+        return any(tombstone(identity_of(c), key, IDENTITY) in self.identities for c in candidates)
 
-    def mark(self, session: SparkSession, frame: DataFrame, key: bytes) -> DataFrame:
-        """The frame with `_erased` true on the rows of erased customers (see transforms/erased_rows.py)."""
+    def mark(self, session: SparkSession, frame: DataFrame, key: bytes, table: ZoneTable) -> DataFrame:
+        """The frame (rows of `table`) with `_erased` true on the rows of erased customers (see
+        transforms/erased_rows.py)."""
         if self.empty:  # matching costs joins over every row, raw lines included
             return frame.withColumn(ERASED, F.lit(False))
         return mark_erased(
@@ -105,6 +106,7 @@ class Tombstones:
             self.identities_in(session, frame, key),
             self.devices_in(session, frame, key),
             self.subjects_in(session, frame, key),
+            raw_readings=table.entity == STEP_TRAINER_LANDING.entity,
         )
 
 

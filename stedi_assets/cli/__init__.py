@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("stedi_assets.sample.cli", "generate a sample lake (the three landing feeds, with real-feed defects)"),
     "sql": ("stedi_assets.cli.sql", "run one read-only SQL query over the zone tables, by name"),
     "catalog": ("stedi_assets.cli.catalog", "print Athena DDL for every table, or register them in AWS Glue"),
+    "review": ("stedi_assets.cli.review", "list (or blank) quarantined raw lines an erasure cannot decide"),
     "up": ("stedi_assets.cli.services", "start a warm Spark Connect server, the Dagster daemon and the webserver"),
     "down": ("stedi_assets.cli.services", "stop what `stedi up` started"),
     "status": ("stedi_assets.cli.services", "list what `stedi up` started and is still running"),

@@ -97,14 +97,46 @@ def _verify(storage: Storage, uri: str, rewritten: IO[bytes], numbers: set[int])
                 raise BlankingError(f"{uri}: line {number} would change; not replaced")
 
 
-def readable_text(storage: Storage, uri: str) -> str:
-    """As much of a file as can be read, as text, decompressed by what its bytes are rather than what its name
-    says (every gzip member; bzip2 and deflate too, which the landing probe refuses; plain text named .gz as it
-    is), up to where a broken stream breaks. For files the pipeline cannot read (erasure still looks inside
-    them); a symbolic link holds no text of its own (its target is never read)."""
+# A line longer than this is searched in overlapping pieces: memory stays bounded whatever a file holds. The
+# overlap is longer than any e-mail address, JSON-escaped six bytes a character (254 characters at most).
+PIECE = 1 << 20
+OVERLAP = 8 << 10
+
+
+def readable_lines(storage: Storage, uri: str) -> Iterator[str]:
+    """As much of a file as can be read, as lines of text, decompressed by what its bytes are rather than what its
+    name says (every gzip member; bzip2 and deflate too, which the landing probe refuses; plain text named .gz as
+    it is), up to where a broken stream breaks; streamed, a line longer than PIECE bytes in overlapping pieces.
+    For files the pipeline cannot read (erasure still looks inside them); a symbolic link holds no text of its
+    own (its target is never read)."""
     try:
         with storage.open(uri) as raw:
-            data = b"".join(contents(raw, uri))
+            for line, _ in split_lines(_bounded(contents(raw, uri))):
+                yield line.decode("utf-8", errors="replace")
     except SymlinkError:
-        return ""
-    return data.decode("utf-8", errors="replace")
+        return
+
+
+def _bounded(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The chunks, with a line terminator put in wherever PIECE bytes pass without one, and the last OVERLAP
+    bytes before it repeated after it: no line split_lines makes is longer than PIECE + OVERLAP, and no text
+    shorter than OVERLAP is cut in two without also appearing whole."""
+    run = 0  # bytes since the last terminator
+    tail = b""
+    for chunk in chunks:
+        start = 0
+        while start < len(chunk):
+            piece = chunk[start : start + PIECE - run]
+            ends = [piece.rfind(b"\n"), piece.rfind(b"\r")]
+            last = max(ends)
+            yield piece
+            start += len(piece)
+            if last >= 0:
+                run = len(piece) - last - 1
+                tail = piece[last + 1 :][-OVERLAP:]
+            else:
+                run += len(piece)
+                tail = (tail + piece)[-OVERLAP:]
+            if run >= PIECE:
+                yield b"\n" + tail
+                run = len(tail)

@@ -107,8 +107,9 @@ def _decompressor(kind: str) -> zlib._Decompress | bz2.BZ2Decompressor:
 
 
 def _members(stream: Readable, kind: str) -> Iterator[bytes]:
-    """Decompresses member after member (`cat a.gz b.gz` is one gzip file of two members, and Spark reads both);
-    raises EOFError when the last member is cut short."""
+    """Decompresses member after member (`cat a.gz b.gz` is one gzip file of two members, and Spark reads both),
+    at most CHUNK bytes at a time however well the input compresses; raises EOFError when the last member is
+    cut short."""
     inflater = _decompressor(kind)
     pending = b""
     while True:
@@ -118,9 +119,21 @@ def _members(stream: Readable, kind: str) -> Iterator[bytes]:
             if not inflater.eof:
                 raise EOFError(f"the {kind} stream ends before its end marker")
             return
-        yield inflater.decompress(data)
+        yield from _inflated(inflater, data)
         if inflater.eof:
             pending = inflater.unused_data
             if not pending and not (pending := stream.read(CHUNK)):
                 return
             inflater = _decompressor(kind)
+
+
+def _inflated(inflater: zlib._Decompress | bz2.BZ2Decompressor, data: bytes) -> Iterator[bytes]:
+    """What `data` decompresses to, in pieces of at most CHUNK bytes: a small input may inflate a thousandfold."""
+    if isinstance(inflater, bz2.BZ2Decompressor):
+        yield inflater.decompress(data, CHUNK)
+        while not inflater.eof and not inflater.needs_input:
+            yield inflater.decompress(b"", CHUNK)
+        return
+    yield inflater.decompress(data, CHUNK)
+    while inflater.unconsumed_tail and not inflater.eof:
+        yield inflater.decompress(inflater.unconsumed_tail, CHUNK)

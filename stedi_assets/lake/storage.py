@@ -38,7 +38,7 @@ class FileInfo:
     uri: str
     size: int
     modified_ms: int
-    # What changes when the file is rewritten: the ETag on S3, the modification time in ns locally.
+    # What changes when the file is rewritten: the ETag on S3; locally the modification time, inode and change time.
     version: str
 
     @property
@@ -132,7 +132,9 @@ class LocalStorage:
             st = os.stat(uri, follow_symlinks=False)  # a link's own, not its target's
         except FileNotFoundError:
             return None
-        return FileInfo(uri, st.st_size, st.st_mtime_ns // 1_000_000, str(st.st_mtime_ns))
+        # The modification time can be put back (`cp -p`, `rsync -t`, a restore); the inode and the change time
+        # cannot: a file rewritten in place at the same size with its old time is still another version.
+        return FileInfo(uri, st.st_size, st.st_mtime_ns // 1_000_000, f"{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}")
 
     def open(self, uri: str) -> IO[bytes]:
         """The file for reading; a symbolic link is refused (SymlinkError), whatever it points at."""
@@ -161,12 +163,13 @@ class LocalStorage:
         os.replace(staged, target)
 
     def replace(self, uri: str, stream: IO[bytes]) -> None:
-        """Atomic, keeping the file's permissions: written beside it under a hidden name, then renamed over it."""
+        """Atomic, keeping the file's permissions and modification time (its arrival, should the lake be copied
+        and rebuilt): written beside it under a hidden name, then renamed over it."""
         target = Path(uri)
         staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
         with staged.open("wb") as out:
             shutil.copyfileobj(stream, out)
-        shutil.copymode(target, staged)
+        shutil.copystat(target, staged)
         os.replace(staged, target)
 
     def fingerprint(self, uri: str) -> str | None:

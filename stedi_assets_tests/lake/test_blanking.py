@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import os
 import re
 import stat
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from stedi_assets.lake import codecs, storage
-from stedi_assets.lake.blanking import blank_lines, readable_text, split_lines
+from stedi_assets.lake import blanking, codecs, storage
+from stedi_assets.lake.blanking import blank_lines, readable_lines, split_lines
 from stedi_assets.lake.storage import LocalStorage
 
 ANN = b'{"email": "ann@example.com", "phone": "8015550100"}'
@@ -116,7 +118,7 @@ def test_a_gzip_file_is_written_back_as_gzip(tmp_path) -> None:
     assert raw[:2] == b"\x1f\x8b"
     assert gzip.decompress(raw) == joined(blanked(LINES, endings, {2, 5}), endings)
     assert info == store.stat(uri) and info.fingerprint != before.fingerprint
-    assert readable_text(store, uri) == joined(blanked(LINES, endings, {2, 5}), endings).decode()
+    assert list(readable_lines(store, uri)) == [line.decode() for line in blanked(LINES, endings, {2, 5})]
 
 
 def test_a_large_file_streams_through_in_chunks_and_no_line_moves(tmp_path, monkeypatch) -> None:
@@ -167,20 +169,49 @@ def test_a_failed_write_leaves_the_original_intact(tmp_path, monkeypatch) -> Non
     assert Path(uri).read_bytes() == original
     assert store.list_files(str(tmp_path / "landing")) == before  # a half-written copy is never listed
     monkeypatch.undo()
+    os.utime(uri, ns=(1_600_000_000_000_000_000, 1_600_000_000_123_456_789))  # delivered long ago
     blank_lines(store, uri, {2})
     assert Path(uri).read_bytes() == joined(blanked(LINES, ENDINGS["lf"], {2}), ENDINGS["lf"])
     assert stat.S_IMODE(os.stat(uri).st_mode) == 0o640  # the rewrite keeps the file's permissions
+    # and its modification time (its arrival to a rebuild of a copied lake), while the fingerprint changes
+    assert os.stat(uri).st_mtime_ns == 1_600_000_000_123_456_789
+    assert store.stat(uri).fingerprint not in {info.fingerprint for info in before}
 
 
-def test_readable_text_of_a_truncated_or_broken_gzip_keeps_what_precedes_the_break(tmp_path) -> None:
+def test_readable_lines_of_a_truncated_or_broken_gzip_keep_what_precedes_the_break(tmp_path) -> None:
     text = b"".join(b'{"email": "user%d@example.com"}\n' % n for n in range(5_000))
     whole = gzip.compress(text)
     store = LocalStorage(str(tmp_path))
-    cut = readable_text(store, write(tmp_path / "cut.json.gz.part", whole[: len(whole) // 2]))
+
+    def read(path: Path, data: bytes) -> str:
+        return "\n".join(readable_lines(store, write(path, data)))
+
+    cut = read(tmp_path / "cut.json.gz.part", whole[: len(whole) // 2])
     assert 0 < len(cut) < len(text) and text.decode().startswith(cut)
     assert '"user0@example.com"' in cut and "user4999@" not in cut
     half = len(whole) // 2
     broken = whole[:half] + bytes(b ^ 0xFF for b in whole[half:])  # what the break yields may be garbage
-    read = readable_text(store, write(tmp_path / "broken.bin", broken))
-    assert read.startswith(cut[:1_000]) and len(read) < len(text)
-    assert readable_text(store, write(tmp_path / "plain.json", b"ann@example.com \xff\n")) == "ann@example.com \ufffd\n"
+    assert read(tmp_path / "broken.bin", broken).startswith(cut[:1_000])
+    assert read(tmp_path / "plain.json", b"ann@example.com \xff\n") == "ann@example.com \ufffd"
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lambda data: data], ids=["gzip", "bzip2", "plain"])
+def test_erasures_search_reads_any_file_in_bounded_memory(tmp_path, compress) -> None:
+    """A file of one 48 MiB line (a few hundred kilobytes as gzip) with addresses at piece boundaries: every
+    address is found, no line read is longer than a piece and its overlap, and memory stays a few pieces."""
+    filler = b"x" * (blanking.PIECE - 7)
+    data = b"".join(filler + b" ann%d@example.com " % n for n in range(48))
+    path = tmp_path / f"bomb.json{'.gz' if compress is gzip.compress else ''}"
+    path.write_bytes(compress(data))
+    tracemalloc.start()
+    try:
+        found, longest = set(), 0
+        for line in readable_lines(LocalStorage(str(tmp_path)), str(path)):
+            longest = max(longest, len(line))
+            found |= set(re.findall(r"ann\d+@example\.com", line))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found == {f"ann{n}@example.com" for n in range(48)}
+    assert longest <= blanking.PIECE + blanking.OVERLAP
+    assert peak < 16 * blanking.PIECE, f"{peak / 2**20:.0f} MiB"

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from stedi_assets import reasons
 from stedi_assets.assets.landing_files import probe_file
 from stedi_assets.lake import blanking
-from stedi_assets.lake.blanking import BlankingError, blank_lines, readable_text, split_lines
+from stedi_assets.lake.blanking import BlankingError, blank_lines, readable_lines, split_lines
 from stedi_assets.lake.codecs import codec_of, decompressed
 from stedi_assets.lake.storage import LocalStorage
 
@@ -136,13 +136,13 @@ def test_erasure_finds_text_in_every_member_and_codec(tmp_path: Path, codec: str
     compress = COMPRESS[codec]
     path = tmp_path / f"part.json{suffix.upper()}"
     path.write_bytes(compress(b"\n".join(OTHERS) + b"\n") + compress(ANN + b"\n"))
-    assert "ann@example.com" in readable_text(LocalStorage(str(tmp_path)), str(path))
+    assert "ann@example.com" in "\n".join(readable_lines(LocalStorage(str(tmp_path)), str(path)))
 
 
 def test_erasure_looks_inside_gzip_that_spark_would_read_as_text(tmp_path: Path) -> None:
     path = tmp_path / "part.json.gz.part"  # an upload not yet renamed: Spark would read its bytes as lines
     path.write_bytes(gzip.compress(ANN + b"\n"))
-    assert "ann@example.com" in readable_text(LocalStorage(str(tmp_path)), str(path))
+    assert "ann@example.com" in "\n".join(readable_lines(LocalStorage(str(tmp_path)), str(path)))
 
 
 @pytest.mark.parametrize("name", ["part.json.GZ", "part.json.bz2", "part.json.zst", "part.json.deflate"])
@@ -151,12 +151,12 @@ def test_erasure_reads_plain_text_whatever_codec_its_name_claims(tmp_path: Path,
     customer to a person who opens it, so the search reads its bytes as they are."""
     path = tmp_path / name
     path.write_bytes(b"\n".join([*OTHERS, ANN]) + b"\n")
-    assert "ann@example.com" in readable_text(LocalStorage(str(tmp_path)), str(path))
+    assert "ann@example.com" in "\n".join(readable_lines(LocalStorage(str(tmp_path)), str(path)))
 
 
 def test_erasure_reads_a_truncated_gzip_up_to_where_it_breaks(tmp_path: Path) -> None:
     data = gzip.compress(b"\n".join([ANN, *OTHERS * 200]) + b"\n", compresslevel=1)
     path = tmp_path / "part.json.Gz"
     path.write_bytes(data[: len(data) // 2])
-    text = readable_text(LocalStorage(str(tmp_path)), str(path))
+    text = "\n".join(readable_lines(LocalStorage(str(tmp_path)), str(path)))
     assert "ann@example.com" in text and "bob4@example.com" in text

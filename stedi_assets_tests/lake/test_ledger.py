@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from stedi_assets.lake.delta import DeltaFolder
 from stedi_assets.lake.ledger import (
+    BLANKING_PENDING,
     QUARANTINED,
     READ,
     Delivery,
     LedgerEntry,
     arrival_times,
+    clear_blanking_journal,
     compare,
     consumed,
+    journal_blanking,
+    read_blanking_journal,
     read_ledger,
     write_ledger,
 )
@@ -88,6 +93,18 @@ def test_a_file_of_the_same_size_and_another_version_is_rewritten() -> None:
     assert compare({A.uri: LedgerEntry.of(A)}, [resized]).new == [resized]
 
 
+def test_a_file_whose_blanking_is_pending_is_read_again_by_the_landing_asset_only() -> None:
+    """Until its erased lines are blanked, a file counts as rewritten for the landing asset (which retries), and
+    keeps its arrival; the sensor (no retry) sees nothing new, or it would request a run every tick."""
+    ledger = {A.uri: replace(LedgerEntry.of(A), status=BLANKING_PENDING, arrived_at=500), B.uri: LedgerEntry.of(B)}
+    assert compare(ledger, [A, B], retry_blanking=True) == Delivery(new=[A], gone=[A.uri])
+    assert compare(ledger, [A, B]).empty
+    assert compare(ledger, [B], retry_blanking=True) == Delivery(new=[], gone=[A.uri])  # gone: nothing to retry
+    assert arrival_times(ledger, [A]) == {A.uri: 500}
+    entries = consumed(ledger, Delivery(new=[A], gone=[A.uri]), {A.uri: 500}, {A.uri: 3}, set())
+    assert entries[A.uri].status == READ and entries[A.uri].lines == 3
+
+
 def test_arrival_is_kept_for_a_file_as_it_was_and_now_for_a_new_or_rewritten_one() -> None:
     ledger = {A.uri: LedgerEntry(A.uri, A.size, A.version, 500), B.uri: LedgerEntry(B.uri, 20, "old", 600)}
     assert arrival_times(ledger, [A, B, C]) == {A.uri: 500, B.uri: B.modified_ms, C.uri: C.modified_ms}
@@ -114,3 +131,18 @@ def test_an_empty_file_is_consumed_with_no_lines() -> None:
     after = consumed({}, compare({}, [empty]), arrival_times({}, [empty]), read={}, quarantined=set())
     assert after == {empty.uri: LedgerEntry(empty.uri, 0, "v0", 9_000, READ, 0)}
     assert compare(after, [empty]).empty  # and is not new again
+
+
+def test_a_rewrite_the_erasure_journaled_keeps_the_files_arrival_until_committed(delta: DeltaFolder) -> None:
+    """Blanking rewrites a file before the commit names its new fingerprint: if the run fails in between, the next
+    run reads the file again (rewritten), and the journal gives it its arrival, not the rewrite's time."""
+    ledger = {A.uri: replace(LedgerEntry.of(A), arrived_at=500)}
+    blanked = FileInfo(A.uri, A.size - 4, 9_000, "v1-blanked")
+    assert read_blanking_journal(delta) == {}
+    journal_blanking(delta, A.uri, 500)
+    journal = read_blanking_journal(delta)
+    assert journal == {A.uri: 500}
+    assert arrival_times(ledger, [blanked, C], journal) == {A.uri: 500, C.uri: C.modified_ms}
+    assert arrival_times(ledger, [blanked]) == {A.uri: 9_000}  # without the journal: a new delivery
+    clear_blanking_journal(delta)
+    assert read_blanking_journal(delta) == {}

@@ -199,8 +199,9 @@ def test_local_fingerprint_changes_when_a_file_is_rewritten(tmp_path: Path) -> N
     uri = f"{tmp_path}/landing/a.json"
     storage.write_bytes(uri, b'{"a": 1}\n')  # creates the folder; atomic: staged under a hidden name, renamed
     first = storage.stat(uri)
-    assert first.fingerprint == f"9:{os.stat(uri).st_mtime_ns}" == storage.fingerprint(uri)
-    assert first.modified_ms == os.stat(uri).st_mtime_ns // 1_000_000
+    st = os.stat(uri)
+    assert first.fingerprint == f"9:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}" == storage.fingerprint(uri)
+    assert first.modified_ms == st.st_mtime_ns // 1_000_000
     time.sleep(0.02)
     storage.write_bytes(uri, b'{"a": 2}\n')  # same size, rewritten later
     assert storage.fingerprint(uri) != first.fingerprint
@@ -213,3 +214,25 @@ def test_local_fingerprint_changes_when_a_file_is_rewritten(tmp_path: Path) -> N
     with pytest.raises(LakeRootError, match="does not exist"):
         LocalStorage(f"{tmp_path}/missing").check_root()
     assert storage.spark_uri(uri) == uri and storage.delta_options() == {}
+
+
+@pytest.mark.parametrize("how", ["in place", "by rename"])
+def test_a_rewrite_with_its_size_and_time_put_back_is_still_another_version(tmp_path: Path, how: str) -> None:
+    """What `cp -p`, `rsync -t` or a restore leave: the same size and modification time, other content. The
+    inode and the change time, which no user can set back, tell it apart."""
+    storage = LocalStorage(str(tmp_path))
+    path = tmp_path / "landing" / "a.json"
+    path.parent.mkdir()
+    path.write_bytes(b'{"a": 1}\n')
+    before = storage.stat(str(path))
+    time.sleep(0.02)
+    if how == "in place":
+        path.write_bytes(b'{"a": 2}\n')
+    else:
+        staged = path.with_name(".a.json.tmp")
+        staged.write_bytes(b'{"a": 2}\n')
+        staged.replace(path)
+    os.utime(path, ns=(before.modified_ms * 1_000_000, int(before.version.split(":")[0])))
+    after = storage.stat(str(path))
+    assert (after.size, after.modified_ms) == (before.size, before.modified_ms)
+    assert after.fingerprint != before.fingerprint
