@@ -35,13 +35,13 @@ run: setup $(DAGSTER_HOME)/dagster.yaml
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 # The fast tier: lint, types, and the tests that need no whole-graph run, no server and no browser.
 check: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -m "not graph and not services and not browser"
+	$(BIN)/python -m pytest -m "not graph and not services and not browser" --durations=10
 
 dev: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/stedi sample --if-missing
