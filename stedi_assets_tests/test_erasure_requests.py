@@ -15,12 +15,15 @@ from stedi_assets.assets.erasure import (
     parse_requests,
     request_lines,
 )
+from stedi_assets.assets.landing import unreadable_naming_erased
 from stedi_assets.assets.tombstones import IDENTITY, Tombstones
+from stedi_assets.lake.storage import LocalStorage
 from stedi_assets.resources.lake import Lake
 from stedi_assets.transforms.pseudonyms import tombstone
 
 ANN = '{"email": "ann@example.com", "requestedAt": 1700000000000}\n'
 BOB = '{"email": "bob@example.com"}\n'
+KEY = b"test-key"
 
 
 @pytest.fixture
@@ -81,7 +84,7 @@ def test_a_file_changed_after_it_was_read_is_kept_for_the_next_run(lake: Lake) -
 def test_only_files_whose_every_request_is_honoured_may_be_deleted(lake: Lake) -> None:
     """Requests go once their tombstones are committed and the receipt written (erasure_receipts): a file with a
     request the tombstones do not hold yet (it arrived after they were made) or that is not all requests stays."""
-    key = b"test-key"
+    key = KEY
     honoured = deliver(lake, "honoured.json", (ANN + ANN.replace("ann@", " ANN@")).encode())
     deliver(lake, "newer.json", (ANN + BOB).encode())
     deliver(lake, "broken.json", (ANN + "ann@example.com\n").encode())
@@ -90,3 +93,28 @@ def test_only_files_whose_every_request_is_honoured_may_be_deleted(lake: Lake) -
     assert honoured_request_files(lake, Tombstones(-1), key) == []
     everyone = Tombstones(0, frozenset(tombstone(i, key, IDENTITY) for i in ("ann@example.com", "bob@example.com")))
     assert {Path(f.uri).name for f in honoured_request_files(lake, everyone, key)} == {"honoured.json", "newer.json"}
+
+
+def test_an_unreadable_file_that_cannot_be_searched_is_retried_not_fatal(tmp_path: Path, monkeypatch) -> None:
+    """During an erasure, the files no parser could read are searched for the erased: one that names them is
+    deleted; one that cannot be opened (no permission) is left for a later run; one gone since is nothing."""
+    lake = Lake(root=str(tmp_path))
+    named = tmp_path / "a.json.gz"  # plain text named .gz: Spark cannot read it, a person can
+    named.write_bytes(b'{"email": " ANN@example.com"}\n')
+    other = tmp_path / "b.json.gz"
+    other.write_bytes(b'{"email": "bob@example.com"}\n')
+    locked = tmp_path / "c.json.gz"
+    locked.write_bytes(b'{"email": "ann@example.com"}\n')
+    gone = str(tmp_path / "d.json.gz")
+    opened = LocalStorage.open
+
+    def refusing(self: LocalStorage, uri: str):
+        if uri == str(locked):
+            raise PermissionError(13, "Permission denied", uri)
+        return opened(self, uri)
+
+    monkeypatch.setattr(LocalStorage, "open", refusing)
+    tombstones = Tombstones(0, frozenset({tombstone("ann@example.com", KEY, IDENTITY)}))
+    found = unreadable_naming_erased(lake, tombstones, KEY, {str(named), str(other), str(locked), gone})
+    assert found == ({str(named)}, {str(locked)})
+    assert unreadable_naming_erased(lake, Tombstones(-1), KEY, {str(named)}) == (set(), set())

@@ -128,13 +128,25 @@ def blank_erased_lines(
     return blanked, pending
 
 
-def unreadable_naming_erased(lake: Lake, tombstones: Tombstones, key: bytes, uris: set[str]) -> set[str]:
+def unreadable_naming_erased(
+    lake: Lake, tombstones: Tombstones, key: bytes, uris: set[str]
+) -> tuple[set[str], set[str]]:
     """Which of these unreadable files (e.g. a truncated .gz, plain text named .GZ) name an erased customer: their
-    lines cannot be blanked, so the files are deleted, and their quarantine rows leave with them."""
+    lines cannot be blanked, so the files are deleted, and their quarantine rows leave with them. Also returns
+    the files that could not even be searched (no permission, an I/O error): later runs retry them."""
+    doomed: set[str] = set()
+    unsearched: set[str] = set()
     if not tombstones.identities:
-        return set()
-    storage = lake.store.storage
-    return {uri for uri in uris if any(tombstones.names_anyone_in(t, key) for t in readable_lines(storage, uri))}
+        return doomed, unsearched
+    for uri in uris:
+        try:
+            if any(tombstones.names_anyone_in(line, key) for line in readable_lines(lake.store.storage, uri)):
+                doomed.add(uri)
+        except FileNotFoundError:  # gone since it was listed: the next run sees it gone
+            continue
+        except OSError:
+            unsearched.add(uri)
+    return doomed, unsearched
 
 
 def quarantined_files(ledger: Mapping[str, LedgerEntry]) -> set[str]:
@@ -188,7 +200,7 @@ def land(
         faults |= changed_files(listing, lake.store.storage.fingerprint)
         # Unreadable files naming someone erased: this batch's, and (new tombstones) those of earlier runs.
         suspects = set(faults) | (quarantined_files(ledger) if erase_existing else set())
-        doomed = unreadable_naming_erased(lake, tombstones, key, suspects)
+        doomed, unsearched = unreadable_naming_erased(lake, tombstones, key, suspects)
         classified = classify_batch(session, table, parsed, faults, arrivals, tombstones, key, doomed)
         # Matching erased customers joins every line: its result is cached. With no one erased, `classified` is a
         # projection of the cached read, and a second cached copy of every line would cost more than it saves.
@@ -210,6 +222,9 @@ def land(
             for uri in sorted(doomed):
                 lake.store.storage.delete(uri)
                 entries.pop(uri, None)
+            for uri in sorted(unsearched & entries.keys()):
+                entries[uri] = replace(entries[uri], status=BLANKING_PENDING)
+                pending.append(uri)
             # Erased customers' lines change nothing downstream, and their identities must not be recorded.
             delivered = classified.where(~F.col(ERASED))
             changes = None if whole or erase_existing else delivered_keys(session, lake, table, delivered, base, gone)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -146,3 +147,13 @@ def test_a_rewrite_the_erasure_journaled_keeps_the_files_arrival_until_committed
     assert arrival_times(ledger, [blanked]) == {A.uri: 9_000}  # without the journal: a new delivery
     clear_blanking_journal(delta)
     assert read_blanking_journal(delta) == {}
+
+
+def test_a_name_that_is_not_utf8_round_trips_through_the_ledger(delta: DeltaFolder) -> None:
+    """A local file named with bytes that are not UTF-8 (quarantined as unsupported_name) is held by the ledger
+    under the name the listing gives it, so it is not taken up again by every run."""
+    odd = FileInfo(os.fsdecode(b"/lake/customer/landing/caf\xe9.json"), 7, 1_000, "v1")
+    entries = {odd.uri: replace(LedgerEntry.of(odd), status=QUARANTINED), A.uri: LedgerEntry.of(A)}
+    snapshot = commit(delta, [1], ledger=write_ledger(delta, entries))
+    assert read_ledger(delta, snapshot) == entries
+    assert compare(read_ledger(delta, snapshot), [odd, A]).empty
