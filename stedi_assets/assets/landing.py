@@ -8,7 +8,6 @@ customers are blanked in the raw files too (their new fingerprint goes into the 
 not a new delivery). `lake.rebuild` rereads every file and replaces the table.
 """
 
-import zlib
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import nullcontext
@@ -118,7 +117,7 @@ def blank_erased_lines(
         try:
             journal_blanking(delta, uri, entries[uri].arrived_at)
             info = blank_lines(lake.store.storage, uri, numbers)
-        except (OSError, BlankingError, zlib.error, EOFError) as error:
+        except (OSError, BlankingError) as error:
             context.log.warning(f"{uri}: erased lines not blanked ({type(error).__name__}); retried by the next run")
             entries[uri] = replace(entries[uri], status=BLANKING_PENDING)
             pending.append(uri)

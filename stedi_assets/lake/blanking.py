@@ -12,11 +12,12 @@ from __future__ import annotations
 import gzip
 import re
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from itertools import zip_longest
 from typing import IO
 
-from stedi_assets.lake.codecs import codec_of, contents, decompressed
+from stedi_assets.lake.codecs import Readable, codec_of, contents, decompressed
 from stedi_assets.lake.storage import FileInfo, Storage, SymlinkError
 
 TERMINATOR = re.compile(rb"\r\n|\r|\n")
@@ -68,7 +69,7 @@ def blank_lines(storage: Storage, uri: str, numbers: set[int]) -> FileInfo:
         sink = gzip.GzipFile(fileobj=rewritten, mode="wb") if compressed else rewritten
         with storage.open(uri) as raw:
             previous = b""
-            for number, (line, terminator) in enumerate(split_lines(decompressed(raw, uri, strict=True)), start=1):
+            for number, (line, terminator) in enumerate(_strict_lines(raw, uri), start=1):
                 sink.write(blanked(previous, terminator) if number in numbers else line + terminator)
                 previous = terminator
         if compressed:
@@ -82,11 +83,20 @@ def blank_lines(storage: Storage, uri: str, numbers: set[int]) -> FileInfo:
     return info
 
 
+def _strict_lines(stream: Readable, uri: str) -> Iterator[tuple[bytes, bytes]]:
+    """The file's (line, terminator) pairs; a compressed stream that breaks is a BlankingError, as every other
+    reason not to rewrite a file is (callers tell a file they must leave from an I/O error by that alone)."""
+    try:
+        yield from split_lines(decompressed(stream, uri, strict=True))
+    except (zlib.error, EOFError) as error:
+        raise BlankingError(f"{uri}: its compressed stream breaks ({type(error).__name__}); not rewritten") from None
+
+
 def _verify(storage: Storage, uri: str, rewritten: IO[bytes], numbers: set[int]) -> None:
     """Fails (BlankingError) unless the rewrite holds the original's lines, the given ones blank."""
     with storage.open(uri) as raw:
-        before = split_lines(decompressed(raw, uri, strict=True))
-        after = split_lines(decompressed(rewritten, uri, strict=True))
+        before = _strict_lines(raw, uri)
+        after = _strict_lines(rewritten, uri)
         for number, pair in enumerate(zip_longest(before, after), start=1):
             old, new = pair
             if old is None or new is None:

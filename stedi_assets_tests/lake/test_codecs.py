@@ -160,3 +160,14 @@ def test_erasure_reads_a_truncated_gzip_up_to_where_it_breaks(tmp_path: Path) ->
     path.write_bytes(data[: len(data) // 2])
     text = "\n".join(readable_lines(LocalStorage(str(tmp_path)), str(path)))
     assert "ann@example.com" in text and "bob4@example.com" in text
+
+
+def test_a_broken_compressed_stream_is_not_rewritten(tmp_path: Path) -> None:
+    """A truncated .gz cannot be rewritten line for line: a BlankingError (what every caller leaves a file for),
+    not a decompression error, and the file stays as it was."""
+    whole = gzip.compress(b"\n".join([ANN, *OTHERS * 50]) + b"\n")
+    path = tmp_path / "part.json.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(BlankingError, match="compressed stream breaks"):
+        blank_lines(LocalStorage(str(tmp_path)), str(path), {1})
+    assert path.read_bytes() == whole[: len(whole) // 2]
