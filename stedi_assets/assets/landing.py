@@ -180,7 +180,8 @@ def land(
     delta = lake.store.delta(table)
     ledger = read_ledger(delta, base)
     listed = lake.store.landing_files(table)
-    delivery = Delivery(new=listed, gone=sorted(ledger)) if lake.rebuild else compare(ledger, listed, True)
+    rebuilt = Delivery(new=listed, gone=sorted(ledger))
+    delivery = rebuilt if lake.rebuild else compare(ledger, listed, retry_blanking=True)
     key = privacy.key_bytes
     tombstones = Tombstones.load(lake, key)
     erase_existing = not lake.rebuild and base is not None and erasure_version_of(base) != tombstones.version
