@@ -195,6 +195,6 @@ def test_spark_and_python_find_the_same_candidates_in_raw_lines(spark) -> None:
 
     raws = every_spelling_corpus()
     frame = spark.createDataFrame([(raw,) for raw in raws], "raw string")
-    in_spark = [list(row.candidates) for row in frame.select(raw_emails(frame).alias("candidates")).collect()]
+    in_spark = [list(row.candidates) for row in frame.select(raw_emails().alias("candidates")).collect()]
     assert in_spark == [raw_email_candidates(raw) for raw in raws]
     assert ANN in in_spark[len(O_NEIL_SPELLINGS)] and BOB in in_spark[len(O_NEIL_SPELLINGS)]  # a tab ends it

@@ -52,7 +52,7 @@ ERASED_DEVICES_SCHEMA = f"{SERIAL} string, claimed_from long, claimed_until long
 ERASED_SUBJECTS_SCHEMA = f"{SUBJECT_KEY} string"
 
 
-def raw_emails(frame: DataFrame) -> Column:
+def raw_emails() -> Column:
     """Every spelling of an address a raw line may hold (`raw_email_candidates` in Python): e-mail-like tokens of
     the line, and of each JSON string in it with its escapes decoded (`\u0040` is `@`), and each such string
     holding an `@` whole (an address with an apostrophe, or another character that ends a token)."""
@@ -82,7 +82,7 @@ def raw_email_candidates(line: str) -> list[str]:
     return tokens + [value for value in strings if "@" in value]
 
 
-def _raw_serials(frame: DataFrame) -> Column:
+def _raw_serials() -> Column:
     return F.regexp_extract_all(F.coalesce(F.col(RAW), F.lit("")), F.lit(SERIAL_TOKEN), 0)
 
 
@@ -90,7 +90,7 @@ def identity_candidates(frame: DataFrame) -> DataFrame:
     """Every identity key the frame's rows name (e-mail columns, e-mails in raw lines), once each."""
     parts = [frame.select(identity_key(c).alias(IDENTITY_KEY)) for c in IDENTITY_COLUMNS if c in frame.columns]
     if RAW in frame.columns:
-        tokens = frame.select(F.explode(raw_emails(frame)).alias("_token"))
+        tokens = frame.select(F.explode(raw_emails()).alias("_token"))
         parts.append(tokens.select(identity_key("_token").alias(IDENTITY_KEY)))
     if not parts:
         return frame.sparkSession.createDataFrame([], ERASED_IDENTITIES_SCHEMA)
@@ -101,7 +101,7 @@ def serial_candidates(frame: DataFrame) -> DataFrame:
     """Every device serial the frame's rows name (the serial column, serials in raw lines), once each."""
     parts = [frame.select(F.col(SERIAL))] if SERIAL in frame.columns else []
     if RAW in frame.columns:
-        parts.append(frame.select(F.explode(_raw_serials(frame)).alias(SERIAL)))
+        parts.append(frame.select(F.explode(_raw_serials()).alias(SERIAL)))
     if not parts:
         return frame.sparkSession.createDataFrame([], f"{SERIAL} string")
     return reduce(DataFrame.unionByName, parts).where(F.col(SERIAL).isNotNull()).distinct()
@@ -138,12 +138,12 @@ def mark_erased(
         flags.append("_erased_device")
     if RAW in frame.columns:
         lineage = ["source_file", "line_number"]
-        emails = frame.select(*lineage, F.explode(raw_emails(frame)).alias("_token"))
+        emails = frame.select(*lineage, F.explode(raw_emails()).alias("_token"))
         named = emails.select(*lineage, identity_key("_token").alias(IDENTITY_KEY)).join(ids, IDENTITY_KEY, "left_semi")
         hits = named.select(*lineage)
         if raw_readings:
             time = F.regexp_extract(F.coalesce(F.col(RAW), F.lit("")), READING_TIME_TOKEN, 1)
-            serials = frame.select(*lineage, F.explode(_raw_serials(frame)).alias(SERIAL), time.alias("_text"))
+            serials = frame.select(*lineage, F.explode(_raw_serials()).alias(SERIAL), time.alias("_text"))
             timed = serials.withColumn("_time", F.when(F.col("_text") != "", F.col("_text").try_cast("long")))
             # A time that cannot be read counts as held: an erased customer's reading is never kept on a doubt.
             held_then = F.col("_time").isNull() | _held_at("_time")
