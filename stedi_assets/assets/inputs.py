@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -14,9 +15,14 @@ from stedi_assets.assets.tombstones import Tombstones
 from stedi_assets.lake.changes import Changes
 from stedi_assets.lake.delta import Snapshot
 from stedi_assets.resources.lake import Lake
-from stedi_assets.tables import ALL_TABLES, CUSTOMER_ERASURE, ZoneTable
-from stedi_assets.transforms.erased_rows import ERASED, SERIAL, identity_candidates, serial_candidates
-from stedi_assets.transforms.identity import IDENTITY_KEY
+from stedi_assets.tables import ALL_TABLES, CUSTOMER_ERASURE, CUSTOMER_LANDING, QUARANTINE_OF, ZoneTable
+from stedi_assets.transforms.customers import quarantined_identities
+from stedi_assets.transforms.erased_rows import ERASED, IDENTITY_COLUMNS, SERIAL
+from stedi_assets.transforms.identity import IDENTITY_KEY, identity_key
+from stedi_assets.transforms.parsing import RAW
+
+# The tables whose raw lines a rebuild reads again: quarantined customer lines are records that withhold consent.
+_CUSTOMER_LINES = {CUSTOMER_LANDING.name, QUARANTINE_OF[CUSTOMER_LANDING.name].name}
 
 
 class Inputs:
@@ -112,11 +118,18 @@ class Inputs:
         return self.tombstones.mark(self.session, frame, self.key, table).where(F.col(ERASED)).count()
 
 
-def changed_keys(frame: DataFrame) -> Changes:
-    """The customers and devices a frame's rows name (columns, and e-mails or serials in raw lines)."""
-    identities = {row[IDENTITY_KEY] for row in identity_candidates(frame).collect()}
-    serials = {row[SERIAL] for row in serial_candidates(frame).collect()}
-    return Changes(frozenset(identities), frozenset(serials))
+def changed_keys(frame: DataFrame, table: ZoneTable) -> Changes:
+    """The customers and devices rows of `table` (a landing table or its quarantine) name, as a rebuild reads
+    them: their e-mail and serial columns, and for customer lines the e-mails in raw lines that the rule for
+    quarantined records reads (never a looser pattern: a rebuild reads nothing else in raw lines)."""
+    named = [frame.select(identity_key(c).alias(IDENTITY_KEY)) for c in IDENTITY_COLUMNS if c in frame.columns]
+    if RAW in frame.columns and table.name in _CUSTOMER_LINES:
+        named.append(quarantined_identities(frame.where(F.col(RAW).isNotNull())))
+    identities = (
+        {row[IDENTITY_KEY] for row in reduce(DataFrame.unionByName, named).distinct().collect()} if named else set()
+    )
+    serials = {row[SERIAL] for row in frame.select(SERIAL).distinct().collect()} if SERIAL in frame.columns else set()
+    return Changes(frozenset(identities - {"", None}), frozenset(serials - {None}))
 
 
 @dataclass(frozen=True)

@@ -157,15 +157,15 @@ def delivered_keys(
     session: SparkSession, lake: Lake, table: ZoneTable, batch: DataFrame, base: Snapshot | None, gone: list[str]
 ) -> Changes:
     """The customers and devices a delivery changes: those of its lines, and those of the gone files' rows."""
-    changes = changed_keys(batch)
+    changes = changed_keys(batch, table)
     if gone and base is not None:
         leaving = lake.store.read(session, table, base).where(F.col("source_file").isin(gone))
-        changes |= changed_keys(leaving)
+        changes |= changed_keys(leaving, table)
         quarantine = QUARANTINE_OF[table.name]
         quarantined = lake.store.snapshot(quarantine)
         if quarantined is not None:
             changes |= changed_keys(
-                lake.store.read(session, quarantine, quarantined).where(F.col("source_file").isin(gone))
+                lake.store.read(session, quarantine, quarantined).where(F.col("source_file").isin(gone)), quarantine
             )
     return changes
 

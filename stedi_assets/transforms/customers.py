@@ -61,6 +61,20 @@ def _latest_epoch_ms(name: str) -> Column:
     )
 
 
+def _named_identities() -> Column:
+    """The identity keys a read line (`parsing.read_objects`) gives its e-mail where the parser would read one:
+    a JSON string, not blank."""
+    return F.filter(F.transform(given_values("email", T.StringType()), identity_key), lambda key: key != "")
+
+
+def quarantined_identities(customer_lines: DataFrame) -> DataFrame:
+    """The customers that customer lines (lineage and `raw`) count for as quarantined records (`IDENTITY_KEY`,
+    once each): the reading of `_quarantined_records`, so that an incremental run recomputes exactly whom a
+    rebuild would see change."""
+    objects = read_objects(customer_lines, CUSTOMER_LANDING)
+    return objects.select(F.explode(_named_identities()).alias(IDENTITY_KEY)).distinct()
+
+
 def _quarantined_records(customer_landing_quarantine: DataFrame) -> DataFrame:
     """Quarantined customer lines with a readable e-mail, as records that withhold consent.
 
@@ -71,12 +85,11 @@ def _quarantined_records(customer_landing_quarantine: DataFrame) -> DataFrame:
     their first arrival.
     """
     objects = read_objects(customer_landing_quarantine, CUSTOMER_LANDING)
-    named = F.filter(F.transform(given_values("email", T.StringType()), identity_key), lambda key: key != "")
     time = F.coalesce(_latest_epoch_ms("lastUpdateDate"), F.col("arrived_at"))
     lines = objects.select(
         *ARRIVAL_ORDER,
         RAW,
-        F.explode(F.array_distinct(named)).alias(_ID),
+        F.explode(F.array_distinct(_named_identities())).alias(_ID),
         time.alias(_TIME),
         F.coalesce(_latest_epoch_ms("registrationDate"), time).alias(_REGISTERED),
     )
