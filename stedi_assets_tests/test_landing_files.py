@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,9 +12,11 @@ from pathlib import Path
 
 import boto3
 import pytest
+from dagster import DagsterInstance
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from stedi_assets import reasons
 from stedi_assets.assets.landing_files import (
     FilesNotListedError,
     changed_files,
@@ -23,12 +26,16 @@ from stedi_assets.assets.landing_files import (
     read_lines,
 )
 from stedi_assets.checks import descriptive_failures
+from stedi_assets.lake.names import listed_name
 from stedi_assets.lake.storage import LocalStorage, S3Storage
 from stedi_assets.reasons import QUARANTINE_REASONS
 from stedi_assets.sample import FEEDS
-from stedi_assets.tables import LANDING_TABLES
+from stedi_assets.tables import CUSTOMER_LANDING, LANDING_TABLES, QUARANTINE_OF
 from stedi_assets.transforms.parsing import LINES_SCHEMA, parse_landing, with_file_faults
+from stedi_assets.transforms.readings import ConsentPolicy
+from stedi_assets_tests.builders import customer
 from stedi_assets_tests.exports import generate_exported_lake
+from stedi_assets_tests.lakes import materialize_lake, table_frame
 
 BUCKET = "stedi-landing-files"
 
@@ -358,3 +365,30 @@ def test_changed_files_compares_fingerprints_from_before_and_after(tmp_path: Pat
     assert set(faults) == {grows, goes} and same not in faults
     assert {fault.reason for fault in faults.values()} == {"changed_during_read"}
     assert faults[goes].detail == "changed while it was read: it was deleted"
+
+
+@pytest.mark.graph
+def test_a_name_that_is_not_utf8_is_one_quarantine_row_naming_that_file_until_it_is_gone(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    quarantine = QUARANTINE_OF[CUSTOMER_LANDING.name]
+    selection = [CUSTOMER_LANDING.name, quarantine.name]
+    for table in LANDING_TABLES:
+        (tmp_path / table.files_path).mkdir(parents=True)
+    landing = tmp_path / CUSTOMER_LANDING.files_path
+    write(landing / "fine.json", json.dumps(customer()) + "\n")
+    # Two Latin-1 names that one replacement character would make the same text.
+    odd = [os.fsencode(landing) + b"/caf\xe9.json", os.fsencode(landing) + b"/caf\xe8.json"]
+    for name in odd:
+        Path(os.fsdecode(name)).write_bytes(b"{}\n")
+    with DagsterInstance.ephemeral() as instance:
+        assert materialize_lake(tmp_path, ConsentPolicy.SINCE, instance, selection=selection).success
+        rows = table_frame(tmp_path, quarantine).sort_values("source_file")
+        assert sorted(listed_name(name) for name in rows["source_file"]) == sorted(map(os.fsdecode, odd))
+        assert all(name.isascii() for name in rows["source_file"])  # exact, not U+FFFD
+        assert list(rows["reason"]) == [reasons.UNSUPPORTED_NAME] * 2
+        os.remove(odd[0])
+        assert materialize_lake(tmp_path, ConsentPolicy.SINCE, instance, selection=selection).success
+    (left,) = table_frame(tmp_path, quarantine)["source_file"]
+    assert listed_name(left) == os.fsdecode(odd[1])
+    assert len(table_frame(tmp_path, CUSTOMER_LANDING)) == 1

@@ -49,7 +49,7 @@ from stedi_assets.resources.spark import Spark
 from stedi_assets.tables import CUSTOMER_ERASURE, LANDING_TABLES, QUARANTINE_OF, ZoneTable
 from stedi_assets.transforms.classify import kept
 from stedi_assets.transforms.erased_rows import ERASED
-from stedi_assets.transforms.parsing import FileFault, parse_landing, with_file_faults
+from stedi_assets.transforms.parsing import FileFault, of_files, parse_landing, with_file_faults
 
 
 def parse_batch(
@@ -90,7 +90,7 @@ def leaving_rows(
 
     def leaving(rows: DataFrame) -> DataFrame:
         flagged = rows.join(F.broadcast(hits), lineage, "left")
-        return flagged.withColumn(LEAVING, F.col("source_file").isin(gone) | F.col("_hit").isNotNull()).drop("_hit")
+        return flagged.withColumn(LEAVING, of_files(gone) | F.col("_hit").isNotNull()).drop("_hit")
 
     survivors, replaced = lake.store.survivors(session, table, base, leaving)
     return Output(survivors, base, replaced, rows_erased=len(erased)), erased
@@ -159,14 +159,12 @@ def delivered_keys(
     """The customers and devices a delivery changes: those of its lines, and those of the gone files' rows."""
     changes = changed_keys(batch, table)
     if gone and base is not None:
-        leaving = lake.store.read(session, table, base).where(F.col("source_file").isin(gone))
+        leaving = lake.store.read(session, table, base).where(of_files(gone))
         changes |= changed_keys(leaving, table)
         quarantine = QUARANTINE_OF[table.name]
         quarantined = lake.store.snapshot(quarantine)
         if quarantined is not None:
-            changes |= changed_keys(
-                lake.store.read(session, quarantine, quarantined).where(F.col("source_file").isin(gone)), quarantine
-            )
+            changes |= changed_keys(lake.store.read(session, quarantine, quarantined).where(of_files(gone)), quarantine)
     return changes
 
 
@@ -267,7 +265,7 @@ def classify_batch(
     (an old file delivered again) filtered as `erased` (they are blanked in the raw files too), as are the rows
     of `doomed` files (unreadable, naming someone erased: deleted)."""
     batch = tombstones.mark(session, with_file_faults(parsed, table, faults, arrivals), key, table)
-    batch = batch.withColumn(ERASED, F.col(ERASED) | F.col("source_file").isin(sorted(doomed)))
+    batch = batch.withColumn(ERASED, F.col(ERASED) | of_files(doomed))
     erased = F.when(F.col(ERASED), F.lit(reasons.ERASED)).otherwise(F.col(reasons.REASON))
     return batch.withColumn(reasons.REASON, erased)
 

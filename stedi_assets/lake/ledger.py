@@ -10,11 +10,9 @@ No Dagster and no Spark here: the sensor reads the ledger too.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
-import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
@@ -23,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stedi_assets.lake.delta import DeltaFolder, Snapshot
+from stedi_assets.lake.names import listed_name, text_name
 from stedi_assets.lake.storage import FileInfo
 
 LEDGER_KEY = "ledger"  # commit metadata key (stedi.ledger): the snapshot's path relative to the table root
@@ -91,39 +90,20 @@ def compare(ledger: dict[str, LedgerEntry], files: list[FileInfo], retry_blankin
     return Delivery(new=new, gone=sorted(gone))
 
 
-# A local name that is not UTF-8 reaches Python with its bytes as lone surrogates, which Parquet text cannot hold:
-# the ledger stores such a name's bytes in base64 behind this prefix, which no path or URI starts with.
-NOT_UTF8 = "not-utf8:"
-
-
-def _as_stored(uri: str) -> str:
-    try:
-        uri.encode("utf-8")
-    except UnicodeEncodeError:
-        return NOT_UTF8 + base64.urlsafe_b64encode(os.fsencode(uri)).decode("ascii")
-    return uri
-
-
-def _as_listed(stored: str) -> str:
-    return (
-        os.fsdecode(base64.urlsafe_b64decode(stored.removeprefix(NOT_UTF8))) if stored.startswith(NOT_UTF8) else stored
-    )
-
-
 def read_ledger(table: DeltaFolder, snapshot: Snapshot | None) -> dict[str, LedgerEntry]:
     """The ledger of a landing table's version (empty before its first commit)."""
     if snapshot is None or f"stedi.{LEDGER_KEY}" not in snapshot.metadata:
         return {}
     data = table.storage.read_bytes(f"{table.uri}/{snapshot.metadata[f'stedi.{LEDGER_KEY}']}")
     rows = pq.read_table(io.BytesIO(data)).to_pylist()
-    entries = [LedgerEntry(**{**row, "source_file": _as_listed(row["source_file"])}) for row in rows]
+    entries = [LedgerEntry(**{**row, "source_file": listed_name(row["source_file"])}) for row in rows]
     return {entry.source_file: entry for entry in entries}
 
 
 def write_ledger(table: DeltaFolder, entries: dict[str, LedgerEntry]) -> str:
     """Writes a ledger snapshot for the next commit; returns the path to name in its metadata."""
     rows = [
-        {**asdict(entry), "source_file": _as_stored(entry.source_file)}
+        {**asdict(entry), "source_file": text_name(entry.source_file)}
         for entry in sorted(entries.values(), key=lambda e: e.source_file)
     ]
     buffer = io.BytesIO()

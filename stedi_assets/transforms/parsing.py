@@ -25,7 +25,7 @@ first line; concatenated files can carry one later too); `raw` keeps the line as
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 from pyspark.sql import Column, DataFrame
@@ -34,6 +34,7 @@ from pyspark.sql import types as T
 
 from stedi_assets import reasons
 from stedi_assets.contracts import DESCRIPTIVE, Lineage, check_names, column_rules, severity
+from stedi_assets.lake.names import text_name
 from stedi_assets.tables import ZoneTable
 
 LINEAGE_COLUMNS = tuple(Lineage.to_schema().columns)  # source_file, line_number, arrived_at
@@ -241,6 +242,11 @@ def parse_landing(lines: DataFrame, table: ZoneTable) -> DataFrame:
     )
 
 
+def of_files(uris: Iterable[str]) -> Column:
+    """Whether a row's `source_file` is one of these files (listed names, written as tables write them)."""
+    return F.col("source_file").isin(sorted({text_name(uri) for uri in uris}))
+
+
 def with_file_faults(
     parsed: DataFrame, table: ZoneTable, faults: Mapping[str, FileFault], arrivals: Mapping[str, int]
 ) -> DataFrame:
@@ -248,8 +254,8 @@ def with_file_faults(
     faulted file: its URI and arrival, line_number and raw null, the file's reason and detail."""
     if not faults:
         return parsed
-    kept = parsed.where(~F.col("source_file").isin(list(faults)))
-    rows = [(uri, int(arrivals[uri]), fault.reason, fault.detail) for uri, fault in sorted(faults.items())]
+    kept = parsed.where(~of_files(faults))
+    rows = [(text_name(uri), int(arrivals[uri]), fault.reason, fault.detail) for uri, fault in sorted(faults.items())]
     files = parsed.sparkSession.createDataFrame(
         rows, "source_file string, arrived_at long, reason string, detail string"
     )
