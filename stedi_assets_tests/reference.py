@@ -138,14 +138,22 @@ def _lines(root: Path, feed: str) -> list[str]:
 
 
 class _Object(dict):
-    """A parsed JSON object that remembers its keys in order, repeats included."""
+    """A parsed JSON object that remembers its keys and values in order, repeats included."""
 
-    keys_in_order: list[str]
+    pairs: list[tuple[str, object]]
+
+    @property
+    def keys_in_order(self) -> list[str]:
+        return [key for key, _ in self.pairs]
+
+    def given(self, name: str) -> list[object]:
+        """Every value the object gives a key spelled `name` in any case, in order."""
+        return [value for key, value in self.pairs if key.lower() == name.lower()]
 
 
 def _object(pairs: list[tuple[str, object]]) -> _Object:
     found = _Object(pairs)
-    found.keys_in_order = [key for key, _ in pairs]
+    found.pairs = pairs
     return found
 
 
@@ -357,7 +365,8 @@ class _Delivered(NamedTuple):
 
 
 def _identity(email: str) -> str:
-    return email.strip(SPACE).lower()
+    # Only A-Z change case: 'İ' or the Kelvin sign stay as delivered (two spellings, two customers).
+    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in email.strip(SPACE))
 
 
 def _ms(value: object) -> int | None:
@@ -385,31 +394,37 @@ def _customer_history(root: Path) -> dict[str, list[_Delivered]]:
         if reason == "blank_line":
             continue
         if kept is not None:
-            record = kept
-        else:  # quarantined: it counts when it is one JSON object with a readable e-mail
-            try:
-                record = json.loads(text.removeprefix("\ufeff"))
-            except json.JSONDecodeError:
-                continue
-            if not isinstance(record, dict) or not isinstance(record.get("email"), str):
-                continue
-        identity = _identity(record["email"])
-        if kept is not None:
-            copy = tuple(record.get(f) for f in CUSTOMER_FIELDS)
-            consent = record.get("shareWithResearchAsOfDate")
             delivered = _Delivered(
-                record["email"], record["lastUpdateDate"], record["registrationDate"], arrived, name, n, consent,
-                record["serialNumber"], True,
+                kept["email"], kept["lastUpdateDate"], kept["registrationDate"], arrived, name, n,
+                kept.get("shareWithResearchAsOfDate"), kept["serialNumber"], True,
             )  # fmt: skip
+            copies = [(_identity(kept["email"]), tuple(kept.get(f) for f in CUSTOMER_FIELDS), delivered)]
         else:
-            copy = text
-            when = _ms(record.get("lastUpdateDate")) or arrived
-            registered = _ms(record.get("registrationDate")) or when
-            delivered = _Delivered(record["email"], when, registered, arrived, name, n, None, None, False)
-        if identity and copy not in seen:
-            seen.add(copy)
-            history[identity].append(delivered)
+            copies = [(_identity(d.email), text, d) for d in _quarantined_records(text, arrived, name, n)]
+        for identity, copy, delivered in copies:
+            if identity and (identity, copy) not in seen:
+                seen.add((identity, copy))
+                history[identity].append(delivered)
     return history
+
+
+def _quarantined_records(text: str, arrived: int, name: str, n: int) -> list[_Delivered]:
+    """A quarantined customer line as records that never consent: one per e-mail it gives (keys in any case, each
+    time given) when it is one JSON object; its times the latest plausible ones it gives, else its arrival."""
+    try:
+        parsed = json.loads(text.removeprefix("\ufeff"), object_pairs_hook=_object, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        return []
+    if not isinstance(parsed, _Object):
+        return []
+
+    def latest(field: str, default: int) -> int:
+        return max((ms for value in parsed.given(field) if (ms := _ms(value)) is not None), default=default)
+
+    when = latest("lastUpdateDate", arrived)
+    registered = latest("registrationDate", when)
+    emails = dict.fromkeys(value for value in parsed.given("email") if isinstance(value, str))
+    return [_Delivered(email, when, registered, arrived, name, n, None, None, False) for email in emails]
 
 
 def _recency(records: list[_Delivered]) -> Callable[[_Delivered], tuple]:

@@ -6,6 +6,7 @@ What the generator draws from and the expected counts are reckoned in; it import
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeAlias
 
@@ -87,9 +88,13 @@ class Rates:
     bzip2_files: int = 1
 
 
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
 def identity(email: str) -> str:
-    """Whose an e-mail is: without the spaces around it, in lower case."""
-    return email.strip("".join(EMAIL_SPACES)).lower()
+    """Whose an e-mail is: without the spaces around it, ASCII letters in lower case (other letters as they are,
+    as the lake's identity key has them)."""
+    return email.strip("".join(EMAIL_SPACES)).translate(_ASCII_LOWER)
 
 
 def arrival_ms(file_index: int) -> int:
