@@ -16,11 +16,12 @@ or CRLF files, the number `sed -n 'Np'` (or `zcat | sed -n 'Np'`) shows.
 
 Faults. A file Spark cannot read at all would fail the whole job (a truncated or fake .gz), and Spark's
 `ignoreCorruptFiles` would silently keep the part read before the fault. So `probe_files` tries each file
-first, without Spark (open it; for .gz, check the magic bytes and decompress it to the end as a stream), and
-`changed_files` compares each file's fingerprint (size and modification time, or size and ETag) taken at
-listing with one taken after the read: a file still being uploaded, rewritten or deleted meanwhile is
-quarantined whole instead of being half read. Both take plain callables (`FileAccess`), so the same code
-serves a local folder and S3 and is tested with faults that root cannot make (permissions).
+first, without Spark (open it, which refuses a link, FIFO, socket or device unread; for .gz, check the magic
+bytes and decompress it to the end as a stream), and `changed_files` compares each file's fingerprint (size
+and modification time, or size and ETag) taken at listing with one taken after the read: a file still being
+uploaded, rewritten or deleted meanwhile is quarantined whole instead of being half read. Both take plain
+callables (`FileAccess`), so the same code serves a local folder and S3 and is tested with faults that root
+cannot make (permissions).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from pyspark.sql import functions as F
 
 from stedi_assets import reasons
 from stedi_assets.lake.codecs import GZIP_MAGIC, Prefixed, codec_of, unsupported_codec
-from stedi_assets.lake.storage import ReadStream, SymlinkError, hidden
+from stedi_assets.lake.storage import NotAFileError, ReadStream, SymlinkError, hidden
 from stedi_assets.transforms.parsing import LINES_SCHEMA, RAW, FileFault
 
 CHUNK = 1 << 20
@@ -242,8 +243,9 @@ def _gzip_fault(stream: ReadStream) -> str | None:
 
 def probe_file(uri: str, open_file: Callable[[str], ReadStream]) -> FileFault | None:
     """Whether Spark will be able to read the file: Spark can be given its name (`name_fault`), it is not
-    compressed with a codec this project refuses, it opens, and a gzip file (by its name, in any case: Spark's
-    rule) decompresses to its end, every member."""
+    compressed with a codec this project refuses, it opens as a regular file (a symbolic link, FIFO, socket or
+    device is refused by the storage's `open` without being read), and a gzip file (by its name, in any case:
+    Spark's rule) decompresses to its end, every member. The name is judged first: it needs no access."""
     if (fault := name_fault(uri)) is not None:
         return fault
     if (codec := unsupported_codec(uri)) is not None:
@@ -260,6 +262,8 @@ def probe_file(uri: str, open_file: Callable[[str], ReadStream]) -> FileFault | 
         return FileFault(reasons.UNREADABLE_FILE, "not found: it vanished after it was listed")
     except SymlinkError:
         return FileFault(reasons.SYMLINK, "a symbolic link: links are not followed")
+    except NotAFileError as error:
+        return FileFault(reasons.NOT_A_FILE, f"{error.description}: no file")
     except PermissionError as error:
         return FileFault(reasons.UNREADABLE_FILE, f"permission denied: {error.strerror or error}")
     except OSError as error:

@@ -18,7 +18,7 @@ from itertools import zip_longest
 from typing import IO
 
 from stedi_assets.lake.codecs import Readable, codec_of, contents, decompressed
-from stedi_assets.lake.storage import FileInfo, Storage, SymlinkError
+from stedi_assets.lake.storage import FileInfo, NotAFileError, Storage, SymlinkError
 
 TERMINATOR = re.compile(rb"\r\n|\r|\n")
 
@@ -117,13 +117,14 @@ def readable_lines(storage: Storage, uri: str) -> Iterator[str]:
     """As much of a file as can be read, as lines of text, decompressed by what its bytes are rather than what its
     name says (every gzip member; bzip2 and deflate too, which the landing probe refuses; plain text named .gz as
     it is), up to where a broken stream breaks; streamed, a line longer than PIECE bytes in overlapping pieces.
-    For files the pipeline cannot read (erasure still looks inside them); a symbolic link holds no text of its
-    own (its target is never read)."""
+    For files the pipeline cannot read (erasure still looks inside them). A symbolic link holds no text of its
+    own (its target is never read), nor does a FIFO, socket or device (never opened for reading): nothing to
+    search, rather than a file left unsearched (and pending) for ever."""
     try:
         with storage.open(uri) as raw:
             for line, _ in split_lines(_bounded(contents(raw, uri))):
                 yield line.decode("utf-8", errors="replace")
-    except SymlinkError:
+    except (SymlinkError, NotAFileError):
         return
 
 

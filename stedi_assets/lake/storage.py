@@ -11,6 +11,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,30 @@ class LakeRootError(RuntimeError):
 
 class SymlinkError(OSError):
     """A symbolic link where a file was expected: the lake never follows one (it could point anywhere)."""
+
+
+class NotAFileError(OSError):
+    """A named pipe (FIFO), a socket, a device or a folder where a file was expected: the lake never reads one (a
+    FIFO blocks its reader until a writer comes, a device such as /dev/zero never ends)."""
+
+    def __init__(self, description: str, uri: str) -> None:
+        super().__init__(f"{uri}: {description}, not a regular file")
+        self.description = description
+
+
+def _file_type(mode: int) -> str:
+    """What an object that is not a regular file is, by its `st_mode`, in words for a quarantine row."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return f"an object of file type {stat.S_IFMT(mode):#o}"
 
 
 @dataclass(frozen=True)
@@ -102,9 +127,11 @@ class LocalStorage:
 
     def list_files(self, folder: str) -> list[FileInfo]:
         # One scandir per folder and one stat per file (a sensor tick lists every landing file); hidden folders
-        # are not entered. Paths are spelled as pathlib spells them (ledger keys depend on it). A symbolic link
-        # is listed as a file of its own and never entered or followed (`open` refuses it): a link loop cannot
-        # stop the listing, and a link cannot bring a file from outside the lake in.
+        # are not entered. Paths are spelled as pathlib spells them (ledger keys depend on it). Everything that is
+        # not a folder is listed, so that the landing probe quarantines what is no file rather than lose it: a
+        # symbolic link is listed as itself and never entered or followed (a link loop cannot stop the listing,
+        # and a link cannot bring a file from outside the lake in); a FIFO, socket or device is listed by a stat
+        # that does not open it. `open` refuses them all.
         base = str(Path(folder))
         pending = [base] if os.path.isdir(base) else []
         found = []
@@ -118,9 +145,7 @@ class LocalStorage:
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     pending.append(entry.path)
-                elif (entry.is_file(follow_symlinks=False) or entry.is_symlink()) and (
-                    info := self.stat(entry.path)  # None: deleted meanwhile
-                ) is not None:
+                elif (info := self.stat(entry.path)) is not None:  # None: deleted meanwhile
                     found.append(info)
         return sorted(found, key=lambda f: f.uri)
 
@@ -137,13 +162,25 @@ class LocalStorage:
         return FileInfo(uri, st.st_size, st.st_mtime_ns // 1_000_000, f"{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}")
 
     def open(self, uri: str) -> IO[bytes]:
-        """The file for reading; a symbolic link is refused (SymlinkError), whatever it points at."""
+        """The regular file for reading. A symbolic link is refused (SymlinkError), whatever it points at, and so
+        is every other object that is no regular file (NotAFileError: a FIFO, a socket, a device), without
+        blocking and without reading it."""
+        # Refused by its lstat first, so that such an object is not even opened (opening a device can act on it).
+        _refuse_unless_regular(os.lstat(uri).st_mode, uri)
         try:
-            return os.fdopen(os.open(uri, os.O_RDONLY | os.O_NOFOLLOW), "rb")
+            # Non-blocking: it may have been replaced since the lstat, and opening a FIFO with no writer blocks.
+            descriptor = os.open(uri, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as error:
             if error.errno == errno.ELOOP and os.path.islink(uri):
-                raise SymlinkError(errno.ELOOP, "a symbolic link: the lake does not follow links", uri) from None
+                raise _link_refused(uri) from None
             raise
+        try:
+            _refuse_unless_regular(os.fstat(descriptor).st_mode, uri)  # what was opened, whatever the lstat saw
+            os.set_blocking(descriptor, True)
+        except OSError:
+            os.close(descriptor)
+            raise
+        return os.fdopen(descriptor, "rb")
 
     def read_bytes(self, uri: str) -> bytes:
         with self.open(uri) as file:
@@ -185,6 +222,17 @@ class LocalStorage:
 
     def delta_options(self) -> dict[str, str]:
         return {}
+
+
+def _link_refused(uri: str) -> SymlinkError:
+    return SymlinkError(errno.ELOOP, "a symbolic link: the lake does not follow links", uri)
+
+
+def _refuse_unless_regular(mode: int, uri: str) -> None:
+    if stat.S_ISLNK(mode):
+        raise _link_refused(uri)
+    if not stat.S_ISREG(mode):
+        raise NotAFileError(_file_type(mode), uri)
 
 
 def split_s3(uri: str) -> tuple[str, str]:
