@@ -47,7 +47,8 @@ UNSUPPORTED_COMPRESSION = "unsupported_compression"
 # A name Spark cannot be given as a path that reads this object: a colon with a glob character in the path (Hadoop
 # takes the colon for a URI scheme), an S3 key with an empty folder name (`a//b`: Hadoop collapses it), not UTF-8.
 UNSUPPORTED_NAME = "unsupported_name"
-# An object that is no file: an S3 folder marker (a key ending in /) that holds bytes (empty ones are skipped).
+# An object that is no file: an S3 folder marker (a key ending in /) that holds bytes (empty ones are skipped), or a
+# local named pipe, socket or device (never opened: reading one can block or never end).
 NOT_A_FILE = "not_a_file"
 
 FILE_REASONS = frozenset(

@@ -40,6 +40,7 @@ from pyspark.sql import functions as F
 
 from stedi_assets import reasons
 from stedi_assets.lake.codecs import GZIP_MAGIC, Prefixed, codec_of, unsupported_codec
+from stedi_assets.lake.names import readable_name
 from stedi_assets.lake.storage import NotAFileError, ReadStream, SymlinkError, hidden
 from stedi_assets.transforms.parsing import LINES_SCHEMA, RAW, FileFault
 
@@ -141,7 +142,8 @@ def name_fault(uri: str) -> FileFault | None:
     try:
         uri.encode("utf-8")
     except UnicodeEncodeError:
-        return FileFault(reasons.UNSUPPORTED_NAME, "its name is not UTF-8: Spark cannot be given it")
+        shown = readable_name(uri.rsplit("/", 1)[-1])
+        return FileFault(reasons.UNSUPPORTED_NAME, f"its name ({shown}) is not UTF-8: Spark cannot be given it")
     path = uri.split("://", 1)[1] if _is_s3(uri) else _local_path(uri)  # as Spark is given it
     if _is_s3(uri) and uri.endswith("/"):
         return FileFault(reasons.NOT_A_FILE, "a folder marker (its key ends with /) that holds bytes: no file")

@@ -241,4 +241,5 @@ def test_a_local_name_that_is_not_utf8_is_one_fault_and_the_rest_is_read(spark: 
     odd_uri = os.fsdecode(os.fsencode(folder) + b"/latin-1 caf\xe9.json")
     landed = land(spark, LocalStorage(str(tmp_path)), str(folder), {})
     assert landed.lines == {str(folder / "fine.json"): ["fine"]}
-    assert landed.faults == {odd_uri: (reasons.UNSUPPORTED_NAME, "its name is not UTF-8: Spark cannot be given it")}
+    detail = "its name (latin-1 caf\\xe9.json) is not UTF-8: Spark cannot be given it"
+    assert landed.faults == {odd_uri: (reasons.UNSUPPORTED_NAME, detail)}
