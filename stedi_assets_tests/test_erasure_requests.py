@@ -3,7 +3,9 @@ whatever happens to its file while a run reads it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -118,3 +120,27 @@ def test_an_unreadable_file_that_cannot_be_searched_is_retried_not_fatal(tmp_pat
     found = unreadable_naming_erased(lake, tombstones, KEY, {str(named), str(other), str(locked), gone})
     assert found == ({str(named)}, {str(locked)})
     assert unreadable_naming_erased(lake, Tombstones(-1), KEY, {str(named)}) == (set(), set())
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "symlink"])
+def test_an_object_that_is_no_request_file_fails_naming_it_without_waiting_or_following(
+    lake: Lake, tmp_path: Path, kind: str
+) -> None:
+    deliver(lake, "requests.json", ANN.encode())
+    path = Path(lake.root) / "customer" / "erasure" / "odd.json"
+    outside = tmp_path / "outside.json"
+    outside.write_text(BOB)
+    with contextlib.ExitStack() as stack:
+        if kind == "fifo":
+            os.mkfifo(path)  # no writer: opening it to read would block for ever
+        elif kind == "socket":
+            server = stack.enter_context(socket.socket(socket.AF_UNIX))
+            server.bind(str(path))
+        else:
+            path.symlink_to(outside)
+        with pytest.raises(RequestError) as error:
+            request_lines(lake)
+    expected = {"fifo": "a named pipe (FIFO)", "socket": "a socket", "symlink": "a symbolic link"}[kind]
+    assert str(error.value).startswith(f"{path} is {expected}")
+    assert "nothing was erased" in str(error.value)
+    assert "bob@example.com" not in str(error.value)

@@ -30,7 +30,7 @@ from stedi_assets.assets.specs import OWNERS, table_spec, zone_check_specs
 from stedi_assets.assets.tombstones import IDENTITY, Tombstones, tombstone_rows
 from stedi_assets.lake.ledger import BLANKING_PENDING
 from stedi_assets.lake.review import undecidable_lines
-from stedi_assets.lake.storage import FileInfo
+from stedi_assets.lake.storage import FileInfo, NotAFileError, SymlinkError
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark import Spark
@@ -80,8 +80,18 @@ def request_lines(lake: Lake) -> tuple[list[FileInfo], list[tuple[str, int, str]
 
 
 def _lines_of(lake: Lake, info: FileInfo) -> list[tuple[str, int, str]]:
+    try:
+        data = lake.store.storage.read_bytes(info.uri)
+    except NotAFileError as error:
+        raise RequestError(
+            f"{info.uri} is {error.description}, not a request file; nothing was erased: remove it"
+        ) from None
+    except SymlinkError:
+        raise RequestError(
+            f"{info.uri} is a symbolic link, which the lake never follows; nothing was erased: replace it by the file"
+        ) from None
     lines = []
-    for number, raw in enumerate(lake.store.storage.read_bytes(info.uri).splitlines(), 1):
+    for number, raw in enumerate(data.splitlines(), 1):
         try:
             lines.append((info.uri, number, raw.decode("utf-8")))
         except UnicodeDecodeError:
