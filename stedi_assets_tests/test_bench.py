@@ -24,6 +24,7 @@ CLEAN = (
 )
 
 
+@pytest.mark.graph  # the baseline is a whole pipeline, run in a Spark process of its own (about 20 s)
 def test_baseline_and_duckdb_write_the_same_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The baseline's Spark is a process of its own: only the JVM's quick compiler (C1), whose warm-up costs a
     # fraction of C2's on a run this short (the variants' environment is this process's).
