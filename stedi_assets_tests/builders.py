@@ -71,18 +71,21 @@ def quarantined(record: Record | str, line_number: int, **lineage: Any) -> Recor
     }
 
 
+def landed(records: Sequence[Record]) -> list[Record]:
+    """Landing records with their lineage: record n is line n of SOURCE_FILE, arrived at ARRIVED, unless it says
+    otherwise."""
+    lineage = {"source_file": SOURCE_FILE, "arrived_at": ARRIVED}
+    return [{**lineage, "line_number": line_number, **record} for line_number, record in enumerate(records, start=1)]
+
+
 def frame(spark: SparkSession, schema: StructType, records: Sequence[Record]) -> DataFrame:
-    """The records as a frame of `schema`. In a landing schema, record n is line n of SOURCE_FILE (arrived at
-    ARRIVED) unless it says otherwise."""
+    """The records as a frame of `schema`; in a landing schema, `landed` records."""
     names = schema.fieldNames()
-    rows = []
-    for line_number, record in enumerate(records, start=1):
-        lineage = {"source_file": SOURCE_FILE, "line_number": line_number, "arrived_at": ARRIVED}
-        row = {**lineage, **record} if "source_file" in names and "raw" not in names else record
+    rows = landed(records) if "source_file" in names and "raw" not in names else records
+    for row in rows:
         if set(row) != set(names):
             raise ValueError(f"record fields {sorted(row)} are not the schema's {names}")
-        rows.append(tuple(row[name] for name in names))
-    return spark.createDataFrame(rows, schema)
+    return spark.createDataFrame([tuple(row[name] for name in names) for row in rows], schema)
 
 
 def evaluated(classified: DataFrame) -> DataFrame:
