@@ -1,0 +1,106 @@
+"""Spark jobs per asset of a run, from Spark's event log and the Dagster run's step events.
+
+Nothing in the pipeline counts: the run is started with `spark.eventLog.enabled`, and each job is given to the
+step that was running when Spark submitted it (steps of an in-process run follow one another). Reported per step:
+jobs, their stages (skipped ones included: each is planned), the seconds Spark spent in jobs (submission to
+completion) and the step's wall time, so that what a step spends outside Spark (planning, Python, Delta commits,
+Dagster) is the difference.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+from dagster import DagsterEventType, DagsterInstance
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+@dataclass(frozen=True)
+class Job:
+    submitted: float  # epoch seconds
+    completed: float
+    stages: int
+
+
+@dataclass(frozen=True)
+class StepProfile:
+    step: str
+    jobs: int
+    stages: int
+    spark_seconds: float
+    step_seconds: float
+
+
+def _event_lines(path: Path) -> Iterator[str]:
+    data = path.read_bytes()
+    if data[:4] == ZSTD_MAGIC:  # Spark 4 compresses event logs with zstd by default
+        with pa.CompressedInputStream(pa.BufferReader(data), "zstd") as stream:
+            data = stream.read()
+    yield from data.decode("utf-8").splitlines()
+
+
+def read_jobs(event_logs: Path) -> list[Job]:
+    """Every job in the Spark event logs under a folder (`spark.eventLog.dir`), in submission order."""
+    started: dict[int, tuple[float, int]] = {}
+    jobs = []
+    for path in sorted(event_logs.rglob("events_*")):  # rolling event logs: events_1_app, events_2_app, ...
+        if not path.is_file():
+            continue
+        for line in _event_lines(path):
+            event = json.loads(line)
+            if event["Event"] == "SparkListenerJobStart":
+                started[event["Job ID"]] = (event["Submission Time"] / 1000, len(event["Stage IDs"]))
+            elif event["Event"] == "SparkListenerJobEnd" and event["Job ID"] in started:
+                submitted, stages = started.pop(event["Job ID"])
+                jobs.append(Job(submitted, event["Completion Time"] / 1000, stages))
+    return sorted(jobs, key=lambda job: job.submitted)
+
+
+def step_windows(instance: DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
+    """Each step of a run: (start, end) in epoch seconds."""
+    starts: dict[str, float] = {}
+    windows = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or entry.step_key is None:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            starts[entry.step_key] = entry.timestamp
+        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            windows[entry.step_key] = (starts[entry.step_key], entry.timestamp)
+    return windows
+
+
+def per_step(jobs: Iterable[Job], windows: dict[str, tuple[float, float]]) -> list[StepProfile]:
+    """The jobs of each step (submitted while it ran), steps in the order they started. Spark's and Dagster's
+    clocks are the machine's; a job outside every step (Spark's start) counts for none."""
+    jobs = list(jobs)
+    profiles = []
+    for step, (start, end) in sorted(windows.items(), key=lambda item: item[1][0]):
+        mine = [job for job in jobs if start <= job.submitted <= end]
+        spark_seconds = sum(job.completed - job.submitted for job in mine)
+        profiles.append(StepProfile(step, len(mine), sum(j.stages for j in mine), spark_seconds, end - start))
+    return profiles
+
+
+def run_profile(event_logs: Path, instance: DagsterInstance, run_id: str) -> list[StepProfile]:
+    return per_step(read_jobs(event_logs), step_windows(instance, run_id))
+
+
+def markdown(profiles: list[StepProfile]) -> str:
+    """The profile as a Markdown table, with a total row."""
+    lines = [
+        "| step | Spark jobs | stages | in Spark jobs (s) | step (s) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for p in profiles:
+        lines.append(f"| {p.step} | {p.jobs} | {p.stages} | {p.spark_seconds:.1f} | {p.step_seconds:.1f} |")
+    jobs, stages = sum(p.jobs for p in profiles), sum(p.stages for p in profiles)
+    spark, wall = sum(p.spark_seconds for p in profiles), sum(p.step_seconds for p in profiles)
+    lines.append(f"| **all steps** | {jobs} | {stages} | {spark:.1f} | {wall:.1f} |")
+    return "\n".join(lines) + "\n"
