@@ -251,8 +251,11 @@ def dagster_home(path: Path) -> dict[str, str]:
 
 
 class Bench:
-    def __init__(self, work: Path, seed: int, increment: float, drops: int, log=print) -> None:
+    def __init__(
+        self, work: Path, seed: int, increment: float, drops: int, log=print, profile: Path | None = None
+    ) -> None:
         self.work, self.seed, self.increment, self.drops, self.log = work, seed, increment, drops, log
+        self.profile = profile  # where the full run's Spark jobs per asset go (profile-SIZE.md); None: not profiled
         self.runs = work / "runs"
         self.logs = work / "logs"
 
@@ -300,11 +303,38 @@ class Bench:
         run_lake = landing_copy(lake.path, state / "lake")
         log = self._log(size, "pipeline")
         load = load_average()
-        measured = self._stedi_run(["--rebuild"], run_lake, dagster_home(state / "home"), log)
+        home = dagster_home(state / "home")
+        events = state / "spark-events"
+        extra = self._event_log(events) if self.profile is not None else None
+        measured = self._stedi_run(["--rebuild"], run_lake, home, log, extra)
+        if self.profile is not None:
+            self._write_profile(size, events, home)
         backup = self.fresh(f"full-{size}")
         copy_lake(run_lake, backup / "lake")
         shutil.copytree(state / "home", backup / "home")
         return self._run_result(size, "pipeline", lake.lines, measured, load, run_lake, log)
+
+    @staticmethod
+    def _event_log(events: Path) -> dict[str, str]:
+        """The environment that turns Spark's event log on for a `stedi run` (added to the user's settings)."""
+        events.mkdir(parents=True, exist_ok=True)
+        conf = json.loads(os.environ.get("STEDI_SPARK_CONF") or "{}")
+        conf |= {"spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri()}
+        return {"STEDI_SPARK_CONF": json.dumps(conf)}
+
+    def _write_profile(self, size: str, events: Path, home: dict[str, str]) -> None:
+        from dagster import DagsterInstance
+
+        from benchmarks.spark_jobs import markdown, run_profile
+
+        assert self.profile is not None
+        with DagsterInstance.from_config(home["DAGSTER_HOME"]) as instance:
+            (record,) = instance.get_run_records(limit=1)
+            table = markdown(run_profile(events, instance, record.dagster_run.run_id))
+        self.profile.mkdir(parents=True, exist_ok=True)
+        path = self.profile / f"profile-{size}.md"
+        path.write_text(f"# `stedi run --rebuild` at {size} landing rows: Spark jobs per asset\n\n{table}")
+        self.log(f"  profile: {path}")
 
     def _after_full_run(self, lake: Lake, size: str) -> tuple[Path, dict[str, str]]:
         """The lake and Dagster instance as the full run left them, at the paths it ran with: the ledger and the
@@ -661,11 +691,13 @@ def run(
     rates: Iterable[str] = (),
     log=print,
     measured=lambda results: None,
+    profile: Path | None = None,
 ) -> list[Result]:
     """Measures the variants on each size (in the order of SIZE_VARIANTS), then file_drop; returns the results.
-    `measured` is called with the results so far after each measurement (to write them as they come)."""
+    `measured` is called with the results so far after each measurement (to write them as they come); with
+    `profile`, the full run's Spark jobs per asset go there (profile-SIZE.md)."""
     wanted = set(variants)
-    bench = Bench(work, seed, increment, drops, log)
+    bench = Bench(work, seed, increment, drops, log, profile)
     shutil.rmtree(bench.runs, ignore_errors=True)
     results: list[Result] = []
     for label, rows in sizes:
@@ -707,6 +739,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         "--results", type=Path, default=RESULTS, help=f"where bench.md and bench.csv go (default {RESULTS})"
     )
     parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="with Spark's event log on for the full run: its Spark jobs, stages and seconds per asset, in"
+        " RESULTS/profile-SIZE.md",
+    )
+    parser.add_argument(
         "--keep",
         action="store_true",
         help="keep the rows of the results already in --results that this run does not measure (size and variant)",
@@ -728,7 +766,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         return results
 
     try:
-        results = write(run(sizes, variants, args.work, args.seed, args.increment, args.drops, measured=write))
+        profile = args.results if args.profile else None
+        results = write(
+            run(sizes, variants, args.work, args.seed, args.increment, args.drops, measured=write, profile=profile)
+        )
     except CommandFailed as error:
         print(f"error: {error} (the results measured before are in {args.results})", file=sys.stderr)
         return 1

@@ -2,9 +2,8 @@
 
 Nothing in the pipeline counts: the run is started with `spark.eventLog.enabled`, and each job is given to the
 step that was running when Spark submitted it (steps of an in-process run follow one another). Reported per step:
-jobs, their stages (skipped ones included: each is planned), the seconds Spark spent in jobs (submission to
-completion) and the step's wall time, so that what a step spends outside Spark (planning, Python, Delta commits,
-Dagster) is the difference.
+jobs, their stages (skipped ones included: each is planned), the jobs' seconds summed (submission to completion;
+jobs of one query run side by side, so the sum can pass the step's time) and the step's wall time.
 """
 
 from __future__ import annotations
@@ -95,7 +94,7 @@ def run_profile(event_logs: Path, instance: DagsterInstance, run_id: str) -> lis
 def markdown(profiles: list[StepProfile]) -> str:
     """The profile as a Markdown table, with a total row."""
     lines = [
-        "| step | Spark jobs | stages | in Spark jobs (s) | step (s) |",
+        "| step | Spark jobs | stages | job seconds, summed | step (s) |",
         "|---|---:|---:|---:|---:|",
     ]
     for p in profiles:
