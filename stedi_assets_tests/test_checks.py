@@ -35,6 +35,15 @@ def test_a_conforming_frame_has_no_errors(spark: SparkSession) -> None:
     assert _failed(failing_rows(CustomerTrusted, frame)) == {}
 
 
+def test_the_schema_is_checked_without_a_spark_job(spark: SparkSession) -> None:
+    # pandera counts the nulls of each non-nullable column (a job each) even when told to check the schema only.
+    frame = _customers(spark, customer(email="a@x.com"), customer(email="b@x.com", phone=None))
+    tracker = spark.sparkContext.statusTracker()
+    before = set(tracker.getJobIdsForGroup())
+    assert schema_errors(CustomerTrusted, frame) == []
+    assert set(tracker.getJobIdsForGroup()) == before
+
+
 def test_a_missing_or_extra_column_or_a_wrong_type_is_a_schema_error(spark: SparkSession) -> None:
     frame = _customers(spark, customer(email="a@x.com")).drop("phone").withColumn("ssn", F.lit("x"))
     frame = frame.withColumn("registrationDate", F.col("registrationDate").cast("string"))
