@@ -12,6 +12,7 @@ import pytest
 from dagster import ExecuteInProcessResult
 from pyspark.sql import SparkSession
 
+from stedi_assets.reasons import QUARANTINE_REASONS
 from stedi_assets.sample import EXPECTED_FILE
 from stedi_assets.tables import ALL_TABLES, CUSTOMER_CURATED, LANDING_TABLES, MACHINE_LEARNING_CURATED
 from stedi_assets.transforms.readings import ConsentPolicy
@@ -126,6 +127,9 @@ def test_every_asset_accounts_for_every_row(run) -> None:
         assert meta["rows_in"] + meta.get("rows_added_by_pairing", 0) == accounted, name
         assert sum(meta.get("filtered_by_reason", {}).values()) == meta["rows_filtered"], name
         assert sum(meta.get("quarantined_by_reason", {}).values()) == meta["rows_quarantined"], name
+        for reason in ALL_TABLES[name].reasons:  # each declared reason's count, for the UI to plot over runs
+            kind = "quarantined" if reason in QUARANTINE_REASONS else "filtered"
+            assert meta[f"{kind}/{reason}"] == meta.get(f"{kind}_by_reason", {}).get(reason, 0), (name, reason)
     for name, upstream in UPSTREAM_OF.items():
         assert metadata[name]["rows_in"] == metadata[upstream]["rows_out"], name
     for name in ("customer_landing", "accelerometer_landing", "step_trainer_landing", "step_trainer_trusted"):

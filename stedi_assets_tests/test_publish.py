@@ -86,3 +86,13 @@ def test_rows_that_do_not_balance_fail_the_count(spark: SparkSession) -> None:
     frame = classified(spark, customer(email="a@x.com"))
     with pytest.raises(RowsLostError, match="do not balance"):
         measure(CUSTOMER_TRUSTED, frame, rows_in=2)
+
+
+def test_each_declared_reason_is_a_number_of_its_own_in_the_metadata(spark: SparkSession) -> None:
+    frame = classified(spark, customer(email="a@x.com"), customer(email="b@x.com"), reason="no_consent")
+    metadata = measure(CUSTOMER_TRUSTED, frame).account.metadata()
+    per_reason = {k: v for k, v in metadata.items() if k.startswith(("filtered/", "quarantined/"))}
+    assert per_reason == {
+        f"filtered/{reason}": 2 if reason == "no_consent" else 0 for reason in CUSTOMER_TRUSTED.reasons
+    }
+    assert metadata["filtered_by_reason"].value == {"no_consent": 2}  # the JSON names the reasons that counted

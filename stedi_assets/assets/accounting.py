@@ -43,14 +43,19 @@ class RowAccount:
         return self.rows_in + self.rows_added_by_pairing == accounted
 
     def metadata(self) -> Metadata:
+        """The account as materialization metadata: totals, each reason's count as a number of its own
+        (`filtered/REASON`, `quarantined/REASON`, every reason the table declares, 0 included, so that the UI
+        plots each over runs), and the reasons that counted as JSON."""
         meta: Metadata = {
             "rows_in": self.rows_in,
             "rows_out": self.rows_out,
             "rows_filtered": sum(self.filtered.values()),
             "rows_quarantined": sum(self.quarantined.values()),
-            "filtered_by_reason": MetadataValue.json(dict(sorted(self.filtered.items()))),
-            "quarantined_by_reason": MetadataValue.json(dict(sorted(self.quarantined.items()))),
+            "filtered_by_reason": MetadataValue.json({k: v for k, v in sorted(self.filtered.items()) if v}),
+            "quarantined_by_reason": MetadataValue.json({k: v for k, v in sorted(self.quarantined.items()) if v}),
         }
+        meta |= {f"filtered/{reason}": count for reason, count in sorted(self.filtered.items())}
+        meta |= {f"quarantined/{reason}": count for reason, count in sorted(self.quarantined.items())}
         if self.rows_added_by_pairing:
             meta["rows_added_by_pairing"] = self.rows_added_by_pairing
         return meta
@@ -99,7 +104,7 @@ def measure(table: ZoneTable, classified: DataFrame, rows_in: int | None = None,
     assert totals is not None, "an aggregate without grouping has one row"
     row = {k: int(v or 0) for k, v in totals.asDict().items()}
 
-    by_reason = {name: row[f"reason:{name}"] for name in sorted(table.reasons) if row[f"reason:{name}"]}
+    by_reason = {name: row[f"reason:{name}"] for name in sorted(table.reasons)}
     undeclared = row["_total"] - row["_kept"] - sum(by_reason.values())
     if undeclared:
         raise RowsLostError(f"{table.name}: {undeclared} rows carry a reason not declared for the table in tables.py")
