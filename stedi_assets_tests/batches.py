@@ -21,7 +21,7 @@ import inspect
 import json
 import re
 from collections import defaultdict
-from collections.abc import Callable, Generator, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,14 +45,17 @@ class Scenario:
     """What a test classifies, as data: `classification(spark, inputs, *settings)` is the classified frame.
 
     `inputs` are named lists of records (a landing table's records with their lineage: see `builders.landed`);
-    scenarios with the same classification and settings can run as one, their inputs concatenated by name."""
+    scenarios with the same classification and settings can run as one, their inputs concatenated by name.
+    `row_wise`: the classification decides each row by itself alone (parse_landing), so only the scenario's
+    source files are made its own (to split the rows); its lines are classified exactly as written."""
 
     classification: Callable[..., DataFrame]
     inputs: Mapping[str, Sequence[Record]]
-    settings: tuple[Hashable, ...] = ()
+    settings: tuple[object, ...] = ()
+    row_wise: bool = False
 
     @property
-    def group(self) -> tuple[Hashable, ...]:
+    def group(self) -> tuple[object, ...]:
         return (self.classification, *self.settings)
 
 
@@ -69,6 +72,7 @@ class _Namespace:
     """Scenario `number`'s own identities, and the way back."""
 
     number: int
+    files_only: bool  # see Scenario.row_wise
     serials: dict[str, str] = field(default_factory=dict)  # tagged -> as the test wrote it
 
     @property
@@ -92,6 +96,8 @@ class _Namespace:
             raise _Unsafe(f"{value!r} already says {_MARK}")
         if key == "source_file":
             return self.file_tag + value
+        if self.files_only:
+            return value
         return _UUID.sub(lambda match: self._serial(match.group()), value.replace("@", self.email_tag))
 
     def untag(self, value: Any) -> Any:
@@ -104,7 +110,7 @@ class _Namespace:
 
     def check(self, key: str, value: Any) -> None:
         """Raises _Unsafe unless every identity in the (tagged) value carries this scenario's tag."""
-        if not isinstance(value, str):
+        if not isinstance(value, str) or (self.files_only and key != "source_file"):
             return
         if value.count("@") != value.count(self.email_tag):
             raise _Unsafe(f"{value!r} has an untagged @")
@@ -152,39 +158,41 @@ def _fields(record: Record) -> Iterator[tuple[str, Any]]:
         yield from _pairs(line)
 
 
-def _identities(inputs: Mapping[str, Sequence[Record]]) -> set[str]:
-    """Every identity the (tagged) inputs name: e-mails by identity key, serials, source files."""
+def _identities(inputs: Mapping[str, Sequence[Record]], row_wise: bool) -> set[str]:
+    """Every identity the (tagged) inputs name that must be their scenario's own: source files, and unless the
+    classification is row-wise, e-mails (by identity key) and serials."""
     found = set()
     for records in inputs.values():
         for record in records:
-            for key, value in _fields(record):
+            for key, value in record.items() if row_wise else _fields(record):
                 if not isinstance(value, str):
                     continue
-                if key.lower() in _EMAIL_KEYS:
-                    found.add(identity_of(value))
-                found.update(_UUID.findall(value))
                 if key == "source_file":
                     found.add(value)
+                elif not row_wise:
+                    found.update(_UUID.findall(value))
+                    if key.lower() in _EMAIL_KEYS:
+                        found.add(identity_of(value))
     return found
 
 
 def _namespaced(scenario: Scenario, number: int) -> tuple[dict[str, list[Record]], _Namespace]:
     """The scenario's inputs with its own identities (raises _Unsafe when they cannot all be tagged)."""
-    namespace = _Namespace(number)
+    namespace = _Namespace(number, scenario.row_wise)
     inputs = {
         name: [{key: namespace.tag(key, value) for key, value in record.items()} for record in records]
         for name, records in scenario.inputs.items()
     }
     for records in inputs.values():
         for record in records:
-            for key, value in _fields(record):
+            for key, value in record.items() if scenario.row_wise else _fields(record):
                 namespace.check(key, value)
     return inputs, namespace
 
 
 def classified_together(spark: SparkSession, scenarios: Sequence[Scenario]) -> list[DataFrame]:
     """Each scenario's classified rows, as its own frame, from one classification of them all (one group)."""
-    if len({scenario.group for scenario in scenarios}) != 1:
+    if any(scenario.group != scenarios[0].group for scenario in scenarios):
         raise ValueError("scenarios classified together need the same classification and settings")
     first = scenarios[0]
     if len(scenarios) == 1:
@@ -193,7 +201,7 @@ def classified_together(spark: SparkSession, scenarios: Sequence[Scenario]) -> l
     namespaced = [_namespaced(scenario, number) for number, scenario in enumerate(scenarios, start=1)]
     seen: dict[str, int] = {}
     for number, (inputs, _) in enumerate(namespaced, start=1):
-        for identity in _identities(inputs):
+        for identity in _identities(inputs, first.row_wise):
             if seen.setdefault(identity, number) != number:
                 raise AssertionError(f"scenarios {seen[identity]} and {number} share {identity!r}")
     merged: dict[str, list[Record]] = defaultdict(list)
@@ -214,16 +222,19 @@ def classified_together(spark: SparkSession, scenarios: Sequence[Scenario]) -> l
 def _batches(scenarios: Sequence[Scenario]) -> list[list[int]]:
     """The scenarios (by index) grouped into classifications: those that can be tagged together, and each one
     that cannot alone."""
-    groups: dict[tuple[Hashable, ...], list[int]] = defaultdict(list)
+    groups: list[list[int]] = []  # settings need not be hashable (a ZoneTable holds a dict): compared by equality
     alone = []
     for index, scenario in enumerate(scenarios):
+        group = next((group for group in groups if scenarios[group[0]].group == scenario.group), [])
         try:
-            _namespaced(scenario, len(groups[scenario.group]) + 1)
+            _namespaced(scenario, len(group) + 1)
         except _Unsafe:
             alone.append([index])
-        else:
-            groups[scenario.group].append(index)
-    return [*groups.values(), *alone]
+            continue
+        if not group:
+            groups.append(group)
+        group.append(index)
+    return [*groups, *alone]
 
 
 @dataclass
@@ -253,17 +264,17 @@ _BATCHED: dict[Callable[..., None], Callable[..., Generator[Any, Any, None]]] = 
 _MODULES: dict[str, _ModuleBatches] = {}
 
 
-def _declared_by(item: pytest.Function) -> tuple[Scenario, ...]:
+def _declared_by(item: pytest.Function, spark: SparkSession) -> tuple[Scenario, ...]:
     test = _BATCHED[item.obj]
-    params = getattr(item, "callspec", None)
-    arguments = {name: params.params[name] for name in inspect.signature(test).parameters} if params else {}
-    steps = test(**arguments)
+    callspec = getattr(item, "callspec", None)
+    given = {"spark": spark, **(callspec.params if callspec else {})}
+    steps = test(**{name: given[name] for name in inspect.signature(test).parameters})
     declared = next(steps)
     steps.close()
     return declared if isinstance(declared, tuple) else (declared,)
 
 
-def _module_batches(request: pytest.FixtureRequest) -> _ModuleBatches:
+def _module_batches(request: pytest.FixtureRequest, spark: SparkSession) -> _ModuleBatches:
     """The running module's batches, declared from every selected test of the module when its first one runs."""
     module = request.module.__name__
     if module not in _MODULES:
@@ -272,29 +283,33 @@ def _module_batches(request: pytest.FixtureRequest) -> _ModuleBatches:
             for item in request.session.items
             if isinstance(item, pytest.Function) and item.module is request.module and item.obj in _BATCHED
         ]
-        declared = [(item.nodeid, scenario) for item in items for scenario in _declared_by(item)]
+        declared = [(item.nodeid, scenario) for item in items for scenario in _declared_by(item, spark)]
         _MODULES[module] = _ModuleBatches(declared, _batches([scenario for _, scenario in declared]))
     return _MODULES[module]
 
 
 def batched(test: Callable[..., Generator[Any, Any, None]]) -> Callable[..., None]:
     """A test that yields its Scenario (or a tuple of them) and is sent its classified frame (or a tuple of them),
-    classified together with the other scenarios of its module. Its parameters are its parametrize arguments."""
-    parameters = list(inspect.signature(test).parameters.values())
+    classified together with the other scenarios of its module. Its parameters are its parametrize arguments and
+    `spark`: what it does before it yields runs once more, when its module's scenarios are declared, so a test
+    that needs Spark for more than its scenario does that after it yields."""
+    parameters = [name for name in inspect.signature(test).parameters if name != "spark"]
+    takes_spark = len(parameters) < len(inspect.signature(test).parameters)
 
     def run(spark: SparkSession, request: pytest.FixtureRequest, **arguments: Any) -> None:
-        steps = test(**arguments)
+        steps = test(**arguments, **({"spark": spark} if takes_spark else {}))
         declared = next(steps)
         scenarios = declared if isinstance(declared, tuple) else (declared,)
-        frames = _module_batches(request).classified(spark, request.node.nodeid, scenarios)
+        frames = _module_batches(request, spark).classified(spark, request.node.nodeid, scenarios)
         try:
             steps.send(tuple(frames) if isinstance(declared, tuple) else frames[0])
         except StopIteration:
             return
         raise TypeError(f"{test.__name__} yields more than once: yield its scenarios together, as a tuple")
 
-    fixtures = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in ("spark", "request")]
-    run.__signature__ = inspect.Signature([*fixtures, *parameters])  # type: ignore[attr-defined]
+    run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in ("spark", "request", *parameters)]
+    )
     for name in ("__module__", "__name__", "__qualname__", "__doc__"):
         setattr(run, name, getattr(test, name))
     run.__dict__.update(test.__dict__)  # marks applied before this decorator

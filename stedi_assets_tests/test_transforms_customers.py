@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Generator, Mapping, Sequence
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
@@ -15,6 +15,7 @@ from pyspark.testing import assertDataFrameEqual
 from stedi_assets.tables import ACCELEROMETER_TRUSTED, CUSTOMER_LANDING, CUSTOMER_TRUSTED, QUARANTINE_OF
 from stedi_assets.transforms.customers import classify_customer_curated, classify_customer_trusted, device_claims
 from stedi_assets.transforms.parsing import LINES_SCHEMA, parse_landing
+from stedi_assets_tests.batches import Scenario, ScenarioTest, batched, classified_together
 from stedi_assets_tests.builders import (
     ALICE,
     ARRIVED,
@@ -30,8 +31,8 @@ from stedi_assets_tests.builders import (
     assert_kept,
     assert_reasons,
     customer,
-    evaluated,
     frame,
+    landed,
     quarantined,
 )
 
@@ -44,14 +45,14 @@ QUARANTINE = QUARANTINE_OF[CUSTOMER_LANDING.name].schema
 SPACES = [" ", "\t", "\n", "\u00a0", "\u200b", "\u200c", "\u200d", "\ufeff", "\u2060", "\u0085", "\u3000"]
 
 
-def classify(
-    spark: SparkSession, records: list[Record], quarantine: Sequence[Record] = (), as_of: int = AS_OF
-) -> DataFrame:
-    return evaluated(
-        classify_customer_trusted(
-            frame(spark, CUSTOMER_LANDING.schema, records), frame(spark, QUARANTINE, list(quarantine)), as_of
-        )
-    )
+def _classify(spark: SparkSession, inputs: Mapping[str, list[Record]], as_of: int) -> DataFrame:
+    landing = frame(spark, CUSTOMER_LANDING.schema, inputs["records"])
+    return classify_customer_trusted(landing, frame(spark, QUARANTINE, inputs["quarantine"]), as_of)
+
+
+def customer_classification(records: list[Record], quarantine: Sequence[Record] = (), as_of: int = AS_OF) -> Scenario:
+    """classify_customer_trusted of these customer landing records and customer_landing_quarantine rows."""
+    return Scenario(_classify, {"records": landed(records), "quarantine": list(quarantine)}, (as_of,))
 
 
 def tied(phone: str, consent: int | None, **lineage: object) -> Record:
@@ -59,38 +60,43 @@ def tied(phone: str, consent: int | None, **lineage: object) -> Record:
     return customer(phone=phone, shareWithResearchAsOfDate=consent, **lineage)
 
 
-def test_latest_update_wins_whatever_the_line_order(spark: SparkSession) -> None:
+@batched
+def test_latest_update_wins_whatever_the_line_order() -> ScenarioTest:
     newer, older = customer(lastUpdateDate=T1, phone="555-0199"), customer(lastUpdateDate=T0)
-    classified = classify(spark, [newer, older])
+    classified = yield customer_classification([newer, older])
     assert_reasons(classified, KEYS, [(ALICE, T1, T0, None, None), (ALICE, T0, T0, "superseded", None)])
     assert_kept(classified, CUSTOMER_TRUSTED.schema, [newer])
 
 
-def test_registration_date_breaks_a_tie_on_last_update(spark: SparkSession) -> None:
+@batched
+def test_registration_date_breaks_a_tie_on_last_update() -> ScenarioTest:
     older, newer = customer(registrationDate=T0, line_number=2), customer(registrationDate=T1, line_number=1)
-    classified = classify(spark, [older, newer])
+    classified = yield customer_classification([older, newer])
     assert_reasons(classified, KEYS, [(ALICE, T0, T1, None, None), (ALICE, T0, T0, "superseded", None)])
 
 
-def test_a_withdrawal_in_the_latest_record_takes_the_customer_out(spark: SparkSession) -> None:
+@batched
+def test_a_withdrawal_in_the_latest_record_takes_the_customer_out() -> ScenarioTest:
     consenting, withdrawn = customer(lastUpdateDate=T0), customer(lastUpdateDate=T1, shareWithResearchAsOfDate=None)
-    classified = classify(spark, [consenting, withdrawn])
+    classified = yield customer_classification([consenting, withdrawn])
     assert_reasons(classified, KEYS, [(ALICE, T0, T0, "superseded", None), (ALICE, T1, T0, "no_consent", None)])
     assert_kept(classified, CUSTOMER_TRUSTED.schema, [])
 
 
-def test_an_exact_duplicate_is_kept_once(spark: SparkSession) -> None:
-    classified = classify(spark, [customer(), customer()])
+@batched
+def test_an_exact_duplicate_is_kept_once() -> ScenarioTest:
+    classified = yield customer_classification([customer(), customer()])
     assert_reasons(classified, KEYS, [(ALICE, T0, T0, None, None), (ALICE, T0, T0, "duplicate", None)])
     assert_kept(classified, CUSTOMER_TRUSTED.schema, [customer()])
 
 
 @pytest.mark.parametrize("space", SPACES, ids=[f"U+{ord(c):04X}" for c in SPACES])
-def test_case_and_surrounding_space_do_not_change_the_customer(spark: SparkSession, space: str) -> None:
+@batched
+def test_case_and_surrounding_space_do_not_change_the_customer(space: str) -> ScenarioTest:
     delivered = f"{space}  Alice@Example.COM{space}"
     older, newer = customer(), customer(email=delivered, lastUpdateDate=T1)
     bob = customer(email=BOB, serialNumber=SERIAL_2)
-    classified = classify(spark, [older, newer, bob])
+    classified = yield customer_classification([older, newer, bob])
     assert_reasons(
         classified,
         KEYS,
@@ -100,9 +106,10 @@ def test_case_and_surrounding_space_do_not_change_the_customer(spark: SparkSessi
 
 
 @pytest.mark.parametrize("later_consents", [True, False], ids=["later-consents", "later-withholds"])
-def test_on_an_exact_tie_the_later_line_of_a_file_wins(spark: SparkSession, later_consents: bool) -> None:
+@batched
+def test_on_an_exact_tie_the_later_line_of_a_file_wins(later_consents: bool) -> ScenarioTest:
     earlier, later = tied("555-0001", None if later_consents else T0), tied("555-0002", T0 if later_consents else None)
-    classified = classify(spark, [earlier, later])
+    classified = yield customer_classification([earlier, later])
     expected = [
         ("555-0001", earlier["shareWithResearchAsOfDate"], "superseded", None),
         ("555-0002", later["shareWithResearchAsOfDate"], None if later_consents else "no_consent", None),
@@ -110,56 +117,63 @@ def test_on_an_exact_tie_the_later_line_of_a_file_wins(spark: SparkSession, late
     assert_reasons(classified, TIE_KEYS, expected)
 
 
-def test_on_an_exact_tie_the_file_that_arrived_later_wins_whatever_its_name(spark: SparkSession) -> None:
+@batched
+def test_on_an_exact_tie_the_file_that_arrived_later_wins_whatever_its_name() -> ScenarioTest:
     # customer-10.json sorts before customer-9.json, but arrived after it.
     nine = tied("555-0009", None, source_file="s3://stedi/customer-9.json", line_number=1, arrived_at=ARRIVED)
     ten = tied("555-0010", T0, source_file="s3://stedi/customer-10.json", line_number=1, arrived_at=ARRIVED + 1)
-    classified = classify(spark, [nine, ten])
+    classified = yield customer_classification([nine, ten])
     assert_reasons(classified, TIE_KEYS, [("555-0009", None, "superseded", None), ("555-0010", T0, None, None)])
 
 
 @pytest.mark.parametrize("withholding_file", ["s3://stedi/a.json", "s3://stedi/b.json"])
-def test_on_a_tie_arrival_cannot_decide_the_record_without_consent_wins(
-    spark: SparkSession, withholding_file: str
-) -> None:
+@batched
+def test_on_a_tie_arrival_cannot_decide_the_record_without_consent_wins(withholding_file: str) -> ScenarioTest:
     # Two files that arrived at the same time: neither the file name nor the line number decides.
     other_file = "s3://stedi/b.json" if withholding_file.endswith("a.json") else "s3://stedi/a.json"
     withholding = tied("555-0001", None, source_file=withholding_file, line_number=1)
     consenting = tied("555-0002", T0, source_file=other_file, line_number=9)
-    classified = classify(spark, [withholding, consenting])
+    classified = yield customer_classification([withholding, consenting])
     assert_reasons(classified, TIE_KEYS, [("555-0001", None, "no_consent", None), ("555-0002", T0, "superseded", None)])
 
 
-def test_the_last_tie_break_gives_the_same_record_whatever_the_input_order(spark: SparkSession) -> None:
+@batched
+def test_the_last_tie_break_gives_the_same_record_whatever_the_input_order() -> Generator[
+    tuple[Scenario, Scenario], tuple[DataFrame, DataFrame], None
+]:
     a = tied("555-0001", T0, source_file="s3://stedi/a.json", line_number=5)
     b = tied("555-0002", T0, source_file="s3://stedi/b.json", line_number=1)
     expected = [("555-0001", T0, "superseded", None), ("555-0002", T0, None, None)]
-    assert_reasons(classify(spark, [a, b]), TIE_KEYS, expected)
-    assert_reasons(classify(spark, [b, a]), TIE_KEYS, expected)
+    a_first, b_first = yield (customer_classification([a, b]), customer_classification([b, a]))
+    assert_reasons(a_first, TIE_KEYS, expected)
+    assert_reasons(b_first, TIE_KEYS, expected)
 
 
-def test_a_record_delivered_again_keeps_its_first_arrival(spark: SparkSession) -> None:
+@batched
+def test_a_record_delivered_again_keeps_its_first_arrival() -> ScenarioTest:
     # The consenting record is re-sent after the withdrawing one arrived: the re-sent copy is not newer.
     first = tied("555-0001", T0, source_file="s3://stedi/1.json", line_number=1, arrived_at=ARRIVED)
     withdrawal = tied("555-0002", None, source_file="s3://stedi/2.json", line_number=1, arrived_at=ARRIVED + 1)
     resent = tied("555-0001", T0, source_file="s3://stedi/3.json", line_number=1, arrived_at=ARRIVED + 2)
-    classified = classify(spark, [first, withdrawal, resent])
+    classified = yield customer_classification([first, withdrawal, resent])
     expected = [("555-0001", T0, "superseded", None), ("555-0002", None, "no_consent", None)]
     assert_reasons(classified, TIE_KEYS, [*expected, ("555-0001", T0, "duplicate", None)])
 
 
-def test_a_newer_quarantined_record_takes_the_customer_out(spark: SparkSession) -> None:
+@batched
+def test_a_newer_quarantined_record_takes_the_customer_out() -> ScenarioTest:
     older = customer(lastUpdateDate=T0)
     malformed = quarantined({**customer(lastUpdateDate=T1), "shareWithResearchAsOfDate": "2022-06-18"}, 7)
-    classified = classify(spark, [older], [malformed])
+    classified = yield customer_classification([older], [malformed])
     assert_reasons(classified, KEYS, [(ALICE, T0, T0, "superseded_by_quarantined", f"{SOURCE_FILE}:7")])
     assert_kept(classified, CUSTOMER_TRUSTED.schema, [])
 
 
-def test_a_valid_record_newer_than_the_quarantined_one_counts_again(spark: SparkSession) -> None:
+@batched
+def test_a_valid_record_newer_than_the_quarantined_one_counts_again() -> ScenarioTest:
     older, newest = customer(lastUpdateDate=T0), customer(lastUpdateDate=T2, phone="555-0199")
     malformed = quarantined({**customer(lastUpdateDate=T1), "shareWithResearchAsOfDate": 12}, 7)
-    classified = classify(spark, [older, newest], [malformed])
+    classified = yield customer_classification([older, newest], [malformed])
     assert_reasons(classified, KEYS, [(ALICE, T0, T0, "superseded", None), (ALICE, T2, T0, None, None)])
     assert_kept(classified, CUSTOMER_TRUSTED.schema, [newest])
 
@@ -169,25 +183,26 @@ def test_a_valid_record_newer_than_the_quarantined_one_counts_again(spark: Spark
     [(ARRIVED - 1, "superseded_by_quarantined"), (ARRIVED + 1, None)],
     ids=["updated-before-the-arrival", "updated-after-the-arrival"],
 )
-def test_an_unreadable_update_time_counts_as_the_files_arrival(
-    spark: SparkSession, valid_update: int, reason: str | None
-) -> None:
+@batched
+def test_an_unreadable_update_time_counts_as_the_files_arrival(valid_update: int, reason: str | None) -> ScenarioTest:
     malformed = quarantined({**customer(), "lastUpdateDate": "yesterday", "shareWithResearchAsOfDate": None}, 3)
     valid = customer(lastUpdateDate=valid_update)
-    classified = classify(spark, [valid], [malformed])
+    classified = yield customer_classification([valid], [malformed])
     detail = f"{SOURCE_FILE}:3" if reason else None
     assert_reasons(classified, KEYS, [(ALICE, valid_update, T0, reason, detail)])
 
 
-def test_an_unreadable_registration_date_counts_as_the_update_time(spark: SparkSession) -> None:
+@batched
+def test_an_unreadable_registration_date_counts_as_the_update_time() -> ScenarioTest:
     # Same update time; the quarantined line came first, so only its registration (taken as T1) can put it ahead.
     valid = customer(lastUpdateDate=T1, registrationDate=T0, line_number=2)
     malformed = quarantined({**valid, "registrationDate": "yesterday"}, 1)
-    classified = classify(spark, [valid], [malformed])
+    classified = yield customer_classification([valid], [malformed])
     assert_reasons(classified, KEYS, [(ALICE, T1, T0, "superseded_by_quarantined", f"{SOURCE_FILE}:1")])
 
 
-def test_quarantined_lines_without_a_readable_email_are_ignored(spark: SparkSession) -> None:
+@batched
+def test_quarantined_lines_without_a_readable_email_are_ignored() -> ScenarioTest:
     newer = json.dumps({**customer(lastUpdateDate=T1), "shareWithResearchAsOfDate": "soon"})
     unreadable = [
         "not json",
@@ -202,7 +217,7 @@ def test_quarantined_lines_without_a_readable_email_are_ignored(spark: SparkSess
         f"\u200b{newer}",  # not JSON white space: the parser reads no object
     ]
     quarantine = [quarantined(line, n) for n, line in enumerate(unreadable, start=1)]
-    classified = classify(spark, [customer()], quarantine)
+    classified = yield customer_classification([customer()], quarantine)
     assert_reasons(classified, KEYS, [(ALICE, T0, T0, None, None)])
 
 
@@ -251,7 +266,8 @@ def newer_line(email: str, update: int = T1, registration: int = T0, spelled: di
     )
 
 
-def test_a_newer_quarantined_record_counts_whatever_the_spelling_of_its_keys(spark: SparkSession) -> None:
+@batched
+def test_a_newer_quarantined_record_counts_whatever_the_spelling_of_its_keys() -> ScenarioTest:
     # Every spelling of "email", one customer each. The even ones spell lastUpdateDate their own way too and
     # arrived before the consenting record was updated, so only their update time, read, makes them newer. The
     # odd ones spell registrationDate their own way, as older than the consenting record's: read, it keeps the
@@ -275,7 +291,7 @@ def test_a_newer_quarantined_record_counts_whatever_the_spelling_of_its_keys(spa
             line = newer_line(email, registration=T0 - 1, spelled=spelled)
             expected.append((person, T1, T0, None, None))
         quarantine.append(quarantined(line, i + 1, arrived_at=T0))
-    assert_reasons(classify(spark, consenting, quarantine), KEYS, expected)
+    assert_reasons((yield customer_classification(consenting, quarantine)), KEYS, expected)
 
 
 # What may stand before a record's brace: what the landing parser reads past (a byte-order mark, which files
@@ -285,7 +301,10 @@ READ_PAST = ["\ufeff", " ", "\t", "\ufeff \t", " \t  ", "\ufeff\t"]
 NOT_READ_PAST = ["\u200b", "\ufeff\ufeff", " \ufeff", "\u00a0", "\u2060", "\u3000"]
 
 
-def test_a_newer_quarantined_record_counts_whatever_the_parser_reads_before_its_brace(spark: SparkSession) -> None:
+@batched
+def test_a_newer_quarantined_record_counts_whatever_the_parser_reads_before_its_brace(
+    spark: SparkSession,
+) -> ScenarioTest:
     # One customer per prefix, each record in the middle of the file (line 2 on), some with white space after.
     prefixes = READ_PAST + NOT_READ_PAST
     people = [f"customer{i}@example.com" for i in range(len(prefixes))]
@@ -293,12 +312,12 @@ def test_a_newer_quarantined_record_counts_whatever_the_parser_reads_before_its_
         n: f"{prefix}{newer_line(json.dumps(person))}{' ' * (n % 2)}"
         for n, (prefix, person) in enumerate(zip(prefixes, people, strict=True), start=2)
     }
+    quarantine = [quarantined(line, n) for n, line in lines.items()]
+    classified = yield customer_classification([customer(email=person) for person in people], quarantine)
     landing_rows = [(SOURCE_FILE, n, ARRIVED, line) for n, line in lines.items()]
     parsed = parse_landing(spark.createDataFrame(landing_rows, LINES_SCHEMA), CUSTOMER_LANDING)
     objects = {row.line_number for row in parsed.where("reason is null or reason != 'not_json'").collect()}
     assert objects == set(range(2, 2 + len(READ_PAST)))
-    quarantine = [quarantined(line, n) for n, line in lines.items()]
-    classified = classify(spark, [customer(email=person) for person in people], quarantine)
     expected = [
         (person, T0, T0, *(("superseded_by_quarantined", f"{SOURCE_FILE}:{n}") if n in objects else (None, None)))
         for n, person in enumerate(people, start=2)
@@ -306,7 +325,8 @@ def test_a_newer_quarantined_record_counts_whatever_the_parser_reads_before_its_
     assert_reasons(classified, KEYS, expected)
 
 
-def test_a_newer_quarantined_record_counts_whatever_escapes_spell_its_address_and_keys(spark: SparkSession) -> None:
+@batched
+def test_a_newer_quarantined_record_counts_whatever_escapes_spell_its_address_and_keys() -> ScenarioTest:
     # Addresses (an apostrophe, a slash, letters outside ASCII and outside the BMP) with random characters and
     # always the "@" written as JSON escapes, keys too, in random case.
     rng = random.Random(1804)
@@ -320,16 +340,17 @@ def test_a_newer_quarantined_record_counts_whatever_escapes_spell_its_address_an
         }
         quarantine.append(quarantined(newer_line(json_text(person, rng, always="@"), spelled=spelled), n))
     assert all("\\u0040" in row["raw"].lower() for row in quarantine)
-    classified = classify(spark, [customer(email=person) for person in people], quarantine)
+    classified = yield customer_classification([customer(email=person) for person in people], quarantine)
     expected = [
         (person, T0, T0, "superseded_by_quarantined", f"{SOURCE_FILE}:{n}") for n, person in enumerate(people, 1)
     ]
     assert_reasons(classified, KEYS, expected)
 
 
+@batched
 def test_a_quarantined_line_with_a_repeated_key_is_a_newer_record_of_each_customer_it_names(
     spark: SparkSession,
-) -> None:
+) -> ScenarioTest:
     # A line that gives a key twice (in any case) is quarantined as duplicate_key; it still names its
     # customers, and its time is the latest it gives, not the last (the file arrived before the consenting
     # records were updated: an unread time would not make it newer).
@@ -342,20 +363,21 @@ def test_a_quarantined_line_with_a_repeated_key_is_a_newer_record_of_each_custom
         object_line((email, json.dumps(dave)), (update, str(T1)), ('"LASTUPDATEDATE"', str(T0 - 1)), *rest),
         object_line((email, json.dumps(erin)), (update, str(T1)), *rest, ('"ShareWithResearchAsOfDate"', str(T0))),
     ]
+    people = [ALICE, BOB, CAROL, dave, erin]
+    quarantine = [quarantined(line, n, arrived_at=T0 - 2) for n, line in enumerate(lines, start=1)]
+    classified = yield customer_classification([customer(email=person) for person in people], quarantine)
     landing_rows = [(SOURCE_FILE, n, ARRIVED, line) for n, line in enumerate(lines, start=1)]
     parsed = parse_landing(spark.createDataFrame(landing_rows, LINES_SCHEMA), CUSTOMER_LANDING)
     assert {row.reason for row in parsed.collect()} == {"duplicate_key"}
-    people = [ALICE, BOB, CAROL, dave, erin]
-    quarantine = [quarantined(line, n, arrived_at=T0 - 2) for n, line in enumerate(lines, start=1)]
-    classified = classify(spark, [customer(email=person) for person in people], quarantine)
     at_line = {ALICE: 1, BOB: 2, CAROL: 2, dave: 3, erin: 4}
     expected = [(person, T0, T0, "superseded_by_quarantined", f"{SOURCE_FILE}:{at_line[person]}") for person in people]
     assert_reasons(classified, KEYS, expected)
 
 
-def test_a_consent_date_after_the_run_is_not_consent_yet(spark: SparkSession) -> None:
+@batched
+def test_a_consent_date_after_the_run_is_not_consent_yet() -> ScenarioTest:
     now, later = customer(shareWithResearchAsOfDate=AS_OF), customer(email=BOB, shareWithResearchAsOfDate=AS_OF + 1)
-    classified = classify(spark, [now, later])
+    classified = yield customer_classification([now, later])
     assert_reasons(classified, ["email"], [(ALICE, None, None), (BOB, "future_consent", None)])
     assert_kept(classified, CUSTOMER_TRUSTED.schema, [now])
 
@@ -379,3 +401,15 @@ def test_curated_keeps_the_trusted_customers_with_an_accelerometer_reading(spark
     classified = classify_customer_curated(trusted, readings)
     assert_reasons(classified, ["email"], [(ALICE, None, None), (BOB, "no_accelerometer_readings", None)])
     assert_kept(classified, CUSTOMER_TRUSTED.schema, [alice])
+
+
+def test_scenarios_classified_together_are_classified_as_each_alone(spark: SparkSession) -> None:
+    # Both are Alice's records from the same file and lines: met in one classification, the second's quarantined
+    # newer record would supersede the first's, and its records would be the first's duplicates.
+    malformed = quarantined({**customer(lastUpdateDate=T2), "shareWithResearchAsOfDate": "soon"}, 2)
+    scenarios = [
+        customer_classification([customer(lastUpdateDate=T1)]),
+        customer_classification([customer(lastUpdateDate=T1), customer(lastUpdateDate=T0)], [malformed]),
+    ]
+    for scenario, together in zip(scenarios, classified_together(spark, scenarios), strict=True):
+        assertDataFrameEqual(together, classified_together(spark, [scenario])[0], checkRowOrder=False)

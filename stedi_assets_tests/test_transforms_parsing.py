@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Generator, Mapping, Sequence
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
+from pyspark.testing import assertDataFrameEqual
 
 from stedi_assets.tables import ACCELEROMETER_LANDING, CUSTOMER_LANDING, STEP_TRAINER_LANDING, ZoneTable
 from stedi_assets.transforms.parsing import (
@@ -19,6 +20,7 @@ from stedi_assets.transforms.parsing import (
     read_objects,
     with_file_faults,
 )
+from stedi_assets_tests.batches import Scenario, ScenarioTest, batched, classified_together
 from stedi_assets_tests.builders import (
     ALICE,
     ARRIVED,
@@ -29,15 +31,20 @@ from stedi_assets_tests.builders import (
     assert_kept,
     assert_reasons,
     customer,
-    evaluated,
+    landed,
     step_reading,
 )
 
 
-def parse(spark: SparkSession, table: ZoneTable, raws: Sequence[str]) -> DataFrame:
-    """parse_landing of `raws` as lines 1.. of SOURCE_FILE, computed once."""
-    rows = [(SOURCE_FILE, n, ARRIVED, raw) for n, raw in enumerate(raws, start=1)]
-    return evaluated(parse_landing(spark.createDataFrame(rows, LINES_SCHEMA), table))
+def _parse(spark: SparkSession, inputs: Mapping[str, list[Record]], table: ZoneTable) -> DataFrame:
+    rows = [tuple(line[name] for name in LINES_SCHEMA.fieldNames()) for line in inputs["lines"]]
+    return parse_landing(spark.createDataFrame(rows, LINES_SCHEMA), table)
+
+
+def parsing(table: ZoneTable, raws: Sequence[str]) -> Scenario:
+    """parse_landing of `raws` as lines 1.. of SOURCE_FILE (row-wise: no rule reads another line)."""
+    lines = landed([{"raw": raw} for raw in raws])
+    return Scenario(_parse, {"lines": lines}, (table,), row_wise=True)
 
 
 def without(record: Record, *names: str) -> Record:
@@ -56,19 +63,22 @@ def descriptive_failures(parsed: DataFrame) -> list[tuple[int, list[str]]]:
     return sorted((row.line_number, sorted(row[DESCRIPTIVE_FAILURES])) for row in parsed.collect())
 
 
-def test_parse_keeps_a_valid_line_with_its_lineage(spark: SparkSession) -> None:
-    parsed = parse(spark, STEP_TRAINER_LANDING, [json.dumps(step_reading())])
+@batched
+def test_parse_keeps_a_valid_line_with_its_lineage() -> ScenarioTest:
+    parsed = yield parsing(STEP_TRAINER_LANDING, [json.dumps(step_reading())])
     assert_reasons(parsed, ["line_number", "raw"], [(1, json.dumps(step_reading()), None, None)])
     assert_kept(parsed, STEP_TRAINER_LANDING.schema, [step_reading()])
 
 
-def test_parse_accepts_the_timeStamp_spelling_for_accelerometer(spark: SparkSession) -> None:
+@batched
+def test_parse_accepts_the_timeStamp_spelling_for_accelerometer() -> ScenarioTest:
     record = without(accelerometer(), "timestamp") | {"timeStamp": T0}
-    parsed = parse(spark, ACCELEROMETER_LANDING, [json.dumps(record)])
+    parsed = yield parsing(ACCELEROMETER_LANDING, [json.dumps(record)])
     assert_kept(parsed, ACCELEROMETER_LANDING.schema, [accelerometer()])
 
 
-def test_parse_allows_nullable_customer_fields_to_be_absent(spark: SparkSession) -> None:
+@batched
+def test_parse_allows_nullable_customer_fields_to_be_absent() -> ScenarioTest:
     nullable = [
         "customerName",
         "phone",
@@ -77,23 +87,26 @@ def test_parse_allows_nullable_customer_fields_to_be_absent(spark: SparkSession)
         "shareWithPublicAsOfDate",
         "shareWithFriendsAsOfDate",
     ]
-    parsed = parse(spark, CUSTOMER_LANDING, [json.dumps(without(customer(), *nullable))])
+    parsed = yield parsing(CUSTOMER_LANDING, [json.dumps(without(customer(), *nullable))])
     assert_kept(parsed, CUSTOMER_LANDING.schema, [customer(**dict.fromkeys(nullable))])
 
 
 @pytest.mark.parametrize("raw", ["", "   "], ids=["empty", "spaces"])
-def test_parse_filters_a_blank_line(spark: SparkSession, raw: str) -> None:
-    assert_reasons(parse(spark, ACCELEROMETER_LANDING, [raw]), ["line_number"], [(1, "blank_line", None)])
+@batched
+def test_parse_filters_a_blank_line(raw: str) -> ScenarioTest:
+    assert_reasons((yield parsing(ACCELEROMETER_LANDING, [raw])), ["line_number"], [(1, "blank_line", None)])
 
 
-def test_parse_rejects_a_line_that_is_not_json(spark: SparkSession) -> None:
-    parsed = parse(spark, ACCELEROMETER_LANDING, ["user=alice@example.com timestamp=1655564444000"])
+@batched
+def test_parse_rejects_a_line_that_is_not_json() -> ScenarioTest:
+    parsed = yield parsing(ACCELEROMETER_LANDING, ["user=alice@example.com timestamp=1655564444000"])
     assert_reasons(parsed, ["line_number"], [(1, "not_json", None)])
 
 
-def test_parse_rejects_a_cut_off_line(spark: SparkSession) -> None:
+@batched
+def test_parse_rejects_a_cut_off_line() -> ScenarioTest:
     cut_off = json.dumps(accelerometer())[:30]
-    assert_reasons(parse(spark, ACCELEROMETER_LANDING, [cut_off]), ["line_number"], [(1, "not_json", None)])
+    assert_reasons((yield parsing(ACCELEROMETER_LANDING, [cut_off])), ["line_number"], [(1, "not_json", None)])
 
 
 @pytest.mark.parametrize(
@@ -101,8 +114,9 @@ def test_parse_rejects_a_cut_off_line(spark: SparkSession) -> None:
     ["42", '"alice@example.com"', "true", "null", "[1, 2]", json.dumps([accelerometer()])],
     ids=["number", "string", "boolean", "null", "array", "array-of-records"],
 )
-def test_parse_rejects_a_json_value_that_is_not_an_object(spark: SparkSession, raw: str) -> None:
-    assert_reasons(parse(spark, ACCELEROMETER_LANDING, [raw]), ["line_number"], [(1, "not_json", None)])
+@batched
+def test_parse_rejects_a_json_value_that_is_not_an_object(raw: str) -> ScenarioTest:
+    assert_reasons((yield parsing(ACCELEROMETER_LANDING, [raw])), ["line_number"], [(1, "not_json", None)])
 
 
 @pytest.mark.parametrize(
@@ -130,9 +144,10 @@ def test_parse_rejects_a_json_value_that_is_not_an_object(spark: SparkSession, r
         "second-object",
     ],
 )
-def test_parse_rejects_content_after_the_json_object(spark: SparkSession, raw: str) -> None:
+@batched
+def test_parse_rejects_content_after_the_json_object(raw: str) -> ScenarioTest:
     # Keeping the first object would silently drop the second record of a line that lost its newline.
-    assert_reasons(parse(spark, ACCELEROMETER_LANDING, [raw]), ["line_number"], [(1, "not_json", None)])
+    assert_reasons((yield parsing(ACCELEROMETER_LANDING, [raw])), ["line_number"], [(1, "not_json", None)])
 
 
 @pytest.mark.parametrize(
@@ -166,10 +181,9 @@ def test_parse_rejects_content_after_the_json_object(spark: SparkSession, raw: s
         "text-consent",
     ],
 )
-def test_parse_rejects_a_value_of_the_wrong_type(
-    spark: SparkSession, table: ZoneTable, record: Record, field: str
-) -> None:
-    assert_reasons(parse(spark, table, [json.dumps(record)]), ["line_number"], [(1, "wrong_type", field)])
+@batched
+def test_parse_rejects_a_value_of_the_wrong_type(table: ZoneTable, record: Record, field: str) -> ScenarioTest:
+    assert_reasons((yield parsing(table, [json.dumps(record)])), ["line_number"], [(1, "wrong_type", field)])
 
 
 @pytest.mark.parametrize(
@@ -183,10 +197,9 @@ def test_parse_rejects_a_value_of_the_wrong_type(
     ],
     ids=["absent-timestamp", "null-timestamp", "absent-serial", "absent-email", "absent-last-update"],
 )
-def test_parse_rejects_a_missing_required_field(
-    spark: SparkSession, table: ZoneTable, record: Record, field: str
-) -> None:
-    assert_reasons(parse(spark, table, [json.dumps(record)]), ["line_number"], [(1, "missing_field", field)])
+@batched
+def test_parse_rejects_a_missing_required_field(table: ZoneTable, record: Record, field: str) -> ScenarioTest:
+    assert_reasons((yield parsing(table, [json.dumps(record)])), ["line_number"], [(1, "missing_field", field)])
 
 
 @pytest.mark.parametrize(
@@ -205,10 +218,9 @@ def test_parse_rejects_a_missing_required_field(
     ],
     ids=["negative-distance", "epoch-seconds", "epoch-microseconds", "bad-serial", "bad-email", "consent-in-seconds"],
 )
-def test_parse_rejects_a_value_outside_the_contract(
-    spark: SparkSession, table: ZoneTable, record: Record, detail: str
-) -> None:
-    assert_reasons(parse(spark, table, [json.dumps(record)]), ["line_number"], [(1, "invalid_value", detail)])
+@batched
+def test_parse_rejects_a_value_outside_the_contract(table: ZoneTable, record: Record, detail: str) -> ScenarioTest:
+    assert_reasons((yield parsing(table, [json.dumps(record)])), ["line_number"], [(1, "invalid_value", detail)])
 
 
 @pytest.mark.parametrize(
@@ -216,26 +228,32 @@ def test_parse_rejects_a_value_outside_the_contract(
     ["{'user': 'alice@example.com'}", '{"user": "alice@example.com", "x": NaN}', '{"x": 1} // comment', "{user: 1}"],
     ids=["single-quotes", "nan", "comment", "unquoted-key"],
 )
-def test_parse_reads_strict_json_only(spark: SparkSession, raw: str) -> None:
-    assert_reasons(parse(spark, ACCELEROMETER_LANDING, [raw]), ["line_number"], [(1, "not_json", None)])
+@batched
+def test_parse_reads_strict_json_only(raw: str) -> ScenarioTest:
+    assert_reasons((yield parsing(ACCELEROMETER_LANDING, [raw])), ["line_number"], [(1, "not_json", None)])
 
 
-def test_parse_ignores_a_byte_order_mark_at_the_start_of_a_line(spark: SparkSession) -> None:
-    parsed = parse(spark, ACCELEROMETER_LANDING, ["\ufeff" + json.dumps(accelerometer()), "\ufeff"])
+@batched
+def test_parse_ignores_a_byte_order_mark_at_the_start_of_a_line() -> ScenarioTest:
+    parsed = yield parsing(ACCELEROMETER_LANDING, ["\ufeff" + json.dumps(accelerometer()), "\ufeff"])
     assert_reasons(parsed, ["line_number"], [(1, None, None), (2, "blank_line", None)])
     assert_kept(parsed, ACCELEROMETER_LANDING.schema, [accelerometer()])
     # raw keeps the line as delivered
     assert parsed.where("line_number = 1").first().raw.startswith("\ufeff")
 
 
-def test_parse_matches_keys_to_columns_case_insensitively(spark: SparkSession) -> None:
+@batched
+def test_parse_matches_keys_to_columns_case_insensitively() -> Generator[
+    tuple[Scenario, Scenario], tuple[DataFrame, DataFrame], None
+]:
     shouting = {name.upper(): value for name, value in customer().items()}
     mixed = without(accelerometer(), "timestamp", "user") | {"timeStamp": T0, "User": ALICE}
-    parsed = parse(spark, CUSTOMER_LANDING, [json.dumps(shouting)])
-    assert_kept(parsed, CUSTOMER_LANDING.schema, [customer()])
-    assert_kept(
-        parse(spark, ACCELEROMETER_LANDING, [json.dumps(mixed)]), ACCELEROMETER_LANDING.schema, [accelerometer()]
+    parsed, parsed_mixed = yield (
+        parsing(CUSTOMER_LANDING, [json.dumps(shouting)]),
+        parsing(ACCELEROMETER_LANDING, [json.dumps(mixed)]),
     )
+    assert_kept(parsed, CUSTOMER_LANDING.schema, [customer()])
+    assert_kept(parsed_mixed, ACCELEROMETER_LANDING.schema, [accelerometer()])
 
 
 @pytest.mark.parametrize(
@@ -248,9 +266,10 @@ def test_parse_matches_keys_to_columns_case_insensitively(spark: SparkSession) -
     ],
     ids=["same-spelling", "case-variant", "case-variant-first", "unknown-key"],
 )
-def test_parse_quarantines_an_object_with_a_duplicated_key(spark: SparkSession, raw: str, detail: str) -> None:
+@batched
+def test_parse_quarantines_an_object_with_a_duplicated_key(raw: str, detail: str) -> ScenarioTest:
     # Taking either value silently would be a guess; the detail names the column, or the key as delivered.
-    assert_reasons(parse(spark, ACCELEROMETER_LANDING, [raw]), ["line_number"], [(1, "duplicate_key", detail)])
+    assert_reasons((yield parsing(ACCELEROMETER_LANDING, [raw])), ["line_number"], [(1, "duplicate_key", detail)])
 
 
 def test_given_values_reads_every_value_of_a_key_as_the_parser_types_it(spark: SparkSession) -> None:
@@ -275,23 +294,25 @@ def test_given_values_reads_every_value_of_a_key_as_the_parser_types_it(spark: S
     ]
 
 
-def test_parse_does_not_fail_on_keys_that_look_like_its_internal_names(spark: SparkSession) -> None:
+@batched
+def test_parse_does_not_fail_on_keys_that_look_like_its_internal_names() -> ScenarioTest:
     # Rebuilding the object's map must never meet a repeated key (that would fail the whole job).
     raw = json.dumps(accelerometer())[:-1] + ', "r1": 1, "kuser": 2, "": 3}'
     dup = object_text(("user", ALICE), ("user", "b@c.d"), ("r1", 0), ("timestamp", T0), *XYZ)
     # Keys holding NUL (the separator keys are lower-cased with) take the slower path, to the same result.
     nul = object_text(("US\u0000ER", 1), ("User", ALICE), ("timestamp", T0), *XYZ)
     nul_dup = object_text(("a\u0000b", 1), ("A\u0000B", 2), ("user", ALICE), ("timestamp", T0), *XYZ)
-    parsed = parse(spark, ACCELEROMETER_LANDING, [raw, dup, nul, nul_dup])
+    parsed = yield parsing(ACCELEROMETER_LANDING, [raw, dup, nul, nul_dup])
     expected = [(1, None, None), (2, "duplicate_key", "user"), (3, None, None), (4, "duplicate_key", "A\u0000B")]
     assert_reasons(parsed, ["line_number"], expected)
     assert_kept(parsed, ACCELEROMETER_LANDING.schema, [accelerometer(), accelerometer(line_number=3)])
 
 
-def test_parse_rejects_a_value_that_spark_variant_cannot_hold(spark: SparkSession) -> None:
+@batched
+def test_parse_rejects_a_value_that_spark_variant_cannot_hold() -> ScenarioTest:
     nested_duplicate = json.dumps(accelerometer())[:-1] + ', "extra": {"a": 1, "a": 2}}'
     lone_surrogate = json.dumps(accelerometer())[:-1] + ', "extra": "\\ud800"}'
-    parsed = parse(spark, ACCELEROMETER_LANDING, [nested_duplicate, lone_surrogate])
+    parsed = yield parsing(ACCELEROMETER_LANDING, [nested_duplicate, lone_surrogate])
     assert_reasons(parsed, ["line_number"], [(1, "not_json", None), (2, "not_json", None)])
 
 
@@ -332,26 +353,29 @@ def test_parse_rejects_a_value_that_spark_variant_cannot_hold(spark: SparkSessio
         "several",
     ],
 )
+@batched
 def test_a_descriptive_field_that_fails_its_rule_keeps_the_row(
-    spark: SparkSession, fields: Record, kept: Record, failures: list[str]
-) -> None:
+    fields: Record, kept: Record, failures: list[str]
+) -> ScenarioTest:
     """The value is kept as delivered (a non-string as its JSON text), or null where the column's type
     cannot hold it; the failed rules are listed on the row."""
-    parsed = parse(spark, CUSTOMER_LANDING, [json.dumps(customer(**fields))])
+    parsed = yield parsing(CUSTOMER_LANDING, [json.dumps(customer(**fields))])
     assert_reasons(parsed, ["line_number"], [(1, None, None)])
     assert_kept(parsed, CUSTOMER_LANDING.schema, [customer(**kept)])
     assert descriptive_failures(parsed) == [(1, failures)]
 
 
-def test_a_valid_row_has_no_descriptive_failures(spark: SparkSession) -> None:
-    parsed = parse(spark, CUSTOMER_LANDING, [json.dumps(customer()), json.dumps(customer(phone="+18015550100"))])
+@batched
+def test_a_valid_row_has_no_descriptive_failures() -> ScenarioTest:
+    parsed = yield parsing(CUSTOMER_LANDING, [json.dumps(customer()), json.dumps(customer(phone="+18015550100"))])
     assert descriptive_failures(parsed) == [(1, []), (2, [])]
 
 
-def test_a_descriptive_failure_does_not_hide_a_required_one(spark: SparkSession) -> None:
+@batched
+def test_a_descriptive_failure_does_not_hide_a_required_one() -> ScenarioTest:
     record = customer(birthDay="1990-13-45", email="not-an-email")
     assert_reasons(
-        parse(spark, CUSTOMER_LANDING, [json.dumps(record)]),
+        (yield parsing(CUSTOMER_LANDING, [json.dumps(record)])),
         ["line_number"],
         [(1, "invalid_value", "email:str_matches")],
     )
@@ -379,3 +403,13 @@ def test_file_faults_replace_the_lines_of_their_file(spark: SparkSession) -> Non
             ("broken.json.gz", None, 30, "corrupt_file", "truncated gzip"),
         ],
     )
+
+
+def test_scenarios_classified_together_are_classified_as_each_alone(spark: SparkSession) -> None:
+    # The same lines of the same file, valid and not: met without their own files, their rows could not be told apart.
+    scenarios = [
+        parsing(CUSTOMER_LANDING, [json.dumps(customer()), "not json"]),
+        parsing(CUSTOMER_LANDING, [json.dumps(customer(email="alice.example.com")), json.dumps(customer(phone="n/a"))]),
+    ]
+    for scenario, together in zip(scenarios, classified_together(spark, scenarios), strict=True):
+        assertDataFrameEqual(together, classified_together(spark, [scenario])[0], checkRowOrder=False)
