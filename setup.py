@@ -12,6 +12,7 @@ setup(
         "dagster==1.13.27",
         "dagster-webserver==1.13.27",
         "dagster-aws==0.29.27",
+        "dagster-postgres==0.29.27",  # the production instance's storage (dagster.production.yaml)
         "dagster-pyspark==0.29.27",
         "pyspark[connect]==4.3.0",
         "pandera[pyspark]==0.35.0",
