@@ -15,6 +15,8 @@ import json
 
 from dagster import (
     AssetSelection,
+    DagsterInstance,
+    DagsterRun,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -59,6 +61,28 @@ def pending_deliveries(lake: Lake) -> tuple[dict[str, Delivery], dict[str, int]]
     return deliveries, versions
 
 
+def unfinished_lake_run(instance: DagsterInstance) -> DagsterRun | None:
+    """An unfinished run that materializes any of the lake's assets, whatever started it (the sensor, the UI,
+    `stedi run`); other runs in a shared instance (other teams' jobs) are not the lake's to wait for. A run names
+    its assets (`asset_selection`), or, run as a whole job, its steps (the execution plan's step keys: an asset's
+    step is its op's name)."""
+    own_steps = {assets.op.name for assets in ZONE_ASSETS}
+    own_keys = {key for assets in ZONE_ASSETS for key in assets.keys}
+    for run in instance.get_runs(RunsFilter(statuses=list(UNFINISHED))):
+        if run.asset_selection is not None:
+            if run.asset_selection & own_keys:
+                return run
+            continue
+        plan = (
+            instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+            if run.execution_plan_snapshot_id
+            else None
+        )
+        if plan is None or {step.key for step in plan.steps} & own_steps:
+            return run  # a run whose steps cannot be told may be the lake's: wait for it
+    return None
+
+
 def batch_key(deliveries: dict[str, Delivery], versions: dict[str, int]) -> str:
     batch = {
         name: {
@@ -88,9 +112,9 @@ def landing_sensor(minimum_interval_seconds: int) -> SensorDefinition:
             return SkipReason(f"every landing file under {lake.store.uri} is in its ledger")
         # A run still going commits table by table: a batch taken now would hold files it is consuming, under a
         # new key (the ledger versions move), and a second run of them would be queued behind it.
-        unfinished = context.instance.get_runs(RunsFilter(statuses=list(UNFINISHED)), limit=1)
-        if unfinished:
-            return SkipReason(f"run {unfinished[0].run_id} has not finished: new files wait for its commits")
+        unfinished = unfinished_lake_run(context.instance)
+        if unfinished is not None:
+            return SkipReason(f"run {unfinished.run_id} has not finished: new files wait for its commits")
         key = batch_key(deliveries, versions)
         cursor = json.loads(context.cursor) if context.cursor else {}
         attempt = 0

@@ -9,9 +9,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, RunRequest, SensorResult, SkipReason, build_sensor_context
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    DagsterRunStatus,
+    RunRequest,
+    SensorResult,
+    SkipReason,
+    build_sensor_context,
+    job,
+    op,
+)
 from dagster._core.test_utils import create_run_for_test
 
+from stedi_assets.definitions import defs
 from stedi_assets.lake.ledger import arrival_times, compare, consumed, write_ledger
 from stedi_assets.resources.lake import Lake
 from stedi_assets.sensors import landing_sensor
@@ -25,6 +36,7 @@ UNFINISHED_RECORDABLE = (
     DagsterRunStatus.STARTED,
     DagsterRunStatus.CANCELING,
 )
+STARTED = DagsterRunStatus.STARTED
 STEP = b'{"sensorReadingTime": 1655564444000, "serialNumber": "11111111-1111-4111-8111-111111111111"}\n'
 
 
@@ -147,6 +159,36 @@ def test_a_failed_or_finished_run_of_the_batch_makes_it_requested_again_under_a_
 def test_no_request_while_a_run_is_unfinished(lake: Lakeside, status: DagsterRunStatus) -> None:
     lake.deliver("accelerometer/landing/a.json", b"{}\n")
     run_id = lake.record_run(status)
+    assert skip_of(lake.tick()) == f"run {run_id} has not finished: new files wait for its commits"
+
+
+@op
+def another_teams_op() -> None:
+    """A step of another team's job, in the same instance."""
+
+
+@job
+def another_teams_job() -> None:
+    another_teams_op()
+
+
+def test_another_teams_unfinished_runs_do_not_hold_the_lake_back(lake: Lakeside) -> None:
+    lake.deliver("accelerometer/landing/a.json", b"{}\n")
+    create_run_for_test(lake.instance, "finance_assets", status=STARTED, asset_selection={AssetKey(["finance", "gl"])})
+    lake.instance.create_run_for_job(another_teams_job, status=STARTED)  # a whole job, told by its steps
+    assert request_of(lake.tick()).tags["stedi/landing_feeds"] == "accelerometer_landing"
+
+
+@pytest.mark.parametrize("asset", ["customer_erasure", "customer_trusted", "machine_learning_curated"])
+def test_a_run_of_any_lake_asset_is_waited_for(lake: Lakeside, asset: str) -> None:
+    lake.deliver("accelerometer/landing/a.json", b"{}\n")
+    run_id = create_run_for_test(lake.instance, "__ASSET_JOB", status=STARTED, asset_selection={AssetKey(asset)}).run_id
+    assert skip_of(lake.tick()) == f"run {run_id} has not finished: new files wait for its commits"
+
+
+def test_a_whole_job_run_of_the_lake_is_waited_for(lake: Lakeside) -> None:
+    lake.deliver("accelerometer/landing/a.json", b"{}\n")
+    run_id = lake.instance.create_run_for_job(defs().resolve_implicit_global_asset_job_def(), status=STARTED).run_id
     assert skip_of(lake.tick()) == f"run {run_id} has not finished: new files wait for its commits"
 
 
