@@ -8,11 +8,12 @@ scenario of the module that has the same classification and settings.
 Within one classification each scenario has its own identities, so that no rule can see two scenarios as one
 customer, device or file: scenario n's e-mails get `@scenario<n>.` for `@` (lower-case, inside the address: the
 identity key neither trims nor lower-cases it away), the first four digits of its UUID-shaped serials become n
-(a valid serial stays valid, an invalid one invalid) and its source files start with `scenario<n>/` (their order
-among themselves unchanged). Raw lines are rewritten the same way, as text. The classified rows are split by the
-tag they carry and every string in them is mapped back, so a test sees exactly what it would see alone. A scenario
-whose identities cannot all be tagged (an address without `@`, an escape in a raw line that spells `@` or a serial
-another way, a value that already says `scenario`) runs alone, unchanged.
+(a valid serial stays valid, an invalid one invalid), and its source files and the pseudonyms it hands the
+classification start with `scenario<n>/` (files keep their order among themselves). Raw lines are rewritten the
+same way, as text. The classified rows are split by the tag they carry and every string in them is mapped back,
+so a test sees exactly what it would see alone. A scenario whose identities cannot all be tagged (an address
+without `@`, an escape in a raw line that spells `@` or a serial another way, a value that already says
+`scenario`) runs alone, unchanged. A row-wise classification (parse_landing) only needs its files tagged.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 _EMAIL_KEYS = frozenset({"email", "user"})
 _SERIAL_KEY = "serialnumber"
 _IDENTITY_KEY_PATTERN = re.compile("email|user|serialnumber", re.IGNORECASE)
+# Values made the scenario's own by a `scenario<n>/` prefix: source files, and the pseudonyms a classification is
+# handed (the only trace of their scenario some classified rows carry).
+_PREFIXED = frozenset({"source_file", "subject_key"})
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class _Namespace:
         return f"@{_MARK}{self.number}."
 
     @property
-    def file_tag(self) -> str:
+    def prefix(self) -> str:
         return f"{_MARK}{self.number}/"
 
     def _serial(self, serial: str) -> str:
@@ -94,8 +98,8 @@ class _Namespace:
             return value
         if _MARK in value.lower():
             raise _Unsafe(f"{value!r} already says {_MARK}")
-        if key == "source_file":
-            return self.file_tag + value
+        if key in _PREFIXED:
+            return self.prefix + value
         if self.files_only:
             return value
         return _UUID.sub(lambda match: self._serial(match.group()), value.replace("@", self.email_tag))
@@ -103,14 +107,14 @@ class _Namespace:
     def untag(self, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        value = value.replace(self.email_tag, "@").replace(self.file_tag, "")
+        value = value.replace(self.email_tag, "@").replace(self.prefix, "")
         for tagged, serial in self.serials.items():
             value = value.replace(tagged, serial)
         return value
 
     def check(self, key: str, value: Any) -> None:
         """Raises _Unsafe unless every identity in the (tagged) value carries this scenario's tag."""
-        if not isinstance(value, str) or (self.files_only and key != "source_file"):
+        if not isinstance(value, str) or (self.files_only and key not in _PREFIXED):
             return
         if value.count("@") != value.count(self.email_tag):
             raise _Unsafe(f"{value!r} has an untagged @")
@@ -121,8 +125,8 @@ class _Namespace:
             raise _Unsafe(f"the serial {value!r} is not UUID-shaped")
         if any(serial not in self.serials for serial in serials):
             raise _Unsafe(f"{value!r} has an untagged serial")
-        if key == "source_file" and not value.startswith(self.file_tag):
-            raise _Unsafe(f"the file {value!r} is untagged")
+        if key in _PREFIXED and not value.startswith(self.prefix):
+            raise _Unsafe(f"the {key} {value!r} is untagged")
 
 
 class _JsonObject(list[tuple[str, Any]]):
@@ -167,7 +171,7 @@ def _identities(inputs: Mapping[str, Sequence[Record]], row_wise: bool) -> set[s
             for key, value in record.items() if row_wise else _fields(record):
                 if not isinstance(value, str):
                     continue
-                if key == "source_file":
+                if key in _PREFIXED:
                     found.add(value)
                 elif not row_wise:
                     found.update(_UUID.findall(value))
