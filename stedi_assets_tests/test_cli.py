@@ -8,8 +8,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from stedi_assets.cli import run
 from stedi_assets.sample import EXPECTED_FILE
-from stedi_assets.tables import MACHINE_LEARNING_CURATED
+from stedi_assets.tables import LANDING_TABLES, MACHINE_LEARNING_CURATED
 from stedi_assets_tests import lakes
 from stedi_assets_tests.lakes import dagster_materialize, duckdb_source
 
@@ -33,3 +34,60 @@ def test_cli_with_a_missing_lake_root_names_the_path(tmp_path: Path) -> None:
     done = dagster_materialize(missing, tmp_path / "home")
     assert done.returncode != 0
     assert f"lake root {missing} does not exist" in (done.stdout + done.stderr).decode(errors="replace")
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        (
+            "STEDI_CONSENT_POLICY",
+            "bogus",
+            "STEDI_CONSENT_POLICY / privacy.consent_policy='bogus' is not one of: since, flag",
+        ),
+        (
+            "STEDI_SPARK_CONF",
+            "spark.driver.memory=8g",
+            "STEDI_SPARK_CONF / spark.conf must be a JSON object of Spark settings, got 'spark.driver.memory=8g'",
+        ),
+        (
+            "STEDI_LAKE_ROOT",
+            "/nonexistent",
+            "lake root /nonexistent does not exist or is not a directory (STEDI_LAKE_ROOT)",
+        ),
+        (
+            "STEDI_SENSOR_INTERVAL_SECONDS",
+            "soon",
+            "STEDI_SENSOR_INTERVAL_SECONDS must be a whole number of seconds, got 'soon'",
+        ),
+    ],
+)
+def test_a_bad_setting_is_one_line_and_exit_status_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    setting: str,
+    value: str,
+    message: str,
+) -> None:
+    for table in LANDING_TABLES:
+        (tmp_path / table.files_path).mkdir(parents=True)
+    monkeypatch.setenv("STEDI_LAKE_ROOT", str(tmp_path))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv(setting, value)
+    assert run.main(["--quiet"], prog="stedi run") == 2
+    assert capsys.readouterr() == ("", f"stedi run: {message}\n")
+
+
+def test_a_missing_pseudonym_key_on_a_users_lake_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for table in LANDING_TABLES:
+        (tmp_path / table.files_path).mkdir(parents=True)
+    monkeypatch.setenv("STEDI_LAKE_ROOT", str(tmp_path))
+    monkeypatch.delenv("STEDI_PSEUDONYM_KEY")
+    assert run.main(["--quiet"], prog="stedi run") == 2
+    expected = (
+        f"stedi run: lake {tmp_path} needs a pseudonym key: set STEDI_PSEUDONYM_KEY to a secret (the development key"
+        " is allowed only on the built-in sample lake)\n"
+    )
+    assert capsys.readouterr() == ("", expected)
