@@ -88,6 +88,8 @@ class _Namespace:
         return f"{_MARK}{self.number}/"
 
     def _serial(self, serial: str) -> str:
+        if self.number > 9999:  # the tag must take the place of exactly four hex digits
+            raise _Unsafe(f"scenario {self.number} has no four-digit serial tag")
         tagged = f"{self.number:04d}{serial[4:]}"
         if self.serials.setdefault(tagged, serial) != serial:
             raise _Unsafe(f"serials {serial} and {self.serials[tagged]} would both be {tagged}")

@@ -62,7 +62,10 @@ def _classify(spark: SparkSession, inputs: Mapping[str, list[Record]]) -> DataFr
 def ml_classification(steps: list[Record], phone_readings: list[Record], owners: list[Record] = OWNERS) -> Scenario:
     """classify_machine_learning_curated of these trusted readings and customer landing records, Alice and Bob
     pseudonymised."""
-    subjects = [{"identity_key": k, "subject_key": v} for k, v in subject_keys([ALICE, BOB], KEY).items()]
+    subjects = [
+        {"identity_key": identity, "subject_key": subject}
+        for identity, subject in subject_keys([ALICE, BOB], KEY).items()
+    ]
     inputs = {"steps": steps, "phone_readings": phone_readings, "owners": landed(owners), "subjects": subjects}
     return Scenario(_classify, inputs)
 
