@@ -13,14 +13,14 @@ from stedi_assets_tests import lakes
 # Jobs per step of `lakes.cli_run` (6 customers, the `flag` policy, a first run: every table written whole).
 SPARK_JOB_BUDGET = {
     "customer_erasure": 4,
-    "customer_landing": 22,
-    "accelerometer_landing": 21,
-    "step_trainer_landing": 19,
-    "customer_trusted": 14,
-    "accelerometer_trusted": 14,
-    "customer_curated": 12,
-    "step_trainer_trusted": 25,
-    "machine_learning_curated": 26,
+    "customer_landing": 15,
+    "accelerometer_landing": 13,
+    "step_trainer_landing": 13,
+    "customer_trusted": 9,
+    "accelerometer_trusted": 9,
+    "customer_curated": 7,
+    "step_trainer_trusted": 22,
+    "machine_learning_curated": 20,
     "erasure_receipts": 0,
 }
 
