@@ -61,9 +61,13 @@ def test_the_lake_limits_only_its_own_runs(instance_config: dict[str, Any]) -> N
     rehydrated(coordinator)
 
 
-def test_compute_logs_reach_s3_through_dagster_aws(instance_config: dict[str, Any], s3_server: str) -> None:
+def test_compute_logs_reach_s3_through_dagster_aws(
+    instance_config: dict[str, Any], s3_server: str, tmp_path: Path
+) -> None:
     boto3.client("s3").create_bucket(Bucket=SETTINGS["DAGSTER_COMPUTE_LOG_BUCKET"])
-    manager = rehydrated(instance_config["compute_logs"])
+    section = instance_config["compute_logs"]
+    # Its local copies (the system's temporary folder by default) in this test's own folder.
+    manager = rehydrated({**section, "config": {**section["config"], "local_dir": str(tmp_path / "logs")}})
     assert isinstance(manager, ComputeLogManager)
     log_key = ["run-1", "compute_logs", "customer_trusted"]
     with manager.open_log_stream(log_key, ComputeIOType.STDOUT) as stream:
