@@ -17,8 +17,8 @@ from stedi_assets.lake.delta import Snapshot
 from stedi_assets.resources.lake import Lake
 from stedi_assets.tables import ALL_TABLES, CUSTOMER_ERASURE, CUSTOMER_LANDING, QUARANTINE_OF, ZoneTable
 from stedi_assets.transforms.customers import quarantined_identities
-from stedi_assets.transforms.erased_rows import ERASED, IDENTITY_COLUMNS, SERIAL
-from stedi_assets.transforms.identity import IDENTITY_KEY, identity_key
+from stedi_assets.transforms.erased_rows import ERASED, SERIAL, column_identities
+from stedi_assets.transforms.identity import IDENTITY_KEY
 from stedi_assets.transforms.parsing import RAW
 
 # The tables whose raw lines a rebuild reads again: quarantined customer lines are records that withhold consent.
@@ -122,7 +122,7 @@ def changed_keys(frame: DataFrame, table: ZoneTable) -> Changes:
     """The customers and devices rows of `table` (a landing table or its quarantine) name, as a rebuild reads
     them: their e-mail and serial columns, and for customer lines the e-mails in raw lines that the rule for
     quarantined records reads (never a looser pattern: a rebuild reads nothing else in raw lines)."""
-    named = [frame.select(identity_key(c).alias(IDENTITY_KEY)) for c in IDENTITY_COLUMNS if c in frame.columns]
+    named = column_identities(frame)
     if RAW in frame.columns and table.name in _CUSTOMER_LINES:
         named.append(quarantined_identities(frame.where(F.col(RAW).isNotNull())))
     identities = (

@@ -86,9 +86,15 @@ def _raw_serials() -> Column:
     return F.regexp_extract_all(F.coalesce(F.col(RAW), F.lit("")), F.lit(SERIAL_TOKEN), 0)
 
 
+def column_identities(frame: DataFrame) -> list[DataFrame]:
+    """The identity keys of the frame's e-mail columns (`IDENTITY_COLUMNS` it has), one frame of `IDENTITY_KEY`
+    per column."""
+    return [frame.select(identity_key(c).alias(IDENTITY_KEY)) for c in IDENTITY_COLUMNS if c in frame.columns]
+
+
 def identity_candidates(frame: DataFrame) -> DataFrame:
     """Every identity key the frame's rows name (e-mail columns, e-mails in raw lines), once each."""
-    parts = [frame.select(identity_key(c).alias(IDENTITY_KEY)) for c in IDENTITY_COLUMNS if c in frame.columns]
+    parts = column_identities(frame)
     if RAW in frame.columns:
         tokens = frame.select(F.explode(raw_emails()).alias("_token"))
         parts.append(tokens.select(identity_key("_token").alias(IDENTITY_KEY)))
