@@ -19,7 +19,7 @@ from deltalake import DeltaTable
 from stedi_assets.definitions import defs
 from stedi_assets.lake.storage import storage_for
 from stedi_assets.sample import Rates, generate
-from stedi_assets.tables import ALL_TABLES, ZoneTable
+from stedi_assets.tables import ALL_TABLES, LANDING_TABLES, ZoneTable
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests import tiers
 
@@ -58,6 +58,12 @@ SUBPROCESS_SPARK = {
 
 def generate_lake(root: Path, customers: int = 40, seed: int = 11) -> dict:
     return generate(root, customers=customers, seed=seed, readings=12, files=3, rates=DEFECTIVE)
+
+
+def empty_lake(root: Path) -> None:
+    """A lake root with its landing folders and nothing delivered: what a run's lake check accepts."""
+    for table in LANDING_TABLES:
+        (root / table.files_path).mkdir(parents=True)
 
 
 def upload(local: Path, bucket: str, prefix: str) -> None:

@@ -10,9 +10,9 @@ import pytest
 
 from stedi_assets.cli import run
 from stedi_assets.sample import EXPECTED_FILE
-from stedi_assets.tables import LANDING_TABLES, MACHINE_LEARNING_CURATED
+from stedi_assets.tables import MACHINE_LEARNING_CURATED
 from stedi_assets_tests import lakes
-from stedi_assets_tests.lakes import dagster_materialize, duckdb_source
+from stedi_assets_tests.lakes import dagster_materialize, duckdb_source, empty_lake
 
 
 @pytest.mark.graph
@@ -69,8 +69,7 @@ def test_a_bad_setting_is_one_line_and_exit_status_2(
     value: str,
     message: str,
 ) -> None:
-    for table in LANDING_TABLES:
-        (tmp_path / table.files_path).mkdir(parents=True)
+    empty_lake(tmp_path)
     monkeypatch.setenv("STEDI_LAKE_ROOT", str(tmp_path))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.setenv(setting, value)
@@ -81,8 +80,7 @@ def test_a_bad_setting_is_one_line_and_exit_status_2(
 def test_a_missing_pseudonym_key_on_a_users_lake_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for table in LANDING_TABLES:
-        (tmp_path / table.files_path).mkdir(parents=True)
+    empty_lake(tmp_path)
     monkeypatch.setenv("STEDI_LAKE_ROOT", str(tmp_path))
     monkeypatch.delenv("STEDI_PSEUDONYM_KEY")
     assert run.main(["--quiet"], prog="stedi run") == 2

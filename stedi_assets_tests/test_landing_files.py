@@ -35,7 +35,7 @@ from stedi_assets.transforms.parsing import LINES_SCHEMA, parse_landing, with_fi
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests.builders import customer
 from stedi_assets_tests.exports import generate_exported_lake
-from stedi_assets_tests.lakes import materialize_lake, table_frame
+from stedi_assets_tests.lakes import empty_lake, materialize_lake, table_frame
 
 BUCKET = "stedi-landing-files"
 
@@ -373,8 +373,7 @@ def test_a_name_that_is_not_utf8_is_one_quarantine_row_naming_that_file_until_it
 ) -> None:
     quarantine = QUARANTINE_OF[CUSTOMER_LANDING.name]
     selection = [CUSTOMER_LANDING.name, quarantine.name]
-    for table in LANDING_TABLES:
-        (tmp_path / table.files_path).mkdir(parents=True)
+    empty_lake(tmp_path)
     landing = tmp_path / CUSTOMER_LANDING.files_path
     write(landing / "fine.json", json.dumps(customer()) + "\n")
     # Two Latin-1 names that one replacement character would make the same text.
