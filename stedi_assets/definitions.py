@@ -16,10 +16,11 @@ from stedi_assets.assets import ZONE_ASSETS
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark import Spark
-from stedi_assets.sensors import landing_sensor
+from stedi_assets.sensors import RETRY_WAITS, landing_sensor
 from stedi_assets.spark_settings import DEFAULT_MASTER, PSEUDONYM_KEY_ENV
 
 SENSOR_INTERVAL_ENV = "STEDI_SENSOR_INTERVAL_SECONDS"
+RETRY_WAITS_ENV = "STEDI_RETRY_WAITS_SECONDS"
 
 
 def from_env(name: str, default: str) -> str:
@@ -34,6 +35,16 @@ def sensor_interval() -> int:
     return int(text)
 
 
+def retry_waits() -> tuple[int, ...]:
+    text = os.environ.get(RETRY_WAITS_ENV, ",".join(map(str, RETRY_WAITS))).strip()
+    waits = [part.strip() for part in text.split(",")]
+    if not all(wait.isdigit() for wait in waits):
+        raise ValueError(
+            f"{RETRY_WAITS_ENV} must be whole numbers of seconds separated by commas (e.g. 60,300,1800), got {text!r}"
+        )
+    return tuple(int(wait) for wait in waits)
+
+
 @definitions
 def defs() -> Definitions:
     # Configured at launch: a run's config then overrides field by field, keeping the other defaults, and a
@@ -44,7 +55,7 @@ def defs() -> Definitions:
         assets = with_source_code_references(ZONE_ASSETS)
     return Definitions(
         assets=assets,
-        sensors=[landing_sensor(sensor_interval())],
+        sensors=[landing_sensor(sensor_interval(), retry_waits())],
         resources={
             "lake": lake,
             "spark": Spark.configure_at_launch(

@@ -2,16 +2,24 @@
 feeds and everything downstream.
 
 It asks each landing table's ledger (committed with the table's current version) rather than remembering
-files itself, so its cursor stays a few bytes at any number of files. The run key names the batch: the
+files itself, so its cursor stays a few bytes at any number of files. The batch key names the batch: the
 ledger versions it was compared with and the files' fingerprints, so it cannot collide with an earlier
-batch's key (every committed batch moves a version), and a batch whose run failed is requested again under
-a new attempt number on the next tick.
+batch's key (every committed batch moves a version). Each run of a batch is tagged with it, and its run key is
+the batch key and the attempt number, counted from the batch's runs in the instance.
+
+A batch whose run ended without consuming it (a failure) is retried after growing waits (RETRY_WAITS: 1, 5 and
+30 minutes after the first, second and third failure); after the last, it waits for an operator, and the skip
+reason says so. The operator fixes the cause and sets the sensor's cursor to `retry` in the UI (or re-executes
+the failed run, or runs `stedi run`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from dagster import (
     AssetSelection,
@@ -19,6 +27,7 @@ from dagster import (
     DagsterRun,
     DagsterRunStatus,
     DefaultSensorStatus,
+    RunRecord,
     RunRequest,
     RunsFilter,
     SensorDefinition,
@@ -34,6 +43,10 @@ from stedi_assets.resources.lake import Lake
 from stedi_assets.tables import CUSTOMER_ERASURE, LANDING_TABLES
 
 MAX_FILES_IN_TAG = 20
+BATCH_TAG = "stedi/batch"
+# Seconds to wait after the 1st, 2nd, 3rd failed run of a batch; after one more failure, an operator decides.
+RETRY_WAITS = (60, 300, 1800)
+OPERATOR_RETRY = "retry"  # the cursor an operator sets in the UI to let a batch that stopped retrying run again
 UNFINISHED = (
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -95,7 +108,38 @@ def batch_key(deliveries: dict[str, Delivery], versions: dict[str, int]) -> str:
     return hashlib.sha256(json.dumps(batch, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def landing_sensor(minimum_interval_seconds: int) -> SensorDefinition:
+def failed_runs(instance: DagsterInstance, key: str) -> list[RunRecord]:
+    """The finished runs of a batch, newest first: a batch still pending after its run finished was not consumed
+    by it (the run failed, or was cancelled)."""
+    records = instance.get_run_records(RunsFilter(tags={BATCH_TAG: key}))
+    return [record for record in records if record.dagster_run.status not in UNFINISHED]
+
+
+def ended_at(record: RunRecord) -> float:
+    """When a run finished (epoch seconds): its end time, or its record's last update where none was recorded."""
+    if record.end_time is not None:
+        return record.end_time
+    return record.update_timestamp.replace(tzinfo=record.update_timestamp.tzinfo or UTC).timestamp()
+
+
+def retry_wait(failed: list[RunRecord], waits: Sequence[int], operator_retry: bool, now: float) -> str | None:
+    """Why the next attempt of a batch must wait (None: it may start now), given its failed runs, newest first."""
+    if not failed or operator_retry:
+        return None
+    last = failed[0]
+    if len(failed) > len(waits):
+        return (
+            f"{len(failed)} runs failed, the last {last.dagster_run.run_id}: waiting for an operator to fix the cause,"
+            f" then set this sensor's cursor to `{OPERATOR_RETRY}` (or re-execute that run, or run `stedi run`)"
+        )
+    due = ended_at(last) + waits[len(failed) - 1]
+    if now >= due:
+        return None
+    at = datetime.fromtimestamp(due, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"run {last.dagster_run.run_id} failed ({len(failed)} of {len(waits) + 1} attempts): next attempt at {at}"
+
+
+def landing_sensor(minimum_interval_seconds: int, retry_waits: Sequence[int] = RETRY_WAITS) -> SensorDefinition:
     @sensor(
         name="landing_files",
         description="Landing files the ledger has not consumed (new, rewritten, deleted) rerun their feeds and"
@@ -116,16 +160,21 @@ def landing_sensor(minimum_interval_seconds: int) -> SensorDefinition:
         if unfinished is not None:
             return SkipReason(f"run {unfinished.run_id} has not finished: new files wait for its commits")
         key = batch_key(deliveries, versions)
-        cursor = json.loads(context.cursor) if context.cursor else {}
-        attempt = 0
+        operator_retry = context.cursor == OPERATOR_RETRY
+        cursor = json.loads(context.cursor) if context.cursor and not operator_retry else {}
+        attempted = 0  # attempts the cursor knows of: runs of an older release carry no batch tag
         if cursor.get("batch") == key:
             previous = f"{key}-{cursor['attempt']}"
-            runs = context.instance.get_runs(RunsFilter(tags={"dagster/run_key": previous}), limit=1)
-            if not runs or runs[0].status in UNFINISHED:
-                return SkipReason(f"the run for batch {previous} has not finished")
-            attempt = cursor["attempt"] + 1  # it finished without consuming the batch: try again
+            if not context.instance.get_runs(RunsFilter(tags={"dagster/run_key": previous}), limit=1):
+                return SkipReason(f"the run for batch {previous} has not started yet")  # the daemon creates it
+            attempted = cursor["attempt"] + 1
+        failed = failed_runs(context.instance, key)
+        if (wait := retry_wait(failed, retry_waits, operator_retry, time.time())) is not None:
+            return SkipReason(f"batch {key}: {wait}")
+        attempt = max(len(failed), attempted)  # a run key is never reused: Dagster would drop the request
         names = sorted(f.uri.rsplit("/", 1)[-1] for d in deliveries.values() for f in d.new)
         tags = {
+            BATCH_TAG: key,
             "stedi/landing_feeds": ",".join(sorted(deliveries)),
             "stedi/landing_file_count": str(len(names)),
             "stedi/landing_files_gone": str(sum(len(d.gone) for d in deliveries.values())),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from dagster import (
     DagsterInstance,
     DagsterRunStatus,
     RunRequest,
+    RunsFilter,
     SensorResult,
     SkipReason,
     build_sensor_context,
@@ -22,10 +24,10 @@ from dagster import (
 )
 from dagster._core.test_utils import create_run_for_test
 
-from stedi_assets.definitions import defs
+from stedi_assets.definitions import defs, retry_waits
 from stedi_assets.lake.ledger import arrival_times, compare, consumed, write_ledger
 from stedi_assets.resources.lake import Lake
-from stedi_assets.sensors import landing_sensor
+from stedi_assets.sensors import BATCH_TAG, OPERATOR_RETRY, landing_sensor
 from stedi_assets.tables import STEP_TRAINER_LANDING
 from stedi_assets_tests.lake.commits import commit
 
@@ -43,9 +45,9 @@ STEP = b'{"sensorReadingTime": 1655564444000, "serialNumber": "11111111-1111-411
 class Lakeside:
     """A lake root with its landing folders, an instance, and the sensor evaluated against them."""
 
-    def __init__(self, root: Path, instance: DagsterInstance) -> None:
+    def __init__(self, root: Path, instance: DagsterInstance, retry_waits: tuple[int, ...] = (0, 0, 0)) -> None:
         self.root, self.instance = root, instance
-        self.sensor = landing_sensor(minimum_interval_seconds=5)
+        self.sensor = landing_sensor(minimum_interval_seconds=5, retry_waits=retry_waits)
         for feed in ("customer", "accelerometer", "step_trainer"):
             (root / feed / "landing").mkdir(parents=True, exist_ok=True)
 
@@ -67,8 +69,15 @@ class Lakeside:
         commit(delta, [1], base=delta.snapshot(), removed=None, ledger=write_ledger(delta, ledger))
 
     def record_run(self, status: DagsterRunStatus, run_key: str | None = None) -> str:
-        tags = {} if run_key is None else {"dagster/run_key": run_key}
+        """A run as the daemon records it for a request: its run key and, from it, the batch tag."""
+        tags = {} if run_key is None else {"dagster/run_key": run_key, BATCH_TAG: run_key.rsplit("-", 1)[0]}
         return create_run_for_test(self.instance, tags=tags, status=status).run_id
+
+    def fail(self, result: SensorResult | SkipReason) -> str:
+        """The requested run, recorded as failed; the cursor of the tick that requested it."""
+        self.record_run(DagsterRunStatus.FAILURE, request_of(result).run_key)
+        assert isinstance(result, SensorResult) and result.cursor is not None
+        return result.cursor
 
 
 @pytest.fixture
@@ -204,7 +213,7 @@ def test_the_batch_of_the_cursor_waits_for_its_run(lake: Lakeside) -> None:
     first = lake.tick()
     key = request_of(first).run_key
     # Its run not recorded yet (the daemon creates it after the tick): the same batch is not requested twice.
-    assert skip_of(lake.tick(first.cursor)) == f"the run for batch {key} has not finished"
+    assert skip_of(lake.tick(first.cursor)) == f"the run for batch {key} has not started yet"
     # A cursor of another batch: this one is requested.
     assert request_of(lake.tick(json.dumps({"batch": "0" * 20, "attempt": 4}))).run_key == key
 
@@ -221,3 +230,70 @@ def test_erasure_requests_are_always_pending_and_many_files_are_counted(lake: La
     assert "ann@example.com" not in json.dumps(request.tags)
     selected = {k.to_user_string() for k in request.asset_selection}
     assert {"customer_erasure", "customer_landing", "customer_trusted", "erasure_receipts"} <= selected
+
+
+def test_a_failing_batch_waits_longer_after_each_failure(lake: Lakeside) -> None:
+    waiting = Lakeside(lake.root, lake.instance, retry_waits=(3600, 3600, 3600))
+    waiting.deliver("customer/landing/a.json", b"{}\n")
+    first = waiting.tick()
+    key = json.loads(first.cursor)["batch"]
+    run_id = waiting.record_run(DagsterRunStatus.FAILURE, request_of(first).run_key)
+    ended = lake.instance.get_run_record_by_id(run_id)
+    assert ended is not None
+    due = (ended.update_timestamp + timedelta(seconds=3600)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    waits = f"batch {key}: run {run_id} failed (1 of 4 attempts): next attempt at {due}"
+    assert skip_of(waiting.tick(first.cursor)) == waits
+    assert request_of(lake.tick(first.cursor)).run_key == f"{key}-1"  # with no wait, the next attempt starts
+
+
+def test_after_the_last_retry_a_batch_waits_for_an_operator(lake: Lakeside) -> None:
+    lake.deliver("customer/landing/a.json", b"{}\n")
+    cursor = lake.fail(lake.tick())
+    for attempt in (1, 2, 3):
+        result = lake.tick(cursor)
+        assert request_of(result).run_key.endswith(f"-{attempt}")
+        cursor = lake.fail(result)
+    key = json.loads(cursor)["batch"]
+    last = lake.instance.get_runs(RunsFilter(tags={"dagster/run_key": f"{key}-3"}))[0].run_id
+    waiting = (
+        f"batch {key}: 4 runs failed, the last {last}: waiting for an operator to fix the cause, then set this"
+        " sensor's cursor to `retry` (or re-execute that run, or run `stedi run`)"
+    )
+    assert skip_of(lake.tick(cursor)) == waiting
+    assert skip_of(lake.tick(cursor)) == waiting  # every tick, until an operator acts: no new run
+    retried = lake.tick(OPERATOR_RETRY)
+    assert request_of(retried).run_key == f"{key}-4"  # a run key never used before
+    assert json.loads(retried.cursor) == {"batch": key, "attempt": 4}
+    lake.fail(retried)
+    assert skip_of(lake.tick(retried.cursor)).startswith(f"batch {key}: 5 runs failed")
+
+
+def test_a_new_batch_starts_with_no_failures(lake: Lakeside) -> None:
+    lake.deliver("customer/landing/a.json", b"{}\n")
+    cursor = lake.fail(lake.tick())
+    for _ in range(3):
+        cursor = lake.fail(lake.tick(cursor))
+    assert "waiting for an operator" in skip_of(lake.tick(cursor))
+    lake.deliver("customer/landing/b.json", b"{}\n")  # the operator's fix: another delivery makes another batch
+    assert request_of(lake.tick(cursor)).run_key.endswith("-0")
+
+
+def test_a_run_of_an_older_release_without_the_batch_tag_is_not_repeated(lake: Lakeside) -> None:
+    lake.deliver("customer/landing/a.json", b"{}\n")
+    first = lake.tick()
+    run_key = request_of(first).run_key
+    create_run_for_test(lake.instance, tags={"dagster/run_key": run_key}, status=DagsterRunStatus.FAILURE)
+    assert request_of(lake.tick(first.cursor)).run_key == run_key.replace("-0", "-1")
+
+
+def test_the_retry_waits_are_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert retry_waits() == (60, 300, 1800)
+    monkeypatch.setenv("STEDI_RETRY_WAITS_SECONDS", " 5, 10 ")
+    assert retry_waits() == (5, 10)
+    monkeypatch.setenv("STEDI_RETRY_WAITS_SECONDS", "1m,5m")
+    with pytest.raises(ValueError) as error:
+        retry_waits()
+    assert str(error.value) == (
+        "STEDI_RETRY_WAITS_SECONDS must be whole numbers of seconds separated by commas (e.g. 60,300,1800),"
+        " got '1m,5m'"
+    )

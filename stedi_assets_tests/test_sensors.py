@@ -37,7 +37,7 @@ class Feeds:
 
     def __init__(self, root: str, instance: DagsterInstance) -> None:
         self.root, self.instance = root, instance
-        self.sensor = landing_sensor(minimum_interval_seconds=5)
+        self.sensor = landing_sensor(minimum_interval_seconds=5, retry_waits=(0, 0, 0))
         for feed in ("customer", "accelerometer", "step_trainer"):
             self.write(f"{feed}/landing/_keep", "")  # the folders exist; hidden names are not deliveries
 
@@ -111,9 +111,8 @@ def test_a_new_file_requests_its_feed_and_downstream_until_a_run_consumes_it(fee
 def test_a_failed_runs_files_are_requested_again_under_a_new_key(feeds: Feeds) -> None:
     feeds.write("customer/landing/a.json", "{}\n")
     first = feeds.tick()
-    create_run_for_test(
-        feeds.instance, tags={"dagster/run_key": _request(first).run_key}, status=DagsterRunStatus.FAILURE
-    )
+    tags = {**_request(first).tags, "dagster/run_key": _request(first).run_key}  # as the daemon records it
+    create_run_for_test(feeds.instance, tags=tags, status=DagsterRunStatus.FAILURE)
     again = feeds.tick(first.cursor)
     assert _request(again).run_key != _request(first).run_key
     assert _request(again).tags["stedi/landing_files"] == "a.json"
