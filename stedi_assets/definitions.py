@@ -1,4 +1,5 @@
-"""The one Definitions object: assets by zone (with their checks), the landing sensor, resources, executor.
+"""The one Definitions object: assets by zone (with their checks), the landing sensor, the schedule of what comes
+due, resources, executor.
 
 Resource config defaults come from the environment through EnvVar, read when the code location loads (not
 when the package is imported): the UI and run config show the variable's name, never its value, and every
@@ -11,16 +12,19 @@ import os
 import warnings
 
 from dagster import BetaWarning, Definitions, EnvVar, definitions, in_process_executor, with_source_code_references
+from dagster._utils.schedules import is_valid_cron_string
 
 from stedi_assets.assets import ZONE_ASSETS
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark import Spark
+from stedi_assets.schedules import DUE_CRON, due_schedule
 from stedi_assets.sensors import RETRY_WAITS, landing_sensor
 from stedi_assets.spark_settings import DEFAULT_MASTER, PSEUDONYM_KEY_ENV
 
 SENSOR_INTERVAL_ENV = "STEDI_SENSOR_INTERVAL_SECONDS"
 RETRY_WAITS_ENV = "STEDI_RETRY_WAITS_SECONDS"
+DUE_CRON_ENV = "STEDI_DUE_CRON"
 
 
 def from_env(name: str, default: str) -> str:
@@ -45,6 +49,15 @@ def retry_waits() -> tuple[int, ...]:
     return tuple(int(wait) for wait in waits)
 
 
+def due_cron() -> str:
+    text = os.environ.get(DUE_CRON_ENV, DUE_CRON).strip()
+    if not is_valid_cron_string(text):
+        raise ValueError(
+            f"{DUE_CRON_ENV} must be a cron schedule of five fields (e.g. '{DUE_CRON}', in UTC), got {text!r}"
+        )
+    return text
+
+
 @definitions
 def defs() -> Definitions:
     # Configured at launch: a run's config then overrides field by field, keeping the other defaults, and a
@@ -56,6 +69,7 @@ def defs() -> Definitions:
     return Definitions(
         assets=assets,
         sensors=[landing_sensor(sensor_interval(), retry_waits())],
+        schedules=[due_schedule(due_cron())],
         resources={
             "lake": lake,
             "spark": Spark.configure_at_launch(

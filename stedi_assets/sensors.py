@@ -44,6 +44,9 @@ from stedi_assets.tables import CUSTOMER_ERASURE, LANDING_TABLES
 
 MAX_FILES_IN_TAG = 20
 BATCH_TAG = "stedi/batch"
+# Every run the lake's triggers start carries it (its value: the trigger's name): the production instance limits
+# the lake's concurrency by it, never other teams' runs.
+TRIGGER_TAG = "stedi/trigger"
 # Seconds to wait after the 1st, 2nd, 3rd failed run of a batch; after one more failure, an operator decides.
 RETRY_WAITS = (60, 300, 1800)
 OPERATOR_RETRY = "retry"  # the cursor an operator sets in the UI to let a batch that stopped retrying run again
@@ -174,6 +177,7 @@ def landing_sensor(minimum_interval_seconds: int, retry_waits: Sequence[int] = R
         attempt = max(len(failed), attempted)  # a run key is never reused: Dagster would drop the request
         names = sorted(f.uri.rsplit("/", 1)[-1] for d in deliveries.values() for f in d.new)
         tags = {
+            TRIGGER_TAG: "landing_files",
             BATCH_TAG: key,
             "stedi/landing_feeds": ",".join(sorted(deliveries)),
             "stedi/landing_file_count": str(len(names)),

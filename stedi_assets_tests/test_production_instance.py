@@ -57,7 +57,7 @@ def test_the_storage_is_postgres_from_the_environment(instance_config: dict[str,
 def test_the_lake_limits_only_its_own_runs(instance_config: dict[str, Any]) -> None:
     coordinator = instance_config["run_coordinator"]
     assert "max_concurrent_runs" not in coordinator["config"]  # other teams' runs are not limited
-    assert coordinator["config"]["tag_concurrency_limits"] == [{"key": "stedi/landing_feeds", "limit": 1}]
+    assert coordinator["config"]["tag_concurrency_limits"] == [{"key": "stedi/trigger", "limit": 1}]
     rehydrated(coordinator)
 
 

@@ -32,6 +32,9 @@ from stedi_assets.resources.lake import Lake
 from stedi_assets.tables import ALL_TABLES, QUARANTINE_OF, ZoneTable
 from stedi_assets.transforms.classify import kept
 
+# Given a table's version: more metadata for its materialization (the training table's dataset card).
+Describe = Callable[[int], Metadata]
+
 
 @dataclass(frozen=True)
 class Output:
@@ -57,8 +60,10 @@ def publish(
     checks: Sequence[AssetCheckResult] = (),
     erasure_version: int = -1,
     purge: bool = False,
+    describe: Describe | None = None,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Checks the contract, then commits the quarantine (if any) and the table, reporting both and the checks.
+    """Checks the contract, then commits the quarantine (if any) and the table, reporting both and the checks
+    (and what `describe` says of the committed version).
 
     After each commit, versions older than the lake's retention are vacuumed; every older version is, when the
     table's rows were computed against newer erasure tombstones than its previous version (an erasure reaches
@@ -93,7 +98,10 @@ def publish(
             metadata={**committed, "rows_in": rows, "rows_out": rows, "rows_filtered": 0, "rows_quarantined": 0},
         )
     committed = _commit(lake, table, output, common, erasure_version, purge)
-    yield MaterializeResult(asset_key=table.name, metadata={**committed, **account.metadata(), **(metadata or {})})
+    described = {} if describe is None else describe(_version(committed))
+    yield MaterializeResult(
+        asset_key=table.name, metadata={**committed, **account.metadata(), **(metadata or {}), **described}
+    )
 
 
 def erasure_version_of(snapshot: Snapshot | None) -> int:
@@ -122,19 +130,37 @@ def _commit(
     }
 
 
-def unchanged(lake: Lake, table: ZoneTable, why: str) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Reports a table (and its quarantine) as it is: nothing to commit, and the checks its version passed."""
+def unchanged(
+    lake: Lake, table: ZoneTable, why: str, describe: Describe | None = None
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Reports a table (and its quarantine) as it is: nothing to commit, and the checks its version passed (and
+    what `describe` says of the table's version).
+    Versions replaced longer ago than the retention are vacuumed all the same: a retention that ends with no new
+    file (the schedule of what comes due runs the table for it) is kept too."""
     for name in [table.name] + ([QUARANTINE_OF[table.name].name] if table.name in QUARANTINE_OF else []):
         current = ALL_TABLES[name]
         snapshot = lake.store.snapshot(current)
         assert snapshot is not None, f"{name} has no version to keep"
+        vacuumed = lake.store.vacuum(current, lake.retention_hours)
         yield AssetCheckResult(
             asset_key=name, check_name="contract", passed=True, metadata={"checked_with_version": snapshot.version}
         )
         yield MaterializeResult(
             asset_key=name,
-            metadata={**_table_metadata(lake, current, snapshot), **RowAccount(0, 0).metadata(), "unchanged": why},
+            metadata={
+                **_table_metadata(lake, current, snapshot),
+                **RowAccount(0, 0).metadata(),
+                "unchanged": why,
+                "files_vacuumed": vacuumed,
+                **({} if describe is None or name != table.name else describe(snapshot.version)),
+            },
         )
+
+
+def _version(committed: Metadata) -> int:
+    version = committed["table_version"]
+    assert isinstance(version, int), "_table_metadata records the version as an int"
+    return version
 
 
 def _table_metadata(lake: Lake, table: ZoneTable, committed: Snapshot) -> Metadata:
@@ -181,6 +207,8 @@ class TableUpdate:
     changed: bool = False  # something besides the input versions changed the result (consents that matured)
     purge: Callable[[DataFrame], bool] | None = None  # given the kept rows: must older versions become unreadable?
     metadata: Metadata = field(default_factory=dict)
+    # More of the table's materialization metadata, from its version (committed, or kept as it is); no Spark.
+    describe: Describe | None = None
 
 
 def apply_update(
@@ -193,10 +221,10 @@ def apply_update(
     base = lake.store.snapshot(table)
     recorded = None if base is None else base.metadata.get("stedi.inputs")
     if recorded is not None and json.loads(recorded) == inputs.versions and not update.changed and not lake.rebuild:
-        yield from unchanged(lake, table, "its inputs have not changed since its version was computed")
+        yield from unchanged(lake, table, "its inputs have not changed since its version was computed", update.describe)
         return
     if merge is not None and not merge.changes and base is not None:
-        yield from unchanged(lake, table, "its inputs' changes touch none of its customers or devices")
+        yield from unchanged(lake, table, "its inputs' changes touch none of its customers or devices", update.describe)
         return
     quarantine_base = None if quarantine is None else lake.store.snapshot(quarantine)
     session = inputs.session
@@ -231,6 +259,7 @@ def apply_update(
             metadata={"inputs": MetadataValue.json(inputs.versions), "recomputed": mode, **update.metadata},
             erasure_version=inputs.tombstones.version,
             purge=update.purge(rows) if update.purge is not None else False,
+            describe=update.describe,
         )
 
 

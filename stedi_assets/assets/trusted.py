@@ -6,6 +6,7 @@ said (its first run, a rebuild, another setting, new erasure tombstones).
 """
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult, multi_asset
 from pyspark.sql import Column, DataFrame
@@ -36,6 +37,7 @@ from stedi_assets.transforms.parsing import RAW
 from stedi_assets.transforms.readings import classify_accelerometer_trusted, classify_step_trainer_trusted
 
 Results = Iterator[MaterializeResult | AssetCheckResult]
+NEXT_CONSENT = "next_consent"  # customer_trusted's commit metadata (stedi.next_consent): when a consent comes due
 # Quarantined customer lines take part in customer state: a malformed newer record keeps a customer out.
 CUSTOMER_LANDING_QUARANTINE = QUARANTINE_OF[CUSTOMER_LANDING.name]
 
@@ -65,7 +67,8 @@ def customer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark, p
     with lake.store.exclusive(CUSTOMER_TRUSTED):
         inputs = Inputs(lake, spark.session, CUSTOMER_LANDING, CUSTOMER_LANDING_QUARANTINE, key=privacy.key_bytes)
         base = lake.store.snapshot(CUSTOMER_TRUSTED)
-        changes, matured = inputs.changes(base), consent_matured(inputs.read(CUSTOMER_LANDING), base, privacy.as_of)
+        changes, consents = inputs.changes(base), consent_dates(inputs.read(CUSTOMER_LANDING), base, privacy.as_of)
+        matured = consents.matured
         merge = (
             inputs.customer_merge(changes.identities | matured, by_email)
             if changes is not None and matured is not None
@@ -78,19 +81,33 @@ def customer_trusted(context: AssetExecutionContext, lake: Lake, spark: Spark, p
             inputs.rows_in(CUSTOMER_LANDING, landing, merge),
             merge=merge,
             changed=bool(matured),
-            metadata={"as_of": privacy.as_of},
+            # The schedule of what comes due reads the next consent from the commit: no new file announces it.
+            metadata={
+                "as_of": privacy.as_of,
+                **({} if consents.next_due is None else {NEXT_CONSENT: consents.next_due}),
+            },
         )
         yield from apply_update(context, lake, inputs, update)
 
 
-def consent_matured(customer_landing: DataFrame, base: Snapshot | None, as_of: int) -> frozenset[str] | None:
-    """The customers with a consent dated after the table's last computation and due by now (they must be
-    recomputed); None when there is no last computation."""
-    if base is None or "stedi.as_of" not in base.metadata:
-        return None
-    window = F.col(RESEARCH_CONSENT).between(int(base.metadata["stedi.as_of"]) + 1, as_of)
-    due = customer_landing.where(window).select(identity_key("email").alias(IDENTITY_KEY)).distinct()
-    return frozenset(row[IDENTITY_KEY] for row in due.collect())
+@dataclass(frozen=True)
+class ConsentDates:
+    """Consents dated after a table's last computation: the customers whose consent has come due since (None when
+    there is no last computation), and the earliest consent still in the future (epoch ms; None: none)."""
+
+    matured: frozenset[str] | None
+    next_due: int | None
+
+
+def consent_dates(customer_landing: DataFrame, base: Snapshot | None, as_of: int) -> ConsentDates:
+    """One pass over the consents dated after the last computation (`stedi.as_of`), or after now without one."""
+    computed = None if base is None else base.metadata.get("stedi.as_of")
+    since = as_of if computed is None else min(int(computed), as_of)
+    dated = customer_landing.where(F.col(RESEARCH_CONSENT) > since)
+    rows = dated.select(identity_key("email").alias(IDENTITY_KEY), RESEARCH_CONSENT).distinct().collect()
+    matured = frozenset(row[IDENTITY_KEY] for row in rows if row[RESEARCH_CONSENT] <= as_of)
+    future = [row[RESEARCH_CONSENT] for row in rows if row[RESEARCH_CONSENT] > as_of]
+    return ConsentDates(None if computed is None else matured, min(future, default=None))
 
 
 def readings_inputs(lake: Lake, spark: Spark, privacy: Privacy, *tables: ZoneTable) -> Inputs:

@@ -157,10 +157,16 @@ class DeltaFolder:
         found = (self._commit_metadata(version) for version in range(first, last + 1))
         return [metadata for metadata in found if metadata]
 
-    def _commit_metadata(self, version: int) -> dict[str, str]:
-        """The `stedi.*` metadata of one version's commit, from its commit file ({} for others' commits)."""
+    def commit_info(self, version: int) -> dict[str, Any]:
+        """One version's commitInfo (its `timestamp`, epoch ms, the operation, `stedi.*` metadata), from its
+        commit file ({} when the commit has none). FileNotFoundError when the log no longer holds the version."""
         lines = self.storage.read_bytes(f"{self.uri}/_delta_log/{version:020d}.json").decode().splitlines()
         info: dict[str, Any] = next((json.loads(line)["commitInfo"] for line in lines if '"commitInfo"' in line), {})
+        return info
+
+    def _commit_metadata(self, version: int) -> dict[str, str]:
+        """The `stedi.*` metadata of one version's commit, from its commit file ({} for others' commits)."""
+        info = self.commit_info(version)
         if f"{METADATA_PREFIX}write_id" not in info:
             return {}
         return {k: str(v) for k, v in info.items() if k.startswith(METADATA_PREFIX)}
@@ -184,16 +190,20 @@ class DeltaFolder:
             raise ValueError(f"{uri} is not inside the table {self.uri}")
         return uri[len(prefix) :]
 
-    def vacuum(self, retention_hours: int) -> list[str]:
-        """Deletes files that no version within the retention needs, and files no commit ever named. (A vacuum
-        adds commits to the log: only when there is something to delete.)"""
+    def vacuum(self, retention_hours: int, dry_run: bool = False) -> list[str]:
+        """Deletes files that no version within the retention needs, and files no commit ever named (with
+        `dry_run`, only names them). (A vacuum adds commits to the log: only when there is something to delete.)"""
         table = self.open()
         if table is None:
             return []
         options = VacuumOptions(retention_hours=retention_hours, enforce_retention_duration=False, full=True)
-        if not table.vacuum(dry_run=True, **options):
-            return []
-        return table.vacuum(dry_run=False, **options)
+        # delta-rs names a removed file until the log forgets its removal, even once deleted: only files still
+        # there are due (else every vacuum would commit again, and the schedule of what comes due run forever).
+        named = table.vacuum(dry_run=True, **options)
+        due = [path for path in named if self.storage.stat(f"{self.uri}/{path}") is not None]
+        if due and not dry_run:
+            table.vacuum(dry_run=False, **options)
+        return due
 
 
 def _text(value: Any) -> str:

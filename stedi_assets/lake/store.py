@@ -146,6 +146,10 @@ class LakeStore:
         many. With no retention, no version but the current one can be read afterwards."""
         return len(self.delta(table).vacuum(retention_hours))
 
+    def vacuum_due(self, table: ZoneTable, retention_hours: int) -> int:
+        """How many files a vacuum with this retention would delete now (deleting none)."""
+        return len(self.delta(table).vacuum(retention_hours, dry_run=True))
+
     def write(
         self,
         table: ZoneTable,
