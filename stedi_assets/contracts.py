@@ -45,6 +45,12 @@ HEX64_PATTERN = r"^[0-9a-f]{64}$"
 SEVERITY = "severity"
 REQUIRED = "required"
 DESCRIPTIVE = "descriptive"
+# A column's unit, in its pandera metadata (`column_units`): what the dataset card of the training table shows.
+UNIT = "unit"
+EPOCH_MS_UNIT = "milliseconds since 1970-01-01T00:00:00Z (UTC)"
+# The feeds state no unit for these: they are the sensors' own numbers, carried as delivered.
+ACCELERATION_UNIT = "as the phone app reports it (the feed states no unit)"
+DISTANCE_UNIT = "as the step trainer reports it, a whole number (the feed states no unit)"
 
 
 def descriptive(description: str, **checks: Any) -> Any:
@@ -53,7 +59,9 @@ def descriptive(description: str, **checks: Any) -> Any:
 
 
 def epoch_ms(description: str, nullable: bool = False) -> Any:
-    return Field(ge=EPOCH_MS_MIN, le=EPOCH_MS_MAX, nullable=nullable, description=description)
+    return Field(
+        ge=EPOCH_MS_MIN, le=EPOCH_MS_MAX, nullable=nullable, description=description, metadata={UNIT: EPOCH_MS_UNIT}
+    )
 
 
 def descriptive_epoch_ms(description: str) -> Any:
@@ -62,7 +70,12 @@ def descriptive_epoch_ms(description: str) -> Any:
 
 def acceleration(axis: str) -> Any:
     # Spark orders NaN above every number, so the upper bound also rejects NaN and infinities.
-    return Field(ge=-ACCELERATION_LIMIT, le=ACCELERATION_LIMIT, description=f"Acceleration along {axis}")
+    return Field(
+        ge=-ACCELERATION_LIMIT,
+        le=ACCELERATION_LIMIT,
+        description=f"Acceleration along {axis}",
+        metadata={UNIT: ACCELERATION_UNIT},
+    )
 
 
 class CustomerRecord(DataFrameModel):
@@ -103,7 +116,9 @@ class StepTrainerReading(DataFrameModel):
 
     sensorReadingTime: T.LongType = epoch_ms("Reading time, epoch ms")
     serialNumber: T.StringType = Field(str_matches=UUID_PATTERN, description="UUID of the device")
-    distanceFromObject: T.IntegerType = Field(ge=0, description="Distance measured by the sensor")
+    distanceFromObject: T.IntegerType = Field(
+        ge=0, description="Distance measured by the sensor", metadata={UNIT: DISTANCE_UNIT}
+    )
 
     class Config:
         strict = True
@@ -165,7 +180,9 @@ class MachineLearningCurated(DataFrameModel):
     """A step-trainer reading paired with its owner's accelerometer reading at the same millisecond."""
 
     sensorReadingTime: T.LongType = epoch_ms("Reading time of both readings, epoch ms")
-    distanceFromObject: T.IntegerType = Field(ge=0, description="Distance measured by the step trainer")
+    distanceFromObject: T.IntegerType = Field(
+        ge=0, description="Distance measured by the step trainer", metadata={UNIT: DISTANCE_UNIT}
+    )
     x: T.DoubleType = acceleration("x")
     y: T.DoubleType = acceleration("y")
     z: T.DoubleType = acceleration("z")
@@ -227,6 +244,11 @@ def column_docs(model: type[DataFrameModel]) -> dict[str, str]:
         text = col.description or ""
         docs[name] = f"{text}. {DESCRIPTIVE_DOC}" if severity(model, name) == DESCRIPTIVE else text
     return docs
+
+
+def column_units(model: type[DataFrameModel]) -> dict[str, str]:
+    """Each column's unit, as declared in its metadata ("" for a column without one, such as a key)."""
+    return {name: (col.metadata or {}).get(UNIT, "") for name, col in model.to_schema().columns.items()}
 
 
 def unique_columns(model: type[DataFrameModel]) -> list[str]:
