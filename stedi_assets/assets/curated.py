@@ -7,6 +7,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     MaterializeResult,
+    MetadataValue,
     TableColumnDep,
     TableColumnLineage,
     multi_asset,
@@ -18,6 +19,7 @@ from stedi_assets.assets.inputs import Inputs, Merge
 from stedi_assets.assets.publishing import TableUpdate, apply_update
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.assets.trusted import by_email, by_serial, by_user
+from stedi_assets.dataset_card import figures, markdown
 from stedi_assets.lake.changes import Changes
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
@@ -136,7 +138,9 @@ def machine_learning_curated(context: AssetExecutionContext, lake: Lake, spark: 
             merge=merge,
             pairing=True,
             purge=lambda rows: subjects_left(lake, session, rows, None if merge is None else merge.keys),
-            metadata={"pseudonym_key_fingerprint": fingerprint},
+            # Recorded with the commit too: the dataset card reads both from the version it describes.
+            metadata={"pseudonym_key_fingerprint": fingerprint, "consent_policy": privacy.policy.value},
+            describe=lambda version: {"dataset_card": MetadataValue.md(card_markdown(lake, version))},
         )
         yield from apply_update(context, lake, inputs, update)
 
@@ -150,3 +154,9 @@ def subjects_left(lake: Lake, session: SparkSession, rows: DataFrame, among: Dat
     if among is not None:
         before = before.join(F.broadcast(among), before[SUBJECT_KEY] == among["_key"], "left_semi")
     return before.join(rows.select(SUBJECT_KEY).distinct(), SUBJECT_KEY, "left_anti").limit(1).count() > 0
+
+
+def card_markdown(lake: Lake, version: int) -> str:
+    """The dataset card of a version of the training table, as `stedi export` writes it (read with delta-rs in the
+    driver: no Spark job)."""
+    return markdown(figures(lake.store, version))
