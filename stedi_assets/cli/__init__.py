@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sql": ("stedi_assets.cli.sql", "run one read-only SQL query over the zone tables, by name"),
     "catalog": ("stedi_assets.cli.catalog", "print Athena DDL for every table, or register them in AWS Glue"),
     "review": ("stedi_assets.cli.review", "list (or blank) quarantined raw lines an erasure cannot decide"),
+    "export": ("stedi_assets.cli.export", "write the training table and its dataset card to a folder or S3"),
     "up": ("stedi_assets.cli.services", "start a warm Spark Connect server, the Dagster daemon and the webserver"),
     "down": ("stedi_assets.cli.services", "stop what `stedi up` started"),
     "status": ("stedi_assets.cli.services", "list what `stedi up` started and is still running"),
