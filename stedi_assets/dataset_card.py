@@ -48,7 +48,7 @@ CONSENT_MEANINGS = {
 }
 SPLIT_ADVICE = (
     "Split train, validation and test sets by `subject_key`, never by row: the readings of one subject are"
-    " correlated (one person, one device, readings milliseconds apart), so a split by row puts the same subject"
+    " correlated (one person and their device, readings milliseconds apart), so a split by row puts the same subject"
     " on both sides and overstates how well a model generalises to new people. For example scikit-learn's"
     " `GroupShuffleSplit(test_size=0.2).split(frame, groups=frame.subject_key)`, or a rule on the key itself:"
     " `int(subject_key[:8], 16) % 5 == 0` for the test set (the key is a uniform hash: about 20% of subjects)."
