@@ -1,5 +1,5 @@
-"""The one Definitions object: assets by zone (with their checks), the landing sensor, the schedule of what comes
-due, resources, executor.
+"""The one Definitions object: assets by zone (with their checks), the curated tables' freshness check, the
+landing and freshness sensors, the schedule of what comes due, resources, executor.
 
 Resource config defaults come from the environment through EnvVar, read when the code location loads (not
 when the package is imported): the UI and run config show the variable's name, never its value, and every
@@ -15,6 +15,7 @@ from dagster import BetaWarning, Definitions, EnvVar, definitions, in_process_ex
 from dagster._utils.schedules import is_valid_cron_string
 
 from stedi_assets.assets import ZONE_ASSETS
+from stedi_assets.freshness import FRESHNESS_MINUTES, freshness_checks, freshness_sensor
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.privacy import Privacy
 from stedi_assets.resources.spark import Spark
@@ -25,6 +26,7 @@ from stedi_assets.spark_settings import DEFAULT_MASTER, PSEUDONYM_KEY_ENV
 SENSOR_INTERVAL_ENV = "STEDI_SENSOR_INTERVAL_SECONDS"
 RETRY_WAITS_ENV = "STEDI_RETRY_WAITS_SECONDS"
 DUE_CRON_ENV = "STEDI_DUE_CRON"
+FRESHNESS_ENV = "STEDI_FRESHNESS_MINUTES"
 
 
 def from_env(name: str, default: str) -> str:
@@ -32,11 +34,19 @@ def from_env(name: str, default: str) -> str:
     return EnvVar(name) if name in os.environ else default
 
 
-def sensor_interval() -> int:
-    text = os.environ.get(SENSOR_INTERVAL_ENV, "30").strip()
+def whole_number(name: str, default: int, unit: str) -> int:
+    text = os.environ.get(name, str(default)).strip()
     if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{SENSOR_INTERVAL_ENV} must be a whole number of seconds, got {text!r}")
+        raise ValueError(f"{name} must be a whole number of {unit}, got {text!r}")
     return int(text)
+
+
+def sensor_interval() -> int:
+    return whole_number(SENSOR_INTERVAL_ENV, 30, "seconds")
+
+
+def freshness_minutes() -> int:
+    return whole_number(FRESHNESS_ENV, FRESHNESS_MINUTES, "minutes")
 
 
 def retry_waits() -> tuple[int, ...]:
@@ -66,9 +76,14 @@ def defs() -> Definitions:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BetaWarning)  # code references: the UI's links to the source
         assets = with_source_code_references(ZONE_ASSETS)
+    freshness = freshness_checks(freshness_minutes())
     return Definitions(
         assets=assets,
-        sensors=[landing_sensor(sensor_interval(), retry_waits())],
+        asset_checks=[freshness],
+        sensors=[
+            landing_sensor(sensor_interval(), retry_waits()),
+            freshness_sensor(freshness, freshness_minutes(), sensor_interval()),
+        ],
         schedules=[due_schedule(due_cron())],
         resources={
             "lake": lake,

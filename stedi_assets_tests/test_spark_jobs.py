@@ -16,12 +16,13 @@ SPARK_JOB_BUDGET = {
     "customer_landing": 15,
     "accelerometer_landing": 13,
     "step_trainer_landing": 13,
-    "customer_trusted": 9,
+    "customer_trusted": 10,
     "accelerometer_trusted": 9,
     "customer_curated": 7,
     "step_trainer_trusted": 22,
     "machine_learning_curated": 20,
     "erasure_receipts": 0,
+    "curated_freshness": 0,
 }
 
 
