@@ -282,6 +282,27 @@ def test_a_version_that_does_not_exist_is_one_line(
     assert not dest.exists()
 
 
+def test_a_vacuumed_version_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version whose files a vacuum deleted (after the retention, an erasure, a withdrawal) cannot be exported."""
+    root = tmp_path / "lake"
+    store = LakeStore(str(root))
+    commit_rows(store, VERSION_1, commit_rows(store, VERSION_0, None))  # version 1 replaces version 0's file
+    assert store.vacuum(TABLE, 0) == 1
+    monkeypatch.setenv("STEDI_LAKE_ROOT", str(root))
+    dest = tmp_path / "export"
+    status, out, err = run(capsys, str(dest), "--version", "0")
+    assert (status, out) == (2, "")
+    assert err.startswith("stedi export: version 0 of machine_learning_curated can no longer be read (")
+    assert err.endswith(
+        "): its files were removed after the retention, an erasure or a withdrawal; export a later version\n"
+    )
+    assert err.count("\n") == 1
+    assert not dest.exists()
+    assert run(capsys, str(dest), "--version", "1")[0] == 0
+
+
 def test_the_command_runs_from_the_stedi_script_without_a_stack_trace(lake: LakeStore, tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "stedi"
     done = subprocess.run(

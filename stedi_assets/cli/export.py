@@ -49,7 +49,7 @@ class ExportError(ValueError):
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, whose usage errors are one line too (it prints the usage first, then exits)."""
+    """argparse, whose usage errors are one line, as the command's other errors (argparse prints its usage first)."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see --help)\n")
