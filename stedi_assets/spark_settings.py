@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -35,23 +36,48 @@ CREDENTIAL_PROVIDERS = (
 )
 
 
+# What a master may be: local, local[N], local[*], local[N,F] (F: retries of a failed task), local-cluster[...], a
+# standalone master (spark://host:port, several for high availability), Kubernetes, YARN, a Connect server.
+MASTER_PATTERN = re.compile(
+    r"local(\[(\*|[1-9]\d*)(,[1-9]\d*)?\])?|local-cluster\[\d+,\d+,\d+\]|(spark|k8s|sc)://\S+|yarn"
+)
+MASTER_FIX = (
+    "set it to local[*] (the default), local[N], spark://HOST:7077, k8s://https://HOST:6443, yarn, or sc://HOST:15002"
+    " for a Spark Connect server"
+)
+CONF_FIX = 'set it to a JSON object of Spark settings, e.g. {"spark.driver.memory": "4g"}, or leave it empty'
+JSON_KINDS = {list: "a JSON array", str: "a JSON string", int: "a JSON number", float: "a JSON number"}
+
+
 class SparkSettingError(ValueError):
-    """A Spark setting the project cannot use."""
+    """A Spark setting the project cannot use; the message is one line: the setting, what is wrong, the fix."""
 
 
 def parse_conf(text: str) -> dict[str, str]:
-    """STEDI_SPARK_CONF: a JSON object of Spark settings."""
+    """STEDI_SPARK_CONF: a JSON object of Spark settings. Its text is never quoted in an error: it may hold
+    credentials (spark.hadoop.fs.s3a.secret.key)."""
     if not text.strip():
         return {}
     try:
         conf = json.loads(text)
-        if not isinstance(conf, dict):
-            raise TypeError
-    except (json.JSONDecodeError, TypeError):
+    except json.JSONDecodeError as error:
         raise SparkSettingError(
-            f"STEDI_SPARK_CONF / spark.conf must be a JSON object of Spark settings, got {text!r}"
+            f"STEDI_SPARK_CONF / spark.conf is not JSON ({error.msg.lower()} at character {error.pos}): {CONF_FIX}"
         ) from None
+    if not isinstance(conf, dict):
+        kind = "JSON null" if conf is None else JSON_KINDS.get(type(conf), "a JSON true or false")
+        raise SparkSettingError(f"STEDI_SPARK_CONF / spark.conf is {kind}, not an object: {CONF_FIX}")
     return {str(key): str(value) for key, value in conf.items()}
+
+
+def check_master(master: str) -> str:
+    """STEDI_SPARK_MASTER (or the resource's `spark.master`): a master Spark accepts, else a SparkSettingError.
+    A Connect URL's token, if any, is never quoted."""
+    if not MASTER_PATTERN.fullmatch(master):
+        shown = re.sub(r"(token=)[^;]*", r"\1...", master)
+        kind = "is empty" if not master.strip() else "is not a Spark master"
+        raise SparkSettingError(f"STEDI_SPARK_MASTER / spark.master={shown!r} {kind}: {MASTER_FIX}")
+    return master
 
 
 def is_connect(master: str) -> bool:
@@ -148,7 +174,7 @@ class SparkTarget:
     @classmethod
     def from_env(cls) -> SparkTarget:
         return cls(
-            master=os.environ.get("STEDI_SPARK_MASTER", "").strip() or DEFAULT_MASTER,
+            master=check_master(os.environ.get("STEDI_SPARK_MASTER", "").strip() or DEFAULT_MASTER),
             conf=parse_conf(os.environ.get("STEDI_SPARK_CONF", "")),
             lake_root=os.environ.get("STEDI_LAKE_ROOT", "").strip(),
         )

@@ -33,7 +33,9 @@ def test_cli_with_a_missing_lake_root_names_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-lake"
     done = dagster_materialize(missing, tmp_path / "home")
     assert done.returncode != 0
-    assert f"lake root {missing} does not exist" in (done.stdout + done.stderr).decode(errors="replace")
+    assert f"STEDI_LAKE_ROOT / lake.root='{missing}' names no folder" in (done.stdout + done.stderr).decode(
+        errors="replace"
+    )
 
 
 @pytest.mark.parametrize(
@@ -42,17 +44,20 @@ def test_cli_with_a_missing_lake_root_names_the_path(tmp_path: Path) -> None:
         (
             "STEDI_CONSENT_POLICY",
             "bogus",
-            "STEDI_CONSENT_POLICY / privacy.consent_policy='bogus' is not one of: since, flag",
+            "STEDI_CONSENT_POLICY / privacy.consent_policy='bogus' is not one of since, flag: set it to since (readings"
+            " from research consent on, the default) or flag (every reading of a consenting customer)",
         ),
         (
             "STEDI_SPARK_CONF",
             "spark.driver.memory=8g",
-            "STEDI_SPARK_CONF / spark.conf must be a JSON object of Spark settings, got 'spark.driver.memory=8g'",
+            "STEDI_SPARK_CONF / spark.conf is not JSON (expecting value at character 0): set it to a JSON object of"
+            ' Spark settings, e.g. {"spark.driver.memory": "4g"}, or leave it empty',
         ),
         (
             "STEDI_LAKE_ROOT",
             "/nonexistent",
-            "lake root /nonexistent does not exist or is not a directory (STEDI_LAKE_ROOT)",
+            "STEDI_LAKE_ROOT / lake.root='/nonexistent' names no folder: set it to your lake's folder or"
+            " s3://bucket/prefix, or unset it for the built-in sample lake (`stedi sample` generates it)",
         ),
         (
             "STEDI_SENSOR_INTERVAL_SECONDS",
@@ -85,7 +90,8 @@ def test_a_missing_pseudonym_key_on_a_users_lake_is_one_line(
     monkeypatch.delenv("STEDI_PSEUDONYM_KEY")
     assert run.main(["--quiet"], prog="stedi run") == 2
     expected = (
-        f"stedi run: lake {tmp_path} needs a pseudonym key: set STEDI_PSEUDONYM_KEY to a secret (the development key"
-        " is allowed only on the built-in sample lake)\n"
+        f"stedi run: STEDI_PSEUDONYM_KEY / privacy.pseudonym_key is empty, and lake {tmp_path} is not the built-in"
+        " sample lake: set STEDI_PSEUDONYM_KEY to a secret of your own (the development key is allowed only on the"
+        " sample lake)\n"
     )
     assert capsys.readouterr() == ("", expected)

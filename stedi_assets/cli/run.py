@@ -14,40 +14,12 @@ import sys
 import threading
 import time
 
-from dagster import (
-    DagsterEventType,
-    DagsterInstance,
-    DagsterResourceFunctionError,
-    ExecuteInProcessResult,
-    build_resources,
-)
-from dagster._core.log_manager import DagsterLogManager
+from dagster import DagsterEventType, DagsterInstance, ExecuteInProcessResult
 from dagster._core.utils import make_new_run_id
 
+from stedi_assets.cli import settings
 from stedi_assets.cli.summary import summarize
 from stedi_assets.definitions import defs
-from stedi_assets.lake.storage import LakeRootError
-from stedi_assets.resources.privacy import PrivacySettingError
-from stedi_assets.spark_settings import SparkSettingError
-
-# What the resources raise for a bad setting: its message names the setting, the value and what it may be.
-SETTING_ERRORS = (PrivacySettingError, SparkSettingError, LakeRootError)
-DEBUG_ENV = "STEDI_DEBUG"
-
-
-def setting_error() -> str | None:
-    """The first bad setting of a run, found by setting up its resources as a run does (from the environment, by
-    the resources' own checks) before any run starts; None when every setting is usable."""
-    try:
-        resources = defs().resources or {}  # a bad STEDI_SENSOR_INTERVAL_SECONDS fails here
-        with build_resources(resources, log_manager=DagsterLogManager.create(loggers=[])):  # silent: no run yet
-            return None
-    except DagsterResourceFunctionError as error:
-        if isinstance(error.__cause__, SETTING_ERRORS):
-            return str(error.__cause__)
-        raise
-    except ValueError as error:
-        return str(error)
 
 
 def execute(run_config: dict, instance: DagsterInstance, progress: bool = True) -> ExecuteInProcessResult:
@@ -95,14 +67,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         "--rebuild", action="store_true", help="reread every landing file and rebuild every table from scratch"
     )
     parser.add_argument("--quiet", action="store_true", help="no per-asset progress, only the summary")
-    parser.add_argument(
-        "--debug", action="store_true", help=f"a bad setting raises with its stack trace (also {DEBUG_ENV}=1)"
-    )
+    settings.add_debug_option(parser)
     args = parser.parse_args(argv)
     started = time.monotonic()
-    if not (args.debug or os.environ.get(DEBUG_ENV) == "1") and (problem := setting_error()) is not None:
-        print(f"{prog or 'stedi run'}: {problem}", file=sys.stderr)
-        return 2
+    try:
+        settings.run_settings()  # every setting checked before a run starts
+    except settings.SETTING_ERRORS as bad:
+        return settings.report(prog or "stedi run", bad, args.debug)
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     # The progress lines replace Dagster's console log; warnings and errors still show.
     run_config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

@@ -14,10 +14,14 @@ DEVELOPMENT_PSEUDONYM_KEY = "stedi-development-key-not-for-production"
 
 
 class PrivacySettingError(ValueError):
-    """A privacy setting the project cannot use."""
+    """A privacy setting the project cannot use; the message is one line: the setting, what is wrong, the fix."""
 
 
 class Privacy(ConfigurableResource):
+    # A str, not the ConsentPolicy enum that would let the launchpad refuse a bad value before launch: Dagster makes
+    # an enum field a config Enum, which cannot take an EnvVar (dagster-io/dagster#14373), and in dagster 1.13 the
+    # EnvVar("STEDI_CONSENT_POLICY") is then silently replaced by the default. `policy` checks it when the run
+    # starts, in one line naming the value and the choices.
     consent_policy: str = Field(
         default=ConsentPolicy.SINCE.value,
         description="since: readings taken at or after research consent; flag: every reading of a consenting customer",
@@ -29,10 +33,11 @@ class Privacy(ConfigurableResource):
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self.policy  # noqa: B018 - validates, failing the run at once in one line
-        if not self.pseudonym_key and not self.lake.store.is_sample:
+        if not self.pseudonym_key and not self.lake.store.is_sample:  # the key's value is never in a message
             raise PrivacySettingError(
-                f"lake {self.lake.store.uri} needs a pseudonym key: set {PSEUDONYM_KEY_ENV} to a secret (the"
-                " development key is allowed only on the built-in sample lake)"
+                f"{PSEUDONYM_KEY_ENV} / privacy.pseudonym_key is empty, and lake {self.lake.store.uri} is not the"
+                f" built-in sample lake: set {PSEUDONYM_KEY_ENV} to a secret of your own (the development key is"
+                " allowed only on the sample lake)"
             )
         self._as_of = int(time.time() * 1000)
 
@@ -43,7 +48,9 @@ class Privacy(ConfigurableResource):
         except ValueError:
             choices = ", ".join(p.value for p in ConsentPolicy)
             raise PrivacySettingError(
-                f"STEDI_CONSENT_POLICY / privacy.consent_policy={self.consent_policy!r} is not one of: {choices}"
+                f"STEDI_CONSENT_POLICY / privacy.consent_policy={self.consent_policy!r} is not one of {choices}: set"
+                f" it to {ConsentPolicy.SINCE.value} (readings from research consent on, the default) or"
+                f" {ConsentPolicy.FLAG.value} (every reading of a consenting customer)"
             ) from None
 
     @property

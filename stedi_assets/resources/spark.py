@@ -12,7 +12,14 @@ from pydantic import Field, PrivateAttr
 from pyspark.sql import SparkSession
 
 from stedi_assets.resources.lake import Lake
-from stedi_assets.spark_settings import DEFAULT_MASTER, parse_conf, scratch_dir, session_config, without_secrets
+from stedi_assets.spark_settings import (
+    DEFAULT_MASTER,
+    check_master,
+    parse_conf,
+    scratch_dir,
+    session_config,
+    without_secrets,
+)
 
 
 class Spark(ConfigurableResource):
@@ -27,7 +34,8 @@ class Spark(ConfigurableResource):
     _session: Any = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        parse_conf(self.conf)  # a bad setting fails the run at once, in one line
+        check_master(self.master)  # a bad setting fails the run at once, in one line
+        parse_conf(self.conf)
         if context.log is not None:  # optional: an InitResourceContext made without a log manager has none
             context.log.info(f"Spark: {self.master}")
 
