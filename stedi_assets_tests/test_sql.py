@@ -224,10 +224,10 @@ def test_cli_with_a_missing_lake_root(
 ) -> None:
     missing = tmp_path / "no-lake"
     monkeypatch.setenv("STEDI_LAKE_ROOT", str(missing))
-    assert main(["select 1"]) == 1
-    assert (
-        capsys.readouterr().err
-        == f"error: lake root {missing} does not exist or is not a directory (STEDI_LAKE_ROOT)\n"
+    assert main(["select 1"]) == 2
+    assert capsys.readouterr().err == (
+        f"stedi sql: STEDI_LAKE_ROOT / lake.root='{missing}' names no folder: set it to your lake's folder or"
+        " s3://bucket/prefix, or unset it for the built-in sample lake (`stedi sample` generates it)\n"
     )
 
 

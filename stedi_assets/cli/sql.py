@@ -38,7 +38,7 @@ from pyspark.logger import PySparkLogger
 from pyspark.sql import DataFrame, Row, SparkSession
 
 from stedi_assets import sql_guard
-from stedi_assets.lake.storage import LakeRootError
+from stedi_assets.cli import settings
 from stedi_assets.lake.store import LakeStore
 from stedi_assets.spark_settings import SparkSettingError, SparkTarget, is_connect, session_config, without_secrets
 from stedi_assets.tables import ALL_TABLES
@@ -242,16 +242,6 @@ def run(args: argparse.Namespace, lake: LakeStore, session: SparkSession, out: T
         raise QueryError(describe(error, lake, statement)) from None
 
 
-def open_lake(target: SparkTarget) -> LakeStore:
-    """The lake of STEDI_LAKE_ROOT, its root checked before Spark starts, so that a wrong root fails at once."""
-    lake = LakeStore(target.lake_root)
-    try:
-        lake.check_root()
-    except LakeRootError as error:
-        raise QueryError(str(error)) from None
-    return lake
-
-
 def open_session(target: SparkTarget, lake: LakeStore) -> SparkSession:
     """A new session for one query: on the Spark Connect server of STEDI_SPARK_MASTER (which must run the guard), or
     in a local Spark application started with the guard (the running one, if any: tests). A local application's
@@ -292,6 +282,7 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-rows", type=int, help=f"rows to print (text: {DEFAULT_MAX_ROWS} by default; csv/json: all)"
     )
+    settings.add_debug_option(parser)
     return parser
 
 
@@ -302,10 +293,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         arguments.error("give a query, or --tables")
     if args.max_rows is not None and args.max_rows < 1:
         arguments.error("--max-rows must be at least 1")
+    try:  # every setting checked before Spark starts: a wrong one fails at once, in one line
+        target = SparkTarget.from_env()
+        lake = settings.check_lake_root(LakeStore(target.lake_root))
+    except settings.SETTING_ERRORS as error:
+        return settings.report(prog or "stedi sql", error, args.debug)
     session = None
     try:
-        target = SparkTarget.from_env()
-        lake = open_lake(target)
         if args.tables:
             print(render_text(*table_listing(lake), max_rows=len(ALL_TABLES)))
         else:
