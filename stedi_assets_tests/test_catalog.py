@@ -289,7 +289,8 @@ def test_cli_prints_ddl_and_registers(
     ]
 
     monkeypatch.setenv("STEDI_LAKE_ROOT", str(tmp_path))
-    assert main(["--register"]) == 1
+    assert main(["--register"]) == 2
     assert capsys.readouterr().err == (
-        f"error: --register needs an s3:// lake root (STEDI_LAKE_ROOT); Athena cannot read {tmp_path}\n"
+        f"stedi catalog: STEDI_LAKE_ROOT='{tmp_path}' is not on S3, which --register needs (Athena reads only S3):"
+        " set it to the lake's s3://bucket/prefix\n"
     )

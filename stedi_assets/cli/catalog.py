@@ -31,8 +31,10 @@ from typing import Any
 
 import boto3
 import pyspark.sql.types as T
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, InvalidRegionError
+from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url, validate_region_name
 
+from stedi_assets.cli import settings
 from stedi_assets.contracts import column_docs
 from stedi_assets.lake.storage import is_s3
 from stedi_assets.lake.store import LakeStore
@@ -239,6 +241,54 @@ def database_name(text: str) -> str:
     return text
 
 
+def lake_root(register: bool) -> str:
+    """The root of STEDI_LAKE_ROOT, checked: a local one must be a lake (the printed statements name its folders),
+    an s3:// one is not read (printing needs no credentials); --register needs an s3:// root."""
+    store = LakeStore(os.environ.get("STEDI_LAKE_ROOT", ""))
+    if register and not is_s3(store.uri):
+        shown = f"={store.root_setting!r}" if not store.is_sample else " is unset (the built-in sample lake) and"
+        raise settings.SettingError(
+            f"STEDI_LAKE_ROOT{shown} is not on S3, which --register needs (Athena reads only S3): set it to the"
+            " lake's s3://bucket/prefix"
+        )
+    if not is_s3(store.uri):
+        settings.check_lake_root(store)
+    return store.uri
+
+
+def glue_region() -> str:
+    """The region --register uses: AWS_REGION, AWS_DEFAULT_REGION or the AWS profile's, checked as boto3 would."""
+    name = next((name for name in ("AWS_REGION", "AWS_DEFAULT_REGION") if os.environ.get(name)), None)
+    region = os.environ[name] if name else boto3.session.Session().region_name
+    if not region:
+        raise settings.SettingError(
+            "AWS_REGION is unset, and so are AWS_DEFAULT_REGION and the AWS profile's region: set AWS_REGION to the"
+            " region of your Glue Data Catalog, e.g. us-east-1"
+        )
+    try:
+        validate_region_name(region)
+    except InvalidRegionError:
+        raise settings.SettingError(
+            f"{name or 'the AWS profile region'}={region!r} is not a region name: set it to the region of your Glue"
+            " Data Catalog, e.g. us-east-1"
+        ) from None
+    return region
+
+
+def check_endpoints() -> None:
+    """AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_GLUE (read by boto3 itself) must be http(s) URLs when set."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_GLUE"):
+        url = os.environ.get(name, "")
+        if url and not (
+            url.startswith(("http://", "https://")) and (is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url))
+        ):
+            shown = re.sub(r"//[^/@]*@", "//...@", url)  # a user:password in the URL is never quoted
+            raise settings.SettingError(
+                f"{name}={shown!r} is not an http(s) URL: set it to the address of a Glue-compatible server, e.g."
+                " http://127.0.0.1:5000, or unset it to use AWS"
+            )
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -255,17 +305,22 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         action="store_true",
         help="create or update the databases and tables in the Glue Data Catalog (AWS_* environment variables)",
     )
+    settings.add_debug_option(parser)
     args = parser.parse_args(argv)
     databases = Databases.named(args.database)
+    try:  # every setting checked before anything is printed or sent
+        root = lake_root(args.register)
+        region = glue_region() if args.register else None
+        if args.register:
+            check_endpoints()
+    except settings.SETTING_ERRORS as error:
+        return settings.report(prog or "stedi catalog", error, args.debug)
     try:
-        root, tables = LakeStore(os.environ.get("STEDI_LAKE_ROOT", "")).uri, list(ALL_TABLES.values())
+        tables = list(ALL_TABLES.values())
         if not args.register:
             print("\n\n".join(database_ddl(databases) + [athena_ddl(t, root, databases) for t in tables]))
             return 0
-        if not is_s3(root):
-            raise CatalogError(f"--register needs an s3:// lake root (STEDI_LAKE_ROOT); Athena cannot read {root}")
         # boto3 takes credentials and AWS_ENDPOINT_URL from the environment itself; AWS_REGION is spelled out.
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         print("\n".join(register(boto3.client("glue", region_name=region), databases, root, tables)))
     except (CatalogError, BotoCoreError, ClientError) as error:
         print(f"error: {error}", file=sys.stderr)
