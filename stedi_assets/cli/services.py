@@ -27,6 +27,7 @@ import os
 import sys
 from pathlib import Path
 
+from stedi_assets.cli import settings
 from stedi_assets.lake.store import SAMPLE_LAKE
 from stedi_assets.sample import SAMPLE_CUSTOMERS, SAMPLE_SEED, generate
 from stedi_assets.services import stack, supervisor
@@ -40,28 +41,30 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("--state-dir", type=Path, default=supervisor.DEFAULT_STATE_DIR)
     parser.add_argument("--no-connect", action="store_true", help="runs start their own Spark, as without `up`")
-    parser.add_argument("--connect-port", type=int, default=stack.CONNECT_PORT)
-    parser.add_argument("--webserver-port", type=int, default=stack.WEBSERVER_PORT)
+    # Ports are read as text and checked with the other settings: a bad one is one line, as a bad variable is.
+    parser.add_argument("--connect-port", default=str(stack.CONNECT_PORT), metavar="PORT")
+    parser.add_argument("--webserver-port", default=str(stack.WEBSERVER_PORT), metavar="PORT")
+    settings.add_debug_option(parser)
     args = parser.parse_args(argv)
+    if args.action == "up":
+        try:  # every setting checked before anything starts
+            target, connect_port, webserver_port = up_settings(args)
+        except settings.SETTING_ERRORS as error:
+            return settings.report(prog or "stedi up", error, args.debug)
     try:
         if args.action == "up":
-            target = SparkTarget.from_env()
-            if not target.lake_root and not SAMPLE_LAKE.exists():
-                generate(SAMPLE_LAKE, SAMPLE_CUSTOMERS, SAMPLE_SEED)  # for the sensor to find
             for line in supervisor.remove_stale(args.state_dir):
                 print(line, file=sys.stderr)
             home = {} if "DAGSTER_HOME" in os.environ else _default_dagster_home()
-            # An sc:// STEDI_SPARK_MASTER names a Connect server elsewhere: runs use it, none is started here.
-            connect = not args.no_connect and not is_connect(target.master)
-            pids = stack.up(target, args.state_dir, args.connect_port if connect else None, args.webserver_port, home)
+            pids = stack.up(target, args.state_dir, connect_port, webserver_port, home)
             for name, pid in pids.items():
                 print(f"{name:<18} pid {pid}  log {args.state_dir / name}.log")
-            if connect:
-                print(f"Spark Connect      sc://127.0.0.1:{args.connect_port} (runs started by the daemon use it)")
+            if connect_port is not None:
+                print(f"Spark Connect      sc://127.0.0.1:{connect_port} (runs started by the daemon use it)")
                 if target.ui:
                     ui_port = supervisor.survey(args.state_dir).running["spark-connect"].ports[1]
                     print(f"Spark UI           http://127.0.0.1:{ui_port} (127.0.0.1 only)")
-            print(f"Dagster UI         http://127.0.0.1:{args.webserver_port}")
+            print(f"Dagster UI         http://127.0.0.1:{webserver_port}")
         elif args.action == "down":
             stopped = supervisor.down(args.state_dir)
             for line in stopped.stale:
@@ -82,6 +85,43 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def up_settings(args: argparse.Namespace) -> tuple[SparkTarget, int | None, int]:
+    """What `up` starts with, every setting checked before anything starts: the Spark target, the Connect server's
+    port (None: no server to start) and the webserver's, and the settings of the runs the daemon and webserver
+    will start (checked as `stedi run` checks them). The built-in sample lake is generated first when it is the
+    lake and is missing, for the sensor to find."""
+    target = SparkTarget.from_env()
+    # An sc:// STEDI_SPARK_MASTER names a Connect server elsewhere: runs use it, none is started here.
+    connect = not args.no_connect and not is_connect(target.master)
+    ports = {"--connect-port": port(args.connect_port, "--connect-port")} if connect else {}
+    ports["--webserver-port"] = port(args.webserver_port, "--webserver-port")
+    if len(set(ports.values())) < len(ports):
+        raise settings.SettingError(
+            f"--connect-port and --webserver-port are both {ports['--webserver-port']}: give each a port of its own"
+        )
+    if connect and target.ui:
+        ports["STEDI_SPARK_CONF's spark.ui.port"] = port(
+            target.conf.get("spark.ui.port", str(stack.SPARK_UI_PORT)), "STEDI_SPARK_CONF's spark.ui.port"
+        )
+    if not target.lake_root and not SAMPLE_LAKE.exists():
+        generate(SAMPLE_LAKE, SAMPLE_CUSTOMERS, SAMPLE_SEED)
+    settings.run_settings()
+    if not supervisor.running(args.state_dir):  # else `stack.up` says they run already
+        for name, number in ports.items():
+            if (holder := supervisor.port_holder(number)) is not None:
+                raise settings.SettingError(
+                    f"{name}={number} is a port in use, by {holder}: give another free port, or stop that process"
+                )
+    return target, ports.get("--connect-port"), ports["--webserver-port"]
+
+
+def port(text: str, name: str) -> int:
+    """A TCP port given as text (an option, or a Spark setting), else a SettingError naming it."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise settings.SettingError(f"{name}={text!r} is not a port number: give a whole number from 1 to 65535")
+    return int(text)
 
 
 def _default_dagster_home() -> dict[str, str]:
