@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=supervisor.DEFAULT_STATE_DIR)
     parser.add_argument("--no-connect", action="store_true", help="runs start their own Spark, as without `up`")
     # Ports are read as text and checked with the other settings: a bad one is one line, as a bad variable is.
-    parser.add_argument("--connect-port", default=str(stack.CONNECT_PORT), metavar="PORT")
-    parser.add_argument("--webserver-port", default=str(stack.WEBSERVER_PORT), metavar="PORT")
+    for option, default in (("--connect-port", stack.CONNECT_PORT), ("--webserver-port", stack.WEBSERVER_PORT)):
+        parser.add_argument(option, default=str(default), metavar="PORT", help="default: %(default)s")
     settings.add_debug_option(parser)
     args = parser.parse_args(argv)
     if args.action == "up":
