@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import AssetKey, Definitions, in_process_executor
+from dagster import AssetKey, AssetSelection, Definitions, in_process_executor
 
 from stedi_assets.definitions import defs
 from stedi_assets.tables import ALL_TABLES, QUARANTINE_OF
@@ -22,7 +22,9 @@ UPSTREAMS = {
         "customer_landing",
         "customer_curated",
     },
-    "erasure_receipts": set(ALL_TABLES),
+    "erasure_receipts": {"customer_curated", "machine_learning_curated"},
+    # A quarantine hangs off its table, made by the same step.
+    **{quarantine.name: {name} for name, quarantine in QUARANTINE_OF.items()},
 }
 
 
@@ -65,6 +67,10 @@ def test_zone_assets_depend_exactly_on_their_declared_upstreams() -> None:
     for name, upstream in UPSTREAMS.items():
         parents = {key.to_user_string() for key in graph.get(AssetKey(name)).parent_keys}
         assert parents == upstream, name
+    # The receipts come after every table (a quarantine: made by its table's step), whatever a run selects.
+    upstream = AssetSelection.assets("erasure_receipts").upstream(include_self=False).required_multi_asset_neighbors()
+    upstream = upstream.resolve(graph)
+    assert {key.to_user_string() for key in upstream} == set(ALL_TABLES)
     # A table and its quarantine are made by the same step: they are selected together.
     for name, quarantine in QUARANTINE_OF.items():
         assert graph.get(AssetKey(name)).assets_def is graph.get(AssetKey(quarantine.name)).assets_def

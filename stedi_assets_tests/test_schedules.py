@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunRequest, SkipReason, build_schedule_context
-from dagster._core.test_utils import create_run_for_test, instance_for_test
+from dagster._core.test_utils import create_run_for_test
 from pyspark.sql import SparkSession
 
 from stedi_assets.assets.publishing import unchanged
@@ -64,8 +64,10 @@ def replaced_version(root: Path) -> Snapshot:
 
 
 @pytest.fixture
-def instance() -> Iterator[DagsterInstance]:
-    with instance_for_test() as instance:  # a schedule's context needs an instance it can refer to (not ephemeral)
+def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
+    # A schedule's context needs an instance it can refer to: not an ephemeral one.
+    (tmp_path / "dagster_home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
         yield instance
 
 

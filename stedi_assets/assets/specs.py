@@ -49,10 +49,12 @@ def table_spec(
 def zone_specs(
     table: ZoneTable, deps: Sequence[ZoneTable] = (), lineage: TableColumnLineage | None = None
 ) -> list[AssetSpec]:
-    """The specs of a zone asset: its table and, where it rejects rows, its quarantine (made by the same step)."""
+    """The specs of a zone asset: its table and, where it rejects rows, its quarantine (made by the same step). The
+    quarantine hangs off its table in the lineage: made alongside it from the same inputs, it is drawn beside it
+    rather than with a second edge from every input."""
     specs = [table_spec(table, deps, lineage)]
     if table.name in QUARANTINE_OF:
-        specs.append(table_spec(QUARANTINE_OF[table.name], deps))
+        specs.append(table_spec(QUARANTINE_OF[table.name], [table]))
     return specs
 
 
