@@ -1,8 +1,8 @@
 """A process supervisor for long-lived services on one machine: it starts each service in a process group of its
 own, records what identifies it, finds it again and stops it. It imports nothing of the lake, Spark or Dagster:
-the services that `stedi up` starts are defined in stedi_assets.services.stack. Two of their names are known here:
-`down` stops a service named spark-connect last (the others' runs may use it), and `launch` points SPARK_LOG_DIR
-and SPARK_PID_DIR at the state directory.
+the services that `stedi up` starts are defined in stedi_assets.services.stack. Three of their names are known here:
+`down` stops services named spark-connect and then postgres last (the others' runs use them, and PostgreSQL holds
+the Dagster services' records), and `launch` points SPARK_LOG_DIR and SPARK_PID_DIR at the state directory.
 
 Ports: a service counts as started only when every listening socket on its ports belongs to its own process group;
 `check_ports_free` names the process that holds a port that is taken.
@@ -12,7 +12,11 @@ start time from /proc/<pid>/stat, boot id, command line, and a random id in its 
 inherit); its output goes to {state_dir}/{name}.log. `down` signals only processes that this record proves to be
 the service's (SIGTERM, then SIGKILL), through pidfds so that a recycled pid is never hit. A state file that
 proves nothing (stale after a reboot, a pid now used by another process, garbage) is reported, removed, and no
-signal is sent.
+signal is sent. A server that stops its own workers (PostgreSQL) is stopped through its group's leader alone, with
+the signal it names (`leader_signal`), the rest of its group getting SIGKILL only if it has not stopped in time.
+
+Users: a service may run as another user than this process (`user`: PostgreSQL refuses to run as root), with that
+user's group and no supplementary groups; its record and state files stay this process's.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import secrets
 import signal
 import socket
@@ -37,6 +42,12 @@ START_TIMEOUT_SECONDS = 180.0
 # A random value per started service, in its environment: every process it starts inherits it, so a process of
 # its group is recognised as the service's even after the group's leader has exited.
 SERVICE_ID_ENV = "STEDI_SERVICE_ID"
+# Stopped last by `down`, in this order, after every other service (whose runs use them).
+STOPPED_LAST = ("spark-connect", "postgres")
+
+
+# The signals a service may name as its leader_signal.
+STOP_SIGNALS = {name: signal.Signals[name] for name in ("SIGINT", "SIGTERM", "SIGQUIT")}
 
 
 class ServiceError(RuntimeError):
@@ -54,6 +65,11 @@ class Service:
     # Also ready only when this URL returns 200, or this line is in its log.
     url: str | None = None
     ready_log: str | None = None
+    # The user it runs as (None: this process's user), with that user's group and no supplementary groups.
+    user: str | None = None
+    # A signal name: `down` sends it to the group's leader alone, which stops its own workers (PostgreSQL's
+    # postmaster: SIGINT, a fast shutdown). None: SIGTERM to each of the group's processes.
+    leader_signal: str | None = None
 
 
 # --- processes, as /proc describes them ------------------------------------------------------------------------
@@ -217,6 +233,7 @@ class Record:
     cmdline: list[str]
     service_id: str
     ports: list[int]
+    leader_signal: str | None = None  # as Service.leader_signal (absent from the files of earlier versions)
 
     def write(self, state_dir: Path) -> None:
         path = state_dir / f"{self.name}.json"
@@ -243,7 +260,10 @@ class Record:
             raise StaleRecord("not a state file (cmdline)")
         if len(data["service_id"]) < 16 or not all(type(port) is int for port in data["ports"]):
             raise StaleRecord("not a state file (service_id or ports)")
-        return cls(name=path.stem, **{key: data[key] for key in kinds})
+        leader_signal = data.get("leader_signal")
+        if leader_signal is not None and leader_signal not in STOP_SIGNALS:
+            raise StaleRecord("not a state file (leader_signal)")
+        return cls(name=path.stem, leader_signal=leader_signal, **{key: data[key] for key in kinds})
 
     def leader_problem(self) -> str | None:
         """None when the recorded process is alive and is the one recorded; otherwise why it is not."""
@@ -273,8 +293,9 @@ class Record:
         verified = self.leader_problem() is None
         return [pid for pid in _group(self.pid) if self.is_ours(pid, verified)]
 
-    def signal(self, sig: int) -> int:
-        """Sends `sig` to each of the service's processes; returns how many got it.
+    def signal(self, sig: int, leader_only: bool = False) -> int:
+        """Sends `sig` to each of the service's processes (to its group's leader alone if `leader_only`); returns
+        how many got it.
 
         Each process is opened as a pidfd first and checked after: a pidfd keeps naming the process it was opened
         on, so a pid recycled between the check and the signal gets nothing (the signal fails with ESRCH).
@@ -286,7 +307,7 @@ class Record:
                 os.close(leader)
                 leader = None
             sent = 0
-            for pid in _group(self.pid):
+            for pid in [self.pid] if leader_only else _group(self.pid):
                 fd = _pidfd(pid)
                 if fd is None:
                     continue
@@ -336,6 +357,7 @@ def _record(service: Service, process: subprocess.Popen[bytes], service_id: str)
         cmdline=cmdline,
         service_id=service_id,
         ports=list(service.ports),
+        leader_signal=service.leader_signal,
     )
 
 
@@ -405,9 +427,18 @@ def launch(service: Service, state_dir: Path) -> int:
     log_path = state_dir / f"{service.name}.log"
     service_id = secrets.token_hex(16)
     env = {**service.env, "SPARK_LOG_DIR": str(state_dir), "SPARK_PID_DIR": str(state_dir), SERVICE_ID_ENV: service_id}
+    ids = user_ids(service.user)
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            service.command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            service.command,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            user=ids and ids[0],
+            group=ids and ids[1],
+            extra_groups=ids and [],
         )
     try:
         record = _record(service, process, service_id)
@@ -425,6 +456,18 @@ def launch(service: Service, state_dir: Path) -> int:
         _stop_started(process, state_dir / f"{service.name}.json")
         raise
     return process.pid
+
+
+def user_ids(name: str | None) -> tuple[int, int] | None:
+    """The user id and group id to run a command as the user `name` (None for this process's own user, or None):
+    subprocess's user and group, with no supplementary groups. Only root can start a process as another user."""
+    if name is None:
+        return None
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise ServiceError(f"there is no user {name!r} to run the service as") from None
+    return None if entry.pw_uid == os.geteuid() else (entry.pw_uid, entry.pw_gid)
 
 
 def _stop_started(process: subprocess.Popen[bytes], path: Path) -> None:
@@ -470,10 +513,12 @@ def owns_port(record: Record, port: int) -> bool:
 
 
 def stop(record: Record, grace_seconds: float = 20.0) -> None:
-    """SIGTERM to each of the service's processes, SIGKILL to what is left after the grace period; returns when
-    none is left. Processes the record does not prove to be the service's are never signalled."""
-    for sig, grace in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 5.0)):
-        record.signal(sig)
+    """SIGTERM to each of the service's processes (or its leader_signal to its leader alone), SIGKILL to what is
+    left after the grace period; returns when none is left. Processes the record does not prove to be the
+    service's are never signalled."""
+    first = signal.SIGTERM if record.leader_signal is None else STOP_SIGNALS[record.leader_signal]
+    for sig, grace in ((first, grace_seconds), (signal.SIGKILL, 5.0)):
+        record.signal(sig, leader_only=sig != signal.SIGKILL and record.leader_signal is not None)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             if not record.processes():
@@ -496,9 +541,10 @@ class Stopped:
 
 
 def down(state_dir: Path = DEFAULT_STATE_DIR) -> Stopped:
-    """Stops every service started from state_dir, dagster first (its runs may use Spark)."""
+    """Stops every service started from state_dir, dagster first (its runs may use Spark and PostgreSQL), then
+    the STOPPED_LAST in their order."""
     found = survey(state_dir)
-    for name in sorted(found.running, key=lambda name: name == "spark-connect"):
+    for name in sorted(found.running, key=lambda name: STOPPED_LAST.index(name) if name in STOPPED_LAST else -1):
         stop(found.running[name])
         (state_dir / f"{name}.json").unlink(missing_ok=True)
     for path in found.stale:
