@@ -1,6 +1,13 @@
-"""The lake's long-lived services, on the process supervisor (stedi_assets.services.supervisor): a Spark Connect
-server that keeps Spark warm between runs, the Dagster daemon (sensors, run queue) and the Dagster webserver (UI).
-`up` starts them (`stedi up`, `make up`); the supervisor's `down` stops them.
+"""The lake's long-lived services, on the process supervisor (stedi_assets.services.supervisor): a PostgreSQL
+server for the Dagster instance (stedi_assets.services.postgres), a Spark Connect server that keeps Spark warm
+between runs, the Dagster daemon (sensors, run queue) and the Dagster webserver (UI). `up` starts them
+(`stedi up`, `make up`); the supervisor's `down` stops them, PostgreSQL last.
+
+The instance: with PostgreSQL, the daemon's and webserver's DAGSTER_HOME is {state_dir}/dagster_home, whose
+dagster.yaml is the project's (dagster.yaml.example) with run, event log and schedule storage on that server
+(`postgres_home`); the password reaches them in their environment only. $DAGSTER_HOME (.dagster_home under make) is
+left to `make run` and `make test`, on SQLite. Without PostgreSQL (`stedi up --no-postgres`), they use
+$DAGSTER_HOME (or .dagster_home), on SQLite, as before.
 
 With the Connect server up, the daemon's and webserver's runs use it (STEDI_SPARK_MASTER=sc://...), so a
 sensor-triggered run pays no JVM start-up. The server itself runs Spark on STEDI_SPARK_MASTER (local[*] unless
@@ -15,6 +22,7 @@ STEDI_SPARK_CONF={"spark.ui.enabled": "true"}, and then listens on 127.0.0.1 onl
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -22,9 +30,10 @@ from pathlib import Path
 
 import pyspark
 from dagster import DagsterInstance
+from dagster._core.instance.ref import InstanceRef
 
 from stedi_assets.lake.storage import is_s3
-from stedi_assets.services import supervisor
+from stedi_assets.services import postgres, supervisor
 from stedi_assets.spark_settings import SparkTarget, application_config, is_connect
 from stedi_assets.sql_guard import with_guard
 
@@ -163,6 +172,36 @@ def dagster_home(home: Path) -> dict[str, str]:
     return {"DAGSTER_HOME": str(home), "TMPDIR": str(home / "tmp")}
 
 
+def postgres_home(server: postgres.Server) -> dict[str, str]:
+    """{state_dir}/dagster_home, a DAGSTER_HOME (dagster_home) whose instance keeps runs, event logs and schedule
+    and sensor state on `server`; returns the environment that points at it. Its dagster.yaml names the password's
+    variable (postgres.PASSWORD_ENV), never the password."""
+    home = server.dagster_home
+    env = dagster_home(home)
+    storage = "\n".join(block_yaml({"storage": server.storage()}))
+    with (home / "dagster.yaml").open("a") as out:
+        out.write(f"# Runs, event logs and schedule/sensor state in the PostgreSQL server of `stedi up`.\n{storage}\n")
+    return env
+
+
+def block_yaml(mapping: Mapping[str, object], indent: int = 0) -> list[str]:
+    """Nested mappings of plain values as block YAML lines (each value as JSON, which YAML reads as it is)."""
+    lines = []
+    for key, value in mapping.items():
+        if isinstance(value, Mapping):
+            lines += [f"{' ' * indent}{key}:", *block_yaml(value, indent + 2)]
+        else:
+            lines.append(f"{' ' * indent}{key}: {json.dumps(value)}")
+    return lines
+
+
+def open_instance(home: Path, server: postgres.Server | None = None) -> DagsterInstance:
+    """The instance of a DAGSTER_HOME, in this process; on `server` (postgres_home) with its password given
+    to the storage in memory, this process's environment left as it is."""
+    overrides = {"storage": server.storage(server.password())} if server is not None else None
+    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=overrides))
+
+
 # --- starting them ---------------------------------------------------------------------------------------------
 
 
@@ -173,12 +212,17 @@ def up(
     webserver_port: int = WEBSERVER_PORT,
     dagster_env: dict[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
+    server: postgres.Server | None = None,
 ) -> dict[str, int]:
-    """Starts the services (no Connect server when connect_port is None); returns their pids by name.
+    """Starts the services (no Connect server when connect_port is None, no PostgreSQL when `server` is None);
+    returns their pids by name.
 
     `dagster_env` adds to the environment of the daemon and webserver (and so of their runs); `environ` is the
-    environment the allowlists pick from (this process's by default). Nothing starts unless every port is free;
-    if one service fails to start, the ones already started are stopped again.
+    environment the allowlists pick from (this process's by default). With `server`, its cluster is created if
+    it has none yet, it starts first and accepts connections before the instance is created; the daemon and
+    webserver get its password (postgres.PASSWORD_ENV) and its instance (postgres_home, whatever dagster_env says).
+    Nothing starts unless every port is free; if one service fails to start, the ones already started are
+    stopped again.
     """
     environ = os.environ if environ is None else environ
     if supervisor.running(state_dir):
@@ -186,18 +230,26 @@ def up(
     supervisor.remove_stale(state_dir)
     extra = dict(dagster_env or {})
     services = []
+    if server is not None:
+        server.prepare()  # initdb, the first time: no port, no process left running
+        services.append(server.service())
+        extra |= postgres_home(server) | {postgres.PASSWORD_ENV: server.password()}
     if connect_port is not None:
         services.append(spark_connect(target, connect_port, environ))
         extra["STEDI_SPARK_MASTER"] = f"sc://127.0.0.1:{connect_port}"
     env = dagster_environment(environ, extra)
     services += [dagster_daemon(env), dagster_webserver(env, webserver_port)]
     supervisor.check_ports_free(services)
-    if "DAGSTER_HOME" in env:
-        # A fresh instance is created here, once: the daemon and the webserver creating it at the same time fail
-        # ("table alembic_version already exists").
-        DagsterInstance.from_config(env["DAGSTER_HOME"]).dispose()
     try:
-        pids = {service.name: supervisor.launch(service, state_dir) for service in services}
+        pids = {}
+        for service in services:
+            if service.name == "dagster-daemon" and "DAGSTER_HOME" in env:
+                # A fresh instance is created here, once, its database accepting connections: the daemon and the
+                # webserver creating it at the same time fail ("table alembic_version already exists").
+                open_instance(Path(env["DAGSTER_HOME"]), server).dispose()
+            pids[service.name] = supervisor.launch(service, state_dir)
+            if server is not None and service.name == postgres.NAME:
+                server.create_database()
         # Every port is checked again once all have started: a service that lost its port since is a failure.
         for record in supervisor.survey(state_dir).running.values():
             for port in record.ports:
