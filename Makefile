@@ -20,6 +20,11 @@ $(VENV)/.installed: setup.py pyproject.toml
 	command -v chromium > /dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; } || \
 		echo "WARNING: chromium could not be installed: the UI test will be skipped"
+	# Debian's PostgreSQL for `stedi up` (its binaries are found in /usr/lib/postgresql/*/bin when not on PATH).
+	command -v initdb > /dev/null || ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || \
+		{ [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql > /dev/null; } || \
+		echo "WARNING: PostgreSQL could not be installed: use stedi up --no-postgres"
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml:
