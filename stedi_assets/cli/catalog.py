@@ -252,7 +252,7 @@ def lake_root(register: bool) -> str:
             " lake's s3://bucket/prefix"
         )
     if not is_s3(store.uri):
-        settings.check_lake_root(store)
+        store.check_root()
     return store.uri
 
 

@@ -17,20 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
-from stedi_assets.lake.storage import LakeRootError, is_s3
-from stedi_assets.lake.store import LakeStore
+from stedi_assets.lake.storage import LakeRootError
 from stedi_assets.spark_settings import SparkSettingError
-from stedi_assets.tables import LANDING_TABLES
 
 DEBUG_ENV = "STEDI_DEBUG"
 SETTING_STATUS = 2  # as argparse's usage errors: the command was not given what it needs
-LAKE_ROOT = "STEDI_LAKE_ROOT / lake.root"
-LAKE_FIX = (
-    "set it to your lake's folder or s3://bucket/prefix, or unset it for the built-in sample lake (`stedi sample`"
-    " generates it)"
-)
 
 
 class SettingError(ValueError):
@@ -64,50 +56,6 @@ def one_line(text: str) -> str:
     """The text with what a terminal would act on (line breaks, ESC, bidi controls) spelled as escapes: a value
     quoted from the environment or an S3 error cannot break the line or rewrite the screen."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-# --- the checks the commands share -----------------------------------------------------------------------------
-
-
-def check_lake_root(store: LakeStore) -> LakeStore:
-    """The lake of a root setting (STEDI_LAKE_ROOT, or the resource's `lake.root`), checked before anything reads
-    it: a LakeRootError saying, in one line, what is wrong with the root and how to fix it."""
-    root = store.root_setting
-    shown = f"{LAKE_ROOT}={root!r}"
-    if store.is_sample and not Path(store.uri).is_dir():
-        raise LakeRootError(
-            f"{LAKE_ROOT} is unset, so the lake is the built-in sample lake {store.uri}, which is not generated yet:"
-            " run `stedi sample`, or set STEDI_LAKE_ROOT to your lake's folder or s3://bucket/prefix"
-        )
-    if is_s3(store.uri):
-        try:
-            store.storage.check_root()
-        except LakeRootError as error:
-            cause = error.__context__ or error  # the S3 client's error (suppressed in the trace, not lost)
-            raise LakeRootError(
-                f"{shown} cannot be read ({cause}): check the bucket and prefix, and the AWS credentials and region"
-                " (AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_REGION)"
-            ) from None
-    else:
-        path = Path(store.uri)
-        if not path.exists():
-            raise LakeRootError(f"{shown} names no folder: {LAKE_FIX}")
-        if not path.is_dir():
-            raise LakeRootError(f"{shown} names a file, not a folder: {LAKE_FIX}")
-    missing = [table.files_path for table in LANDING_TABLES if not store.storage.exists(store.files_location(table))]
-    named = shown if root.strip() else LAKE_ROOT
-    landing = ", ".join(table.files_path for table in LANDING_TABLES)
-    if len(missing) == len(LANDING_TABLES):
-        raise LakeRootError(
-            f"{named} names a folder that is not a lake (it has none of the landing folders {landing}): set it to"
-            " the folder that holds them, or unset it for the built-in sample lake"
-        )
-    if missing:
-        raise LakeRootError(
-            f"{named} names a lake without the landing folder{'s' * (len(missing) > 1)} {', '.join(missing)}: create"
-            f" {'them' if len(missing) > 1 else 'it'}, or set it to the folder that holds {landing}"
-        )
-    return store
 
 
 def run_settings() -> None:

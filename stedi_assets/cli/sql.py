@@ -295,7 +295,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         arguments.error("--max-rows must be at least 1")
     try:  # every setting checked before Spark starts: a wrong one fails at once, in one line
         target = SparkTarget.from_env()
-        lake = settings.check_lake_root(LakeStore(target.lake_root))
+        lake = LakeStore(target.lake_root)
+        lake.check_root()
     except settings.SETTING_ERRORS as error:
         return settings.report(prog or "stedi sql", error, args.debug)
     session = None

@@ -33,6 +33,13 @@ SAMPLE_LAKE = Path(__file__).resolve().parents[2] / "sample_lake"
 ALL_CHANGED = "all"  # a commit's changes when it replaced the whole table (or cannot say what it changed)
 
 
+LAKE_ROOT = "STEDI_LAKE_ROOT / lake.root"
+LAKE_FIX = (
+    "set it to your lake's folder or s3://bucket/prefix, or unset it for the built-in sample lake (`stedi sample`"
+    " generates it)"
+)
+
+
 class MissingTableError(LookupError):
     """A table that has not been materialized yet."""
 
@@ -61,17 +68,43 @@ class LakeStore:
         return storage_for(self.uri)
 
     def check_root(self) -> None:
-        """Fails at once, in one line naming the path, when the root or a landing folder cannot be read."""
-        try:
-            self.storage.check_root()
-        except LakeRootError as error:
-            if self.is_sample:
-                raise LakeRootError(f"{error}; it is the built-in sample lake: `stedi sample` builds it") from None
-            raise
-        for table in LANDING_TABLES:
-            folder = self.files_location(table)
-            if not self.storage.exists(folder):
-                raise LakeRootError(f"lake root {self.uri} has no landing folder {folder}")
+        """Checks the root setting (STEDI_LAKE_ROOT, or the resource's `lake.root`) before anything reads it: a
+        LakeRootError saying, in one line, what is wrong with the root and how to fix it."""
+        root = self.root_setting
+        shown = f"{LAKE_ROOT}={root!r}"
+        if self.is_sample and not Path(self.uri).is_dir():
+            raise LakeRootError(
+                f"{LAKE_ROOT} is unset, so the lake is the built-in sample lake {self.uri}, which is not generated yet:"
+                " run `stedi sample`, or set STEDI_LAKE_ROOT to your lake's folder or s3://bucket/prefix"
+            )
+        if is_s3(self.uri):
+            try:
+                self.storage.check_root()
+            except LakeRootError as error:
+                cause = error.__context__ or error  # the S3 client's error (suppressed in the trace, not lost)
+                raise LakeRootError(
+                    f"{shown} cannot be read ({cause}): check the bucket and prefix, and the AWS credentials and region"
+                    " (AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_REGION)"
+                ) from None
+        else:
+            path = Path(self.uri)
+            if not path.exists():
+                raise LakeRootError(f"{shown} names no folder: {LAKE_FIX}")
+            if not path.is_dir():
+                raise LakeRootError(f"{shown} names a file, not a folder: {LAKE_FIX}")
+        missing = [table.files_path for table in LANDING_TABLES if not self.storage.exists(self.files_location(table))]
+        named = shown if root.strip() else LAKE_ROOT
+        landing = ", ".join(table.files_path for table in LANDING_TABLES)
+        if len(missing) == len(LANDING_TABLES):
+            raise LakeRootError(
+                f"{named} names a folder that is not a lake (it has none of the landing folders {landing}): set it to"
+                " the folder that holds them, or unset it for the built-in sample lake"
+            )
+        if missing:
+            raise LakeRootError(
+                f"{named} names a lake without the landing folder{'s' * (len(missing) > 1)} {', '.join(missing)}:"
+                f" create {'them' if len(missing) > 1 else 'it'}, or set it to the folder that holds {landing}"
+            )
 
     @contextmanager
     def exclusive(self, table: ZoneTable) -> Iterator[None]:

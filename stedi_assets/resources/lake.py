@@ -3,7 +3,6 @@
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
-from stedi_assets.cli.settings import check_lake_root
 from stedi_assets.lake.store import LakeStore, MissingTableError
 
 __all__ = ["Lake", "MissingTableError"]
@@ -36,6 +35,6 @@ class Lake(ConfigurableResource):
         return self._store
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        check_lake_root(self.store)  # a bad root fails the run at once, in one line naming it
+        self.store.check_root()  # a bad root fails the run at once, in one line naming it
         if context.log is not None:  # optional: an InitResourceContext made without a log manager has none
             context.log.info(f"lake {self.store.uri}")
