@@ -37,7 +37,9 @@ def from_env(name: str, default: str) -> str:
 def whole_number(name: str, default: int, unit: str) -> int:
     text = os.environ.get(name, str(default)).strip()
     if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{name} must be a whole number of {unit}, got {text!r}")
+        raise ValueError(
+            f"{name}={text!r} is not a whole number of {unit}: set it to one, e.g. {default}, or unset it for {default}"
+        )
     return int(text)
 
 
@@ -54,7 +56,8 @@ def retry_waits() -> tuple[int, ...]:
     waits = [part.strip() for part in text.split(",")]
     if not all(wait.isdigit() for wait in waits):
         raise ValueError(
-            f"{RETRY_WAITS_ENV} must be whole numbers of seconds separated by commas (e.g. 60,300,1800), got {text!r}"
+            f"{RETRY_WAITS_ENV}={text!r} is not whole numbers of seconds separated by commas: set it to e.g."
+            f" {','.join(map(str, RETRY_WAITS))}, or unset it for that"
         )
     return tuple(int(wait) for wait in waits)
 
@@ -63,7 +66,8 @@ def due_cron() -> str:
     text = os.environ.get(DUE_CRON_ENV, DUE_CRON).strip()
     if not is_valid_cron_string(text):
         raise ValueError(
-            f"{DUE_CRON_ENV} must be a cron schedule of five fields (e.g. '{DUE_CRON}', in UTC), got {text!r}"
+            f"{DUE_CRON_ENV}={text!r} is not a cron schedule: set it to five fields (minute hour day month weekday,"
+            f" in UTC), e.g. '{DUE_CRON}', or unset it for that"
         )
     return text
 

@@ -62,7 +62,8 @@ def test_cli_with_a_missing_lake_root_names_the_path(tmp_path: Path) -> None:
         (
             "STEDI_SENSOR_INTERVAL_SECONDS",
             "soon",
-            "STEDI_SENSOR_INTERVAL_SECONDS must be a whole number of seconds, got 'soon'",
+            "STEDI_SENSOR_INTERVAL_SECONDS='soon' is not a whole number of seconds: set it to one, e.g. 30, or unset it"
+            " for 30",
         ),
     ],
 )

@@ -100,4 +100,6 @@ def test_the_freshness_limit_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("STEDI_FRESHNESS_MINUTES", "1h")
     with pytest.raises(ValueError) as error:
         freshness_minutes()
-    assert str(error.value) == "STEDI_FRESHNESS_MINUTES must be a whole number of minutes, got '1h'"
+    assert str(error.value) == (
+        "STEDI_FRESHNESS_MINUTES='1h' is not a whole number of minutes: set it to one, e.g. 60, or unset it for 60"
+    )

@@ -134,9 +134,9 @@ def test_the_schedule_time_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("STEDI_DUE_CRON", "daily")
     with pytest.raises(ValueError) as error:
         due_cron()
-    assert (
-        str(error.value)
-        == "STEDI_DUE_CRON must be a cron schedule of five fields (e.g. '0 4 * * *', in UTC), got 'daily'"
+    assert str(error.value) == (
+        "STEDI_DUE_CRON='daily' is not a cron schedule: set it to five fields (minute hour day month weekday,"
+        " in UTC), e.g. '0 4 * * *', or unset it for that"
     )
 
 

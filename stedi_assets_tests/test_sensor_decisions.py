@@ -294,5 +294,6 @@ def test_the_retry_waits_are_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError) as error:
         retry_waits()
     assert str(error.value) == (
-        "STEDI_RETRY_WAITS_SECONDS must be whole numbers of seconds separated by commas (e.g. 60,300,1800), got '1m,5m'"
+        "STEDI_RETRY_WAITS_SECONDS='1m,5m' is not whole numbers of seconds separated by commas: set it to e.g."
+        " 60,300,1800, or unset it for that"
     )

@@ -304,7 +304,8 @@ def test_a_sensor_interval_that_is_not_a_number_of_seconds(
     assert refused(command, tmp_path, capsys) == (
         2,
         "",
-        f"stedi {command}: STEDI_SENSOR_INTERVAL_SECONDS must be a whole number of seconds, got 'soon'\n",
+        f"stedi {command}: STEDI_SENSOR_INTERVAL_SECONDS='soon' is not a whole number of seconds: set it to one,"
+        " e.g. 30, or unset it for 30\n",
     )
 
 
