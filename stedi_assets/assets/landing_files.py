@@ -49,7 +49,7 @@ _GLOB_CHARS = "\\{}[]*?"
 # Landing files are read as they are. Hadoop's default local file system checks a file against a `.name.crc`
 # beside it (a stale one, copied from Hadoop or left by a rewrite, fails the read) and opens that companion by a
 # path built from the name (`.a:b.json.crc`: the colon reads as a URI scheme). Its raw file system reads the file
-# alone; not cached, since the cached one is the checksummed one. No effect on s3a.
+# alone; not cached, since the cached one is the checksummed one.
 RAW_LOCAL_FILES = {"fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem", "fs.file.impl.disable.cache": "true"}
 
 # Spark lists more than 32 given paths with a job of one task per path: 3,000 local files took 24 s to list that
@@ -187,7 +187,10 @@ def read_lines(session: SparkSession, files: Mapping[str, int]) -> DataFrame:
         paths = [_escape_glob(uri if _is_s3(uri) else _local_path(uri)) for uri in files]
         local = not any(_is_s3(uri) for uri in files)
         with _session_conf(session, SERIAL_LISTING if local else {}):  # Spark lists the paths as it is given them
-            text = session.read.options(ignoreMissingFiles="true", **RAW_LOCAL_FILES).text(paths)
+            # Local files only: on a read of S3 files, the raw local file system would reach s3a's disk buffer of
+            # the write that follows, which needs the checksummed one (a ClassCastException on a first write).
+            raw = RAW_LOCAL_FILES if local else {}
+            text = session.read.options(ignoreMissingFiles="true", **raw).text(paths)
     except AnalysisException as error:
         # Spark checks that each path exists, and names the first it misses (as spark_file_key spells it).
         named = (error.getMessageParameters() or {}).get("path", "") if error.getCondition() == "PATH_NOT_FOUND" else ""
