@@ -1,5 +1,6 @@
 """End to end with the real daemon and webserver (the session's `make up`, its runs on its Connect server:
-shared_servers): a dropped landing file is picked up by the sensor and its rows reach the curated tables; the UI,
+shared_servers): a dropped landing file is picked up by the sensor and its rows reach the curated tables, while
+another team's long run in the same instance goes on (the lake does not wait for it); the UI,
 in headless Chromium, shows every asset in its zone group, and a run launched from its launchpad with per-run
 settings (another lake root, the `flag` consent policy) uses them.
 
@@ -14,7 +15,11 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -30,7 +35,7 @@ from stedi_assets.tables import (
     MACHINE_LEARNING_CURATED,
     STEP_TRAINER_TRUSTED,
 )
-from stedi_assets_tests.lakes import duckdb_source, generate_lake, table_frame
+from stedi_assets_tests.lakes import DAGSTER, duckdb_source, generate_lake, table_frame
 from stedi_assets_tests.servers import Servers
 
 pytest_plugins = ["stedi_assets_tests.shared_servers"]
@@ -96,38 +101,71 @@ def servers(services_up: Servers) -> Servers:
     return services_up
 
 
-def test_a_dropped_landing_file_reaches_the_curated_tables(servers: Servers) -> None:
+@contextmanager
+def another_teams_long_run(servers: Servers, work: Path) -> Iterator[DagsterRun]:
+    """A run of another team's job (another_team.py) in the lake's instance, unfinished until the block ends."""
+    release = work / "release"
+    env = {**os.environ, "DAGSTER_HOME": servers.instance.root_directory, "ANOTHER_TEAM_RELEASE": str(release)}
+    command = [str(DAGSTER), "job", "execute", "-f", str(Path(__file__).with_name("another_team.py")), "-j"]
+    process = subprocess.Popen(
+        [*command, "nightly_report"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def started() -> DagsterRun | None:
+            return next(
+                (run for run in servers.runs(DagsterRunStatus.STARTED) if run.job_name == "nightly_report"), None
+            )
+
+        yield servers.wait_for(started, RUN_TIMEOUT_SECONDS, "another team's run to start")
+        release.touch()
+        assert process.wait(timeout=RUN_TIMEOUT_SECONDS) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_a_dropped_landing_file_reaches_the_curated_tables(servers: Servers, tmp_path: Path) -> None:
     # The sensor's first tick sees every file of the new lake and loads it.
     servers.initial_load(RUN_TIMEOUT_SECONDS)
-    before = _sql(f"select count(*) from {duckdb_source(servers.lake, MACHINE_LEARNING_CURATED)}")[0][0]
-    # A curated customer whose device has trusted readings: one owner, so new readings are not quarantined.
-    email, serial = _sql(
-        f"select email, serialNumber from {duckdb_source(servers.lake, CUSTOMER_CURATED)} where serialNumber in"
-        f" (select serialNumber from {duckdb_source(servers.lake, STEP_TRAINER_TRUSTED)}) order by email limit 1"
-    )[0]
+    # Another team's run is going on in the same instance all along: the lake's sensor does not wait for it.
+    with another_teams_long_run(servers, tmp_path) as other:
+        before = _sql(f"select count(*) from {duckdb_source(servers.lake, MACHINE_LEARNING_CURATED)}")[0][0]
+        # A curated customer whose device has trusted readings: one owner, so new readings are not quarantined.
+        email, serial = _sql(
+            f"select email, serialNumber from {duckdb_source(servers.lake, CUSTOMER_CURATED)} where serialNumber in"
+            f" (select serialNumber from {duckdb_source(servers.lake, STEP_TRAINER_TRUSTED)}) order by email limit 1"
+        )[0]
 
-    dropped = time.monotonic()
-    phone = {"user": email, "timestamp": NEW_READING_TIME, "x": 0.5, "y": -0.25, "z": 1.0}
-    device = {"sensorReadingTime": NEW_READING_TIME, "serialNumber": serial, "distanceFromObject": 42}
-    # Written whole under a hidden name, then renamed, as a feed delivering files should.
-    for feed, record in (("accelerometer", phone), ("step_trainer", device)):
-        staged = servers.lake / feed / "landing" / f".new-{feed}.json"
-        staged.write_text(json.dumps(record) + "\n")
-        os.rename(staged, staged.with_name(f"new-{feed}.json"))
+        dropped = time.monotonic()
+        phone = {"user": email, "timestamp": NEW_READING_TIME, "x": 0.5, "y": -0.25, "z": 1.0}
+        device = {"sensorReadingTime": NEW_READING_TIME, "serialNumber": serial, "distanceFromObject": 42}
+        # Written whole under a hidden name, then renamed, as a feed delivering files should.
+        for feed, record in (("accelerometer", phone), ("step_trainer", device)):
+            staged = servers.lake / feed / "landing" / f".new-{feed}.json"
+            staged.write_text(json.dumps(record) + "\n")
+            os.rename(staged, staged.with_name(f"new-{feed}.json"))
 
-    def run_for_new_files():
-        for run in servers.runs(DagsterRunStatus.SUCCESS):
-            if "new-step_trainer.json" in run.tags.get("stedi/landing_files", ""):
-                return run
-        return None
+        def run_for_new_files():
+            for run in servers.runs(DagsterRunStatus.SUCCESS):
+                if "new-step_trainer.json" in run.tags.get("stedi/landing_files", ""):
+                    return run
+            return None
 
-    run = servers.wait_for(run_for_new_files, RUN_TIMEOUT_SECONDS, "the run of the dropped files")
-    print(f"file drop -> run SUCCESS: {time.monotonic() - dropped:.1f}s")
-    assert run.tags["stedi/landing_feeds"] == "accelerometer_landing,step_trainer_landing"
-    ml = duckdb_source(servers.lake, MACHINE_LEARNING_CURATED)
-    rows = _sql(f"select distanceFromObject, x, y, z from {ml} where sensorReadingTime = {NEW_READING_TIME}")
-    assert rows == [(42, 0.5, -0.25, 1.0)]
-    assert _sql(f"select count(*) from {ml}")[0][0] == before + 1
+        run = servers.wait_for(run_for_new_files, RUN_TIMEOUT_SECONDS, "the run of the dropped files")
+        print(f"file drop -> run SUCCESS: {time.monotonic() - dropped:.1f}s")
+        assert run.tags["stedi/landing_feeds"] == "accelerometer_landing,step_trainer_landing"
+        ml = duckdb_source(servers.lake, MACHINE_LEARNING_CURATED)
+        rows = _sql(f"select distanceFromObject, x, y, z from {ml} where sensorReadingTime = {NEW_READING_TIME}")
+        assert rows == [(42, 0.5, -0.25, 1.0)]
+        assert _sql(f"select count(*) from {ml}")[0][0] == before + 1
+        assert servers.instance.get_run_by_id(other.run_id).status == DagsterRunStatus.STARTED  # unfinished all along
+    assert servers.instance.get_run_by_id(other.run_id).status == DagsterRunStatus.SUCCESS
 
 
 @pytest.mark.browser
