@@ -14,17 +14,39 @@ import sys
 import threading
 import time
 
-from dagster import DagsterEventType, DagsterInstance, ExecuteInProcessResult
+from dagster import DagsterEventType, DagsterInstance, ExecuteInProcessResult, JobDefinition
 from dagster._core.utils import make_new_run_id
 
 from stedi_assets.cli import settings
+from stedi_assets.cli.progress import Reporter, SparkWatch, seconds
 from stedi_assets.cli.summary import summarize
 from stedi_assets.definitions import defs
 
 
 def execute(run_config: dict, instance: DagsterInstance, progress: bool = True) -> ExecuteInProcessResult:
-    """Runs the whole graph in this process; with `progress`, prints each asset as it is committed."""
+    """Runs the whole graph in this process; with `progress`, prints each asset as it starts and as it is
+    committed, and while it runs, how far Spark is (see `run_job`)."""
     job = defs().resolve_implicit_global_asset_job_def()
+    return run_job(job, run_config, instance, Reporter(sys.stdout) if progress else None)
+
+
+# What the progress follows in the run's event log: a step (one per asset or multi-asset, named after its op)
+# starts, commits its assets, ends.
+WATCHED = {
+    DagsterEventType.STEP_START,
+    DagsterEventType.ASSET_MATERIALIZATION,
+    DagsterEventType.STEP_SUCCESS,
+    DagsterEventType.STEP_FAILURE,
+}
+POLL_SECONDS = 0.5
+
+
+def run_job(
+    job: JobDefinition, run_config: dict, instance: DagsterInstance, reporter: Reporter | None
+) -> ExecuteInProcessResult:
+    """Runs `job` in a thread of this process. With a `reporter`, a line when a step starts, one per asset it
+    commits, one if it fails; while a step runs, a status: its seconds so far and Spark's stages, tasks done of
+    total and rows read since the step started (on a terminal rewritten in place, in a log every 15 s)."""
     run_id = make_new_run_id()
     outcome: dict[str, ExecuteInProcessResult] = {}
 
@@ -36,17 +58,64 @@ def execute(run_config: dict, instance: DagsterInstance, progress: bool = True) 
     worker = threading.Thread(target=run, name="stedi-run")
     started = time.monotonic()
     worker.start()
-    printed: set[int] = set()
-    while worker.is_alive() or progress:
-        worker.join(timeout=0.5)
-        if progress:
-            for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records:
-                if record.storage_id not in printed:
-                    printed.add(record.storage_id)
-                    print(_progress_line(record.event_log_entry, started), flush=True)
-        if not worker.is_alive():
-            break
+    watch = _RunProgress(reporter, started) if reporter is not None else None
+    cursor: str | None = None
+    try:
+        while True:
+            worker.join(timeout=POLL_SECONDS)
+            alive = worker.is_alive()
+            if watch is not None:  # after the run ends too: its last events
+                connection = instance.get_records_for_run(run_id, cursor=cursor, of_type=WATCHED)
+                cursor = connection.cursor
+                for record in connection.records:
+                    watch.event(record.event_log_entry)
+                if alive:
+                    watch.status()
+            if not alive:
+                break
+    finally:
+        if watch is not None:
+            watch.close()
     return outcome["result"]
+
+
+class _RunProgress:
+    """The progress of one run: its steps' lines and the running step's status (steps run one at a time)."""
+
+    def __init__(self, reporter: Reporter, started: float) -> None:
+        self.reporter, self.started = reporter, started
+        self.spark = SparkWatch()
+        self.running: dict[str, float] = {}  # step -> when it started (monotonic)
+
+    def event(self, entry) -> None:
+        event = entry.dagster_event
+        step = entry.step_key or ""
+        if event.event_type == DagsterEventType.STEP_START:
+            self.running[step] = time.monotonic()
+            self.spark.mark(entry.timestamp)  # Spark's rows count from the step's start
+            self.reporter.line(f"  {self._elapsed()}  {step:<34} started")
+        elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            self.reporter.line(_progress_line(entry, self.started))
+        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            began = self.running.pop(step, None)
+            if event.event_type == DagsterEventType.STEP_FAILURE:
+                took = f" after {seconds(time.monotonic() - began)}" if began is not None else ""
+                self.reporter.line(f"  {self._elapsed()}  {step:<34} FAILED{took} (the error follows the summary)")
+
+    def status(self) -> None:
+        if not self.running:
+            return
+        step, began = next(iter(self.running.items()))
+        spark = self.spark.sample()
+        detail = f"running {seconds(time.monotonic() - began)}"
+        self.reporter.status(f"  {self._elapsed()}  {step:<34} {detail}" + (f": {spark.describe()}" if spark else ""))
+
+    def close(self) -> None:
+        self.spark.close()
+        self.reporter.clear()
+
+    def _elapsed(self) -> str:
+        return f"{time.monotonic() - self.started:6.1f}s"
 
 
 def _progress_line(entry, started: float) -> str:
