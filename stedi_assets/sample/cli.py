@@ -6,10 +6,12 @@ import argparse
 import json
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from stedi_assets.cli.progress import Reporter, seconds
 from stedi_assets.sample import generator
 from stedi_assets.sample.world import PROGRESS_FROM, SAMPLE_CUSTOMERS, SAMPLE_SEED, Rates
 
@@ -42,19 +44,31 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             parser.error(f"unknown rate {name!r}; known: {', '.join(names)}")
         overrides[name] = int(value) if isinstance(getattr(Rates(), name), int) else float(value)
     started = time.monotonic()
+    # Large lakes take minutes: say how far it is, on stderr (stdout is the report). On a terminal one line
+    # rewritten each 1%; in a log a line each 10% and, while the files are finished, one every 15 s at least.
+    reporter = Reporter(sys.stderr)
+    written = 0
+
+    def status() -> str:
+        elapsed = seconds(time.monotonic() - started)
+        if written < args.customers:
+            percent = 100 * written // args.customers
+            return f"  {percent:3d}% {written:,} / {args.customers:,} customers, {elapsed}"
+        return f"  {args.customers:,} customers written, finishing the files, {elapsed}"
 
     def progress(done: int) -> None:
-        # Large lakes take minutes: say how far it is, on stderr (stdout is the report).
-        elapsed = time.monotonic() - started
-        percent = 100 * done // args.customers
-        print(f"\r  {percent:3d}% {done:,} / {args.customers:,} customers, {elapsed:.0f} s", end="", file=sys.stderr)
+        nonlocal written
+        before, written = written, done
+        reporter.status(status(), keep=10 * done // args.customers > 10 * before // args.customers)
 
-    shown = progress if args.customers >= PROGRESS_FROM else None
-    report = generator.generate(
-        args.out, args.customers, args.seed, args.readings, args.files, Rates(**overrides), shown
-    )
-    if shown is not None:
-        print(f"\r  {args.customers:,} customers written in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    shown = args.customers >= PROGRESS_FROM
+    with reporter.waiting(status) if shown else nullcontext():
+        report = generator.generate(
+            args.out, args.customers, args.seed, args.readings, args.files, Rates(**overrides),
+            progress if shown else None,
+        )  # fmt: skip
+    if shown:
+        reporter.line(f"  {args.customers:,} customers written in {seconds(time.monotonic() - started)}")
     json.dump({k: report[k] for k in ("landing_rows", "quarantined_rows", "tables")}, sys.stdout, indent=2)
     print()
     return 0

@@ -333,7 +333,7 @@ def generate(
 ) -> dict[str, Any]:
     """Writes the landing feeds under `out` and returns the expected counts (also written to EXPECTED_FILE).
 
-    `progress` is called with the number of customers written so far, every 1% of them."""
+    `progress` is called with the number of customers written so far, every 1% of them and once all are."""
     out.mkdir(parents=True, exist_ok=True)
     noise = random.Random(f"{seed}:defects")
     writers = {feed: FeedWriter(out, feed, max(1, min(files, customers)), noise, rates) for feed in FEEDS}
@@ -346,7 +346,7 @@ def generate(
     group: list[Customer] = []
     step = max(1, customers // 100)
     for index in range(customers + 1):
-        if progress is not None and index % step == 0:
+        if progress is not None and (index % step == 0 or index == customers):
             progress(index)
         # Customers are finished one step late, once their late records (delivered with the next customer,
         # perhaps in the next file) are written, and counted once the next customer claims none of their devices.
