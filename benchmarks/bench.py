@@ -35,7 +35,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.measure import CommandFailed, PeakSampler, load_average, timed
 from stedi_assets import tables as t
+from stedi_assets.cli.progress import Reporter, seconds
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -689,25 +691,36 @@ def run(
     increment: float = 0.01,
     drops: int = 3,
     rates: Iterable[str] = (),
-    log=print,
-    measured=lambda results: None,
+    log: Callable[[str], None] = print,
+    measured: Callable[[list[Result]], object] = lambda results: None,
     profile: Path | None = None,
+    reporter: Reporter | None = None,
 ) -> list[Result]:
     """Measures the variants on each size (in the order of SIZE_VARIANTS), then file_drop; returns the results.
     `measured` is called with the results so far after each measurement (to write them as they come); with
-    `profile`, the full run's Spark jobs per asset go there (profile-SIZE.md)."""
+    `profile`, the full run's Spark jobs per asset go there (profile-SIZE.md); with a `reporter`, a status says
+    what is measured and for how long while it runs (lake generation has `stedi sample`'s own progress)."""
     wanted = set(variants)
     bench = Bench(work, seed, increment, drops, log, profile)
     shutil.rmtree(bench.runs, ignore_errors=True)
     results: list[Result] = []
+
+    def measuring(what: str) -> AbstractContextManager[None]:
+        if reporter is None:
+            return nullcontext()
+        began = time.monotonic()
+        return reporter.waiting(lambda: f"{what}: running {seconds(time.monotonic() - began)}")
+
     for label, rows in sizes:
         started = time.monotonic()
+        log(f"{label}: the lake of {rows:,} landing lines (generated once, then reused) ...")
         lake = lake_of_size(work, rows, seed, rates)
         log(f"{label}: lake {lake.path} ({lake.lines:,} landing lines), ready in {time.monotonic() - started:.0f}s")
         for variant in (v for v in SIZE_VARIANTS if v in wanted):
             log(f"{label}: {LABELS[variant]} ...")
             method = getattr(bench, variant)
-            result = method(lake, label, rows) if variant.startswith("incremental") else method(lake, label)
+            with measuring(f"{label}: {LABELS[variant]}"):
+                result = method(lake, label, rows) if variant.startswith("incremental") else method(lake, label)
             log(f"{label}: {LABELS[variant]}: {result.seconds:.1f}s, peak {result.peak_bytes / 1e6:,.0f} MB")
             results.append(result)
             measured(results)
@@ -715,7 +728,9 @@ def run(
         shutil.rmtree(bench.runs, ignore_errors=True)  # the outputs of this size: gigabytes at the largest
     if "file_drop" in wanted:
         log(f"sample: {LABELS['file_drop']} ...")
-        results.append(bench.file_drop())
+        with measuring(f"sample: {LABELS['file_drop']}"):
+            results.append(bench.file_drop())
+        log(f"sample: {LABELS['file_drop']}: {results[-1].seconds:.1f}s (median)")
         measured(results)
         shutil.rmtree(bench.runs, ignore_errors=True)
     return results
@@ -765,11 +780,17 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         write_results(results, args.results, context_line(results, args.seed))
         return results
 
+    # Progress on stderr (stdout is the results): a line as each lake and measurement starts and ends, and while
+    # one runs, a status (rewritten on a terminal, a line every 15 s in a log).
+    reporter = Reporter(sys.stderr)
     try:
         profile = args.results if args.profile else None
         results = write(
-            run(sizes, variants, args.work, args.seed, args.increment, args.drops, measured=write, profile=profile)
-        )
+            run(
+                sizes, variants, args.work, args.seed, args.increment, args.drops,
+                log=reporter.line, measured=write, profile=profile, reporter=reporter,
+            )
+        )  # fmt: skip
     except CommandFailed as error:
         print(f"error: {error} (the results measured before are in {args.results})", file=sys.stderr)
         return 1
