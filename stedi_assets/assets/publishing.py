@@ -90,10 +90,13 @@ def publish(
         "run_id": context.run.run_id,
         "erasure_version": erasure_version,
     }
+    # The quarantine is committed first, but reported after its table: it hangs off the table in the lineage, and
+    # Dagster takes a step's materializations in the order of its assets' dependencies.
+    quarantined: MaterializeResult | None = None
     if quarantine is not None and quarantine_output is not None:
         rows = sum(account.quarantined.values())
         committed = _commit(lake, quarantine, quarantine_output, common, erasure_version, purge)
-        yield MaterializeResult(
+        quarantined = MaterializeResult(
             asset_key=quarantine.name,
             metadata={**committed, "rows_in": rows, "rows_out": rows, "rows_filtered": 0, "rows_quarantined": 0},
         )
@@ -102,6 +105,8 @@ def publish(
     yield MaterializeResult(
         asset_key=table.name, metadata={**committed, **account.metadata(), **(metadata or {}), **described}
     )
+    if quarantined is not None:
+        yield quarantined
 
 
 def erasure_version_of(snapshot: Snapshot | None) -> int:
