@@ -29,6 +29,7 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRun, Dag
 from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
 from dagster_postgres import DagsterPostgresStorage
+from dagster_postgres.run_storage import PostgresRunStorage
 
 from stedi_assets.cli import services as cli
 from stedi_assets.services import postgres, stack, supervisor
@@ -292,3 +293,28 @@ def test_sensor_and_launchpad_runs_keep_their_records_in_postgres_across_down_an
     assert password not in command_lines
     for pid in supervisor.survey(up.state_dir).running["postgres"].processes():
         assert postgres.PASSWORD_ENV not in Path(f"/proc/{pid}/environ").read_text(errors="replace")
+
+
+@pytest.mark.services
+def test_the_production_instance_file_reads_the_same_postgres(
+    up: Up, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dagster.production.yaml, given this server's address and password as a deployment gives its own, is an
+    instance that reads the runs `stedi up`'s daemon recorded: its storage settings connect, not only parse."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(stack.supervisor.REPO / "dagster.production.yaml", home / "dagster.yaml")
+    deployment = {
+        "DAGSTER_PG_HOST": postgres.HOST,
+        "DAGSTER_PG_PORT": str(up.server.port),
+        "DAGSTER_PG_DB": postgres.DATABASE,
+        "DAGSTER_PG_USERNAME": postgres.USERNAME,
+        "DAGSTER_PG_PASSWORD": up.server.password(),
+        "DAGSTER_COMPUTE_LOG_BUCKET": "compute-logs",
+    }
+    for name, value in deployment.items():
+        monkeypatch.setenv(name, value)
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert isinstance(instance.run_storage, PostgresRunStorage)
+        sensor_runs = instance.get_runs(RunsFilter(tags={SENSOR_TAG: "landing_files"}))
+        assert [run.status for run in sensor_runs][-1:] == [DagsterRunStatus.SUCCESS]
