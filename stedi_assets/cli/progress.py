@@ -148,6 +148,7 @@ class StageProgress:
 
 # A stage whose final count is not known yet: still to be submitted, or running.
 _UNFINISHED = ("PENDING", "ACTIVE")
+MISSES = 3  # a stage id the status store has not is looked for this many times, then counted as reading nothing
 
 
 class SparkStages:
@@ -164,6 +165,7 @@ class SparkStages:
         self._next = self._next_stage_id() if first is None else first  # stages from here on are looked at
         self._since_ms = 0  # and count when submitted from then on (epoch milliseconds)
         self._finished: dict[int, tuple[int, int]] = {}  # stage id -> (submitted, in ms; rows read)
+        self._misses: dict[int, int] = {}  # stage id -> times it was not found
 
     def mark(self, since: float | None = None) -> None:
         """Counts rows from here on: of the stages submitted at `since` (epoch seconds, default now) or later."""
@@ -193,8 +195,10 @@ class SparkStages:
                 continue
             try:
                 stage = self._store.lastStageAttempt(sid)
-            except Exception:  # not in the store (dropped, or never registered): it read nothing we can know
-                self._finished[sid] = (0, 0)
+            except Exception:  # not in the store: looked for again, then given up (dropped, or never registered)
+                self._misses[sid] = self._misses.get(sid, 0) + 1
+                if self._misses[sid] >= MISSES:
+                    self._finished[sid] = (0, 0)
                 continue
             if stage.status().toString() not in _UNFINISHED:
                 self._finished[sid] = (_submitted_ms(stage), stage.inputRecords())
