@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.measure import CommandFailed, PeakSampler, load_average, timed
 from stedi_assets import tables as t
-from stedi_assets.cli.progress import Reporter, seconds
+from stedi_assets.progress import Reporter, seconds
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

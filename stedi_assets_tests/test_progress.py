@@ -1,4 +1,4 @@
-"""Progress of the long commands (stedi_assets/cli/progress.py): the reporter on a terminal and in a log, Spark's
+"""Progress of the long commands (stedi_assets/progress.py): the reporter on a terminal and in a log, Spark's
 stages read from a real job while it runs, a small run's step lines, and `stedi sample` writing to a pipe."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dagster import DagsterInstance, Definitions, MaterializeResult, asset
 from pyspark.sql import SparkSession
 
 from stedi_assets.cli import run
-from stedi_assets.cli.progress import ConnectStages, Reporter, SparkStages, StageProgress, seconds
+from stedi_assets.progress import ConnectStages, Reporter, SparkStages, StageProgress, seconds
 from stedi_assets.sample import cli as sample_cli
 from stedi_assets_tests import lakes
 

@@ -18,9 +18,9 @@ from dagster import DagsterEventType, DagsterInstance, ExecuteInProcessResult, J
 from dagster._core.utils import make_new_run_id
 
 from stedi_assets.cli import settings
-from stedi_assets.cli.progress import Reporter, SparkWatch, seconds
 from stedi_assets.cli.summary import summarize
 from stedi_assets.definitions import defs
+from stedi_assets.progress import Reporter, SparkWatch, seconds
 
 
 def execute(run_config: dict, instance: DagsterInstance, progress: bool = True) -> ExecuteInProcessResult:

@@ -11,7 +11,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from stedi_assets.cli.progress import Reporter, seconds
+from stedi_assets.progress import Reporter, seconds
 from stedi_assets.sample import generator
 from stedi_assets.sample.world import PROGRESS_FROM, SAMPLE_CUSTOMERS, SAMPLE_SEED, Rates
 
