@@ -216,7 +216,7 @@ def receipt(lake: Lake, tombstones_version: int, run_id: str, now: int) -> tuple
     # Last in every run that erases: every table is upstream of the two curated ones (test_definitions proves it),
     # so two edges order it after all of them, where an edge from each table would hide the data's path.
     deps=[CUSTOMER_CURATED.name, MACHINE_LEARNING_CURATED.name],
-    group_name=CUSTOMER_ERASURE.zone.value,
+    group_name=MACHINE_LEARNING_CURATED.zone.value,  # drawn at the end of the data's path, where it runs
     kinds={"json"},
     owners=OWNERS,
     description=f"An erasure receipt per batch of erasure requests, at `{{root}}/{RECEIPTS}/`: when, and for every"

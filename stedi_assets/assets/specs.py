@@ -24,8 +24,12 @@ def table_schema(table: ZoneTable) -> TableSchema:
 
 
 def table_spec(
-    table: ZoneTable, deps: Sequence[ZoneTable] = (), lineage: TableColumnLineage | None = None
+    table: ZoneTable,
+    deps: Sequence[ZoneTable] = (),
+    lineage: TableColumnLineage | None = None,
+    group: str | None = None,
 ) -> AssetSpec:
+    """The asset of a table, in the group of its zone (or `group`)."""
     metadata: dict[str, object] = {
         "dagster/column_schema": table_schema(table),
         "dagster/table_name": table.name,
@@ -38,7 +42,7 @@ def table_spec(
         table.name,
         deps=[d.name for d in deps],
         description=f"{table.description}\n\nDelta table at `{{root}}/{table.path}/`",
-        group_name=table.zone.value,
+        group_name=group or table.zone.value,
         metadata=metadata,
         kinds={"spark", "delta"},
         owners=OWNERS,
@@ -50,11 +54,11 @@ def zone_specs(
     table: ZoneTable, deps: Sequence[ZoneTable] = (), lineage: TableColumnLineage | None = None
 ) -> list[AssetSpec]:
     """The specs of a zone asset: its table and, where it rejects rows, its quarantine (made by the same step). The
-    quarantine hangs off its table in the lineage: made alongside it from the same inputs, it is drawn beside it
-    rather than with a second edge from every input."""
+    quarantine hangs off its table in the lineage, in its table's group: made alongside it from the same inputs, it
+    is drawn beside it rather than with a second edge from every input (its folder is still the quarantine zone)."""
     specs = [table_spec(table, deps, lineage)]
     if table.name in QUARANTINE_OF:
-        specs.append(table_spec(QUARANTINE_OF[table.name], [table]))
+        specs.append(table_spec(QUARANTINE_OF[table.name], [table], group=table.zone.value))
     return specs
 
 
