@@ -74,7 +74,10 @@ def test_the_instance_up_writes_keeps_its_storage_in_postgres_and_no_password(
         "params": {},
     }
     # The rest is the project's instance (dagster.yaml.example), as `make run` and `make test` have it.
-    assert config["run_coordinator"]["config"] == {"dequeue_interval_seconds": 1, "max_concurrent_runs": 1}
+    assert config["run_coordinator"]["config"] == {
+        "dequeue_interval_seconds": 1,
+        "tag_concurrency_limits": [{"key": "stedi/trigger", "limit": 1}],
+    }
     assert config["telemetry"] == {"enabled": False}
     # Opened in this process, the password is given to the storage, this process's environment left alone.
     monkeypatch.delenv(postgres.PASSWORD_ENV)
