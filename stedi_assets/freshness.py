@@ -101,6 +101,8 @@ def freshness_sensor(
         state = "stale" if stale else "fresh"
         if context.cursor == state:
             return SkipReason(f"the curated tables are still {state}")
+        if context.cursor is None and not stale:  # a first tick with nothing late: no run to say so
+            return SensorResult(skip_reason=SkipReason("the curated tables are fresh"), cursor=state)
         request = RunRequest(asset_check_keys=CHECK_KEYS, tags={"stedi/check": CHECK_NAME})
         return SensorResult(run_requests=[request], cursor=state)
 
