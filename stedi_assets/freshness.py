@@ -34,7 +34,7 @@ from dagster import (
 from stedi_assets.lake.storage import FileInfo
 from stedi_assets.resources.lake import Lake
 from stedi_assets.sensors import pending_deliveries
-from stedi_assets.tables import CUSTOMER_CURATED, MACHINE_LEARNING_CURATED
+from stedi_assets.tables import CUSTOMER_CURATED, CUSTOMER_ERASURE, MACHINE_LEARNING_CURATED
 
 FRESHNESS_MINUTES = 60
 CHECK_NAME = "fresh_after_landing"
@@ -43,9 +43,10 @@ CHECK_KEYS = [AssetCheckKey(asset_key=AssetKey(table.name), name=CHECK_NAME) for
 
 
 def oldest_waiting(lake: Lake) -> FileInfo | None:
-    """The landing file that has waited longest for its feed's ledger to consume it (None: none waits)."""
+    """The landing file that has waited longest for its feed's ledger to consume it (None: none waits). Erasure
+    requests are not landing data: they stay until every table has erased them (the receipts say when)."""
     deliveries, _ = pending_deliveries(lake)
-    waiting = [file for delivery in deliveries.values() for file in delivery.new]
+    waiting = [file for name, delivery in deliveries.items() if name != CUSTOMER_ERASURE.name for file in delivery.new]
     return min(waiting, key=lambda file: file.modified_ms, default=None)
 
 

@@ -39,6 +39,7 @@ def test_a_file_waiting_longer_than_the_limit_makes_both_curated_tables_stale(tm
         ("machine_learning_curated", True),
     ]
     deliver(tmp_path, "accelerometer/landing/new.json", minutes_ago=5)
+    deliver(tmp_path, "customer/erasure/request.json", minutes_ago=600)  # not landing data: no table waits for it
     assert all(result.passed for result in check(tmp_path))
     deliver(tmp_path, "step_trainer/landing/old.json", minutes_ago=90)
     results = check(tmp_path)
