@@ -177,6 +177,8 @@ def test_the_ui_shows_every_asset_and_launches_a_run_with_per_run_settings(serve
 
     shots = Path(os.environ.get("STEDI_SCREENSHOT_DIR", tmp_path / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
+    # The sensor's first run done, whichever test comes first: the UI re-renders its pages while a run goes on.
+    servers.initial_load(RUN_TIMEOUT_SECONDS)
     # The launchpad run goes to another lake (the fixture's lake is the sensor's): its expected counts are exact.
     other_lake = tmp_path / "other-lake"
     generate_lake(other_lake, customers=12)
