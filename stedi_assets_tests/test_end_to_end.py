@@ -74,6 +74,21 @@ def _expect_nodes(page, names: list[str]) -> None:
         assert any(_shown_as(name).match(label) for label in shown), f"{name} is not in the graph: {shown}"
 
 
+def _choose(page, menu: object, item: str) -> None:
+    """Opens a menu and chooses an item by its text. The graph re-renders as live data arrives (each sensor tick,
+    every second here), which can detach an open menu before the click lands: then the menu is opened again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    for _ in range(5):
+        menu.click()  # type: ignore[attr-defined]
+        try:
+            page.get_by_role("menuitem", name=item).click(timeout=5_000)
+            return
+        except PlaywrightTimeoutError:
+            page.keyboard.press("Escape")
+    raise AssertionError(f"the menu item {item!r} could not be chosen in five tries")
+
+
 def _sql(query: str) -> list[tuple]:
     return duckdb.sql(query).fetchall()
 
@@ -209,10 +224,8 @@ def test_the_ui_shows_every_asset_and_launches_a_run_with_per_run_settings(serve
         page.goto(f"{servers.url}/asset-groups")
         expect(page.get_by_role("button", name="Materialize all")).to_be_visible(timeout=UI_TIMEOUT_MS)
         graph_settings = page.get_by_role("button", name="settings", exact=True)
-        graph_settings.click()
-        page.get_by_role("menuitem", name="Change graph to vertical orientation").click()  # the compact layout
-        graph_settings.click()
-        page.get_by_role("menuitem", name="Expand all groups").click()
+        _choose(page, graph_settings, "Change graph to vertical orientation")  # the compact layout
+        _choose(page, graph_settings, "Expand all groups")
         expect(page).to_have_url(re.compile(r"[?&]expanded="))  # the UI writes the expanded groups in the URL
         page.reload()  # and a page loaded at that URL fits the whole expanded graph in view
         expect(page.get_by_role("button", name="Materialize all")).to_be_visible(timeout=UI_TIMEOUT_MS)
