@@ -83,7 +83,7 @@ def defs() -> Definitions:
     freshness = freshness_checks(freshness_minutes())
     return Definitions(
         assets=assets,
-        asset_checks=[freshness],
+        asset_checks=freshness,
         sensors=[
             landing_sensor(sensor_interval(), retry_waits()),
             freshness_sensor(freshness, freshness_minutes(), sensor_interval()),

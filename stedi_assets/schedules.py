@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from dagster import (
     AssetKey,
     AssetSelection,
+    DagsterInstance,
     DefaultScheduleStatus,
     RunRequest,
     ScheduleDefinition,
@@ -71,6 +72,25 @@ def utc(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def due_request(lake: Lake, instance: DagsterInstance) -> RunRequest | SkipReason:
+    """The schedule's decision: a run of what has come due, or why there is none."""
+    due = due_work(lake.store, lake.retention_hours, int(time.time() * 1000))
+    if due.consent is None and not due.retention:
+        later = (
+            "no consent is dated in the future"
+            if due.next_consent is None
+            else f"the next consent matures at {utc(due.next_consent)}"
+        )
+        return SkipReason(f"nothing is due: {later}; no replaced version is older than {lake.retention_hours} h")
+    unfinished = unfinished_lake_run(instance)
+    if unfinished is not None:
+        return SkipReason(f"run {unfinished.run_id} has not finished: what is due waits for the next tick")
+    reasons = ([f"a consent matured at {utc(due.consent)}"] if due.consent is not None else []) + [
+        f"{name}: {files} files past the retention" for name, files in sorted(due.retention.items())
+    ]
+    return RunRequest(asset_selection=due.tables, tags={TRIGGER_TAG: SCHEDULE_NAME, "stedi/due": "; ".join(reasons)})
+
+
 def due_schedule(cron: str = DUE_CRON) -> ScheduleDefinition:
     @schedule(
         name=SCHEDULE_NAME,
@@ -81,23 +101,6 @@ def due_schedule(cron: str = DUE_CRON) -> ScheduleDefinition:
         default_status=DefaultScheduleStatus.RUNNING,
     )
     def due_without_new_files(context: ScheduleEvaluationContext, lake: Lake) -> RunRequest | SkipReason:
-        due = due_work(lake.store, lake.retention_hours, int(time.time() * 1000))
-        if due.consent is None and not due.retention:
-            later = (
-                "no consent is dated in the future"
-                if due.next_consent is None
-                else (f"the next consent matures at {utc(due.next_consent)}")
-            )
-            return SkipReason(f"nothing is due: {later}; no replaced version is older than {lake.retention_hours} h")
-        unfinished = unfinished_lake_run(context.instance)
-        if unfinished is not None:
-            return SkipReason(f"run {unfinished.run_id} has not finished: what is due waits for the next tick")
-        reasons = ([f"a consent matured at {utc(due.consent)}"] if due.consent is not None else []) + [
-            f"{name}: {files} files past the retention" for name, files in sorted(due.retention.items())
-        ]
-        return RunRequest(
-            asset_selection=due.tables,
-            tags={TRIGGER_TAG: SCHEDULE_NAME, "stedi/due": "; ".join(reasons)},
-        )
+        return due_request(lake, context.instance)
 
     return due_without_new_files

@@ -88,10 +88,11 @@ class Servers:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
     def initial_load(self, timeout: float) -> DagsterRun:
-        """The first run (the sensor's, of every file of the new lake), once it has succeeded."""
+        """The landing sensor's first run (of every file of the new lake), once it has succeeded. (Not merely the
+        first run: the freshness sensor may run its check first, the generated files having arrived long ago.)"""
 
         def loaded() -> DagsterRun | None:
-            first = self.runs()[-1:]  # newest first
+            first = list(self.instance.get_runs(RunsFilter(tags={"dagster/sensor_name": "landing_files"})))[-1:]
             return first[0] if first and first[0].status == DagsterRunStatus.SUCCESS else None
 
         return self.wait_for(loaded, timeout, "the initial load")

@@ -29,7 +29,7 @@ def deliver(root: Path, relative: str, minutes_ago: float) -> None:
 
 
 def check(root: Path, limit: int = 60) -> list:
-    return list(freshness_checks(limit)(lake=Lake(root=str(root))))
+    return [fresh(lake=Lake(root=str(root))) for fresh in freshness_checks(limit)]
 
 
 def test_a_file_waiting_longer_than_the_limit_makes_both_curated_tables_stale(tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ SPARK_JOB_BUDGET = {
     "step_trainer_trusted": 22,
     "machine_learning_curated": 20,
     "erasure_receipts": 0,
-    "curated_freshness": 0,
+    "customer_curated_fresh_after_landing": 0,
+    "machine_learning_curated_fresh_after_landing": 0,
 }
 
 

@@ -65,17 +65,23 @@ def run_job(
             worker.join(timeout=POLL_SECONDS)
             alive = worker.is_alive()
             if watch is not None:  # after the run ends too: its last events
-                connection = instance.get_records_for_run(run_id, cursor=cursor, of_type=WATCHED)
-                cursor = connection.cursor
-                for record in connection.records:
-                    watch.event(record.event_log_entry)
-                if alive:
-                    watch.status()
+                try:
+                    connection = instance.get_records_for_run(run_id, cursor=cursor, of_type=WATCHED)
+                    cursor = connection.cursor
+                    for record in connection.records:
+                        watch.event(record.event_log_entry)
+                    if alive:
+                        watch.status()
+                except Exception as error:  # progress must never stop the run it shows
+                    watch.close()
+                    watch = None
+                    print(f"  (progress lines stopped: {type(error).__name__}: {error})", file=sys.stderr, flush=True)
             if not alive:
                 break
     finally:
         if watch is not None:
             watch.close()
+        worker.join()  # whatever happened here (Ctrl-C too), the run's thread ends before the process does
     return outcome["result"]
 
 
