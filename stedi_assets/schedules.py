@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from dagster import (
     AssetKey,
@@ -31,7 +30,7 @@ from stedi_assets.assets.trusted import NEXT_CONSENT
 from stedi_assets.lake.delta import METADATA_PREFIX
 from stedi_assets.lake.store import LakeStore
 from stedi_assets.resources.lake import Lake
-from stedi_assets.sensors import TRIGGER_TAG, unfinished_lake_run
+from stedi_assets.sensors import TRIGGER_TAG, unfinished_lake_run, utc
 from stedi_assets.tables import ALL_TABLES, CUSTOMER_TRUSTED
 
 DUE_CRON = "0 4 * * *"  # 04:00 UTC every day
@@ -66,10 +65,6 @@ def due_work(store: LakeStore, retention_hours: int, now_ms: int) -> Due:
         name: files for name, table in ALL_TABLES.items() if (files := store.vacuum_due(table, retention_hours))
     }
     return Due(next_consent if matured else None, None if matured else next_consent, retention)
-
-
-def utc(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def due_request(lake: Lake, instance: DagsterInstance) -> RunRequest | SkipReason:

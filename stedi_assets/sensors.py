@@ -125,6 +125,11 @@ def ended_at(record: RunRecord) -> float:
     return record.update_timestamp.replace(tzinfo=record.update_timestamp.tzinfo or UTC).timestamp()
 
 
+def utc(epoch_ms: float) -> str:
+    """A time as the skip reasons of the sensor and the schedule spell it."""
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def retry_wait(failed: list[RunRecord], waits: Sequence[int], operator_retry: bool, now: float) -> str | None:
     """Why the next attempt of a batch must wait (None: it may start now), given its failed runs, newest first."""
     if not failed or operator_retry:
@@ -138,7 +143,7 @@ def retry_wait(failed: list[RunRecord], waits: Sequence[int], operator_retry: bo
     due = ended_at(last) + waits[len(failed) - 1]
     if now >= due:
         return None
-    at = datetime.fromtimestamp(due, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    at = utc(due * 1000)
     return f"run {last.dagster_run.run_id} failed ({len(failed)} of {len(waits) + 1} attempts): next attempt at {at}"
 
 
