@@ -3,7 +3,9 @@
 Nothing in the pipeline counts: the run is started with `spark.eventLog.enabled`, and each job is given to the
 step that was running when Spark submitted it (steps of an in-process run follow one another). Reported per step:
 jobs, their stages (skipped ones included: each is planned), the jobs' seconds summed (submission to completion;
-jobs of one query run side by side, so the sum can pass the step's time) and the step's wall time.
+jobs of one query run side by side, so the sum can pass the step's time) and the step's wall time; then, for each
+step, its jobs by the line of code that started them (PySpark names the caller's file and line in each job's call
+site), which says where a step's time goes: the read, the counts, the writes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Job:
     submitted: float  # epoch seconds
     completed: float
     stages: int
+    site: str = ""  # the code that started it: "collect at stedi_assets/assets/accounting.py:97"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class StepProfile:
     stages: int
     spark_seconds: float
     step_seconds: float
+    sites: tuple[tuple[str, int, float], ...] = ()  # (call site, jobs, seconds), in the order first seen
 
 
 def _event_lines(path: Path) -> Iterator[str]:
@@ -43,20 +47,37 @@ def _event_lines(path: Path) -> Iterator[str]:
     yield from data.decode("utf-8").splitlines()
 
 
+def short_site(site: str) -> str:
+    """A call site with the file named from the package down ("count at stedi_assets/assets/landing.py:250")."""
+    action, _, where = site.partition(" at ")
+    for root in ("stedi_assets/", "benchmarks/"):
+        if root in where:
+            where = root + where.rsplit(root, 1)[1]
+            break
+    else:
+        where = where.rsplit("site-packages/", 1)[-1]
+    return f"{action} at {where}" if where else action
+
+
 def read_jobs(event_logs: Path) -> list[Job]:
     """Every job in the Spark event logs under a folder (`spark.eventLog.dir`), in submission order."""
-    started: dict[int, tuple[float, int]] = {}
+    started: dict[int, tuple[float, int, str]] = {}
+    queries: dict[str, str] = {}  # SQL execution id -> its description (a write's jobs carry no call site)
     jobs = []
     for path in sorted(event_logs.rglob("events_*")):  # rolling event logs: events_1_app, events_2_app, ...
         if not path.is_file():
             continue
         for line in _event_lines(path):
             event = json.loads(line)
-            if event["Event"] == "SparkListenerJobStart":
-                started[event["Job ID"]] = (event["Submission Time"] / 1000, len(event["Stage IDs"]))
+            if event["Event"].endswith("SparkListenerSQLExecutionStart"):
+                queries[str(event["executionId"])] = event.get("description", "")
+            elif event["Event"] == "SparkListenerJobStart":
+                properties = event.get("Properties") or {}
+                site = properties.get("callSite.short") or queries.get(properties.get("spark.sql.execution.id", ""), "")
+                started[event["Job ID"]] = (event["Submission Time"] / 1000, len(event["Stage IDs"]), short_site(site))
             elif event["Event"] == "SparkListenerJobEnd" and event["Job ID"] in started:
-                submitted, stages = started.pop(event["Job ID"])
-                jobs.append(Job(submitted, event["Completion Time"] / 1000, stages))
+                submitted, stages, site = started.pop(event["Job ID"])
+                jobs.append(Job(submitted, event["Completion Time"] / 1000, stages, site))
     return sorted(jobs, key=lambda job: job.submitted)
 
 
@@ -83,7 +104,20 @@ def per_step(jobs: Iterable[Job], windows: dict[str, tuple[float, float]]) -> li
     for step, (start, end) in sorted(windows.items(), key=lambda item: item[1][0]):
         mine = [job for job in jobs if start <= job.submitted <= end]
         spark_seconds = sum(job.completed - job.submitted for job in mine)
-        profiles.append(StepProfile(step, len(mine), sum(j.stages for j in mine), spark_seconds, end - start))
+        sites: dict[str, tuple[int, float]] = {}
+        for job in mine:
+            count, seconds = sites.get(job.site, (0, 0.0))
+            sites[job.site] = (count + 1, seconds + job.completed - job.submitted)
+        profiles.append(
+            StepProfile(
+                step,
+                len(mine),
+                sum(j.stages for j in mine),
+                spark_seconds,
+                end - start,
+                tuple((site, count, seconds) for site, (count, seconds) in sites.items()),
+            )
+        )
     return profiles
 
 
@@ -102,4 +136,9 @@ def markdown(profiles: list[StepProfile]) -> str:
     jobs, stages = sum(p.jobs for p in profiles), sum(p.stages for p in profiles)
     spark, wall = sum(p.spark_seconds for p in profiles), sum(p.step_seconds for p in profiles)
     lines.append(f"| **all steps** | {jobs} | {stages} | {spark:.1f} | {wall:.1f} |")
+    lines += ["", "Where each step's jobs come from (the line of code that started them):", ""]
+    lines += ["| step | started by | jobs | job seconds |", "|---|---|---:|---:|"]
+    for p in profiles:
+        for site, count, seconds in sorted(p.sites, key=lambda item: -item[2]):
+            lines.append(f"| {p.step} | `{site}` | {count} | {seconds:.1f} |")
     return "\n".join(lines) + "\n"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from dagster import DagsterInstance
 
-from benchmarks.spark_jobs import Job, per_step, run_profile
+from benchmarks.spark_jobs import Job, markdown, per_step, run_profile, short_site
 from stedi_assets_tests import lakes
 
 # Jobs per step of `lakes.cli_run` (6 customers, the `flag` policy, a first run: every table written whole).
@@ -35,6 +35,19 @@ def test_each_job_counts_for_the_step_running_when_it_was_submitted() -> None:
         ("first", 1, 3, 3.0, 1.0),  # the job before every step (Spark's start) and the one after count for none
         ("second", 2, 3, 0.75, 4.0),
     ]
+
+
+def test_a_steps_jobs_are_told_apart_by_the_line_of_code_that_started_them() -> None:
+    count = short_site("count at /work/x/.venv/lib/python3.11/site-packages/stedi_assets/assets/landing.py:250")
+    write = short_site("parquet at /tmp/clone/stedi_assets/lake/store.py:205")
+    assert (count, write) == (
+        "count at stedi_assets/assets/landing.py:250",
+        "parquet at stedi_assets/lake/store.py:205",
+    )
+    jobs = [Job(1.0, 2.0, 1, count), Job(2.0, 5.0, 2, write), Job(3.0, 3.5, 1, count), Job(7.0, 8.0, 1, write)]
+    (profile,) = per_step(jobs, {"landing": (1.0, 6.0)})
+    assert profile.sites == ((count, 2, 1.5), (write, 1, 3.0))
+    assert f"| landing | `{write}` | 1 | 3.0 |\n| landing | `{count}` | 2 | 1.5 |" in markdown([profile])
 
 
 @pytest.mark.graph
