@@ -124,6 +124,31 @@ def _line(draw: st.DrawFn, feed: str) -> str:
 
 
 @st.composite
+def _plain_looking_line(draw: st.DrawFn, feed: str) -> str:
+    """A record written as the typed reading takes it or nearly (`parsing.with_plain`): numbers with few or many
+    digits, negative zeros, exponents, escapes, spaces and tabs between tokens."""
+    ws = st.sampled_from(["", " ", "\t", "  "])
+
+    def number(value: float) -> str:
+        shape = draw(st.sampled_from(["fixed", "fixed", "exponent", "zero", "repr"]))
+        if shape == "fixed":
+            return f"{value:.{draw(st.integers(0, 16))}f}"
+        if shape == "exponent":
+            return f"{value:.{draw(st.integers(0, 5))}e}"
+        return draw(st.sampled_from(["-0", "-0.0", "0.00", "-0.000"])) if shape == "zero" else repr(value)
+
+    def value(v: object) -> str:
+        if isinstance(v, float):
+            return number(v)
+        if isinstance(v, str) and draw(st.booleans()):
+            return json.dumps(v, ensure_ascii=True).replace("@", "\\u0040")
+        return json.dumps(v)
+
+    pairs = [f"{draw(ws)}{json.dumps(k)}{draw(ws)}:{draw(ws)}{value(v)}" for k, v in draw(_records(feed)).items()]
+    return draw(ws) + "{" + ",".join(pairs) + draw(ws) + "}" + draw(ws)
+
+
+@st.composite
 def _file(draw: st.DrawFn, feed: str) -> tuple[bytes, str, list[str]]:
     """(bytes, suffix, lines) of a landing file; lines is None for a file no reader can use."""
     lines = draw(st.lists(_line(feed), max_size=25))
@@ -167,6 +192,19 @@ def test_every_line_is_classified_as_the_reference_classifies_it(spark: SparkSes
             as_text = {rule.split(":")[0] for rule in failures if rule.endswith(":wrong_type")}
             typed = {name: _json(row[name]) if name in as_text else row[name] for name in record}
             assert typed == {name: _json(v) if name in as_text else v for name, v in record.items()}, line
+
+
+@PROPERTIES
+@given(data=st.data())
+def test_the_typed_reading_classifies_every_line_as_the_exact_reading(spark: SparkSession, data: st.DataObject) -> None:
+    feed = data.draw(st.sampled_from(list(TABLES)))
+    lines = data.draw(st.lists(st.one_of(_line(feed), _plain_looking_line(feed)), min_size=1, max_size=80))
+    frame = spark.createDataFrame([("f.json", n, 1, raw) for n, raw in enumerate(lines, start=1)], LINES_SCHEMA)
+    typed = parse_landing(frame, TABLES[feed]).orderBy("line_number").collect()
+    exact = parse_landing(frame, TABLES[feed], typed_reading=False).orderBy("line_number").collect()
+    assert len(typed) == len(lines)
+    for line, typed_row, exact_row in zip(lines, typed, exact, strict=True):
+        assert typed_row == exact_row, line
 
 
 @PROPERTIES

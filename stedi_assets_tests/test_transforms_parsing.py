@@ -19,6 +19,7 @@ from stedi_assets.transforms.parsing import (
     parse_landing,
     read_objects,
     with_file_faults,
+    with_plain,
 )
 from stedi_assets_tests.batches import Scenario, ScenarioTest, batched, classified_together
 from stedi_assets_tests.builders import (
@@ -413,3 +414,75 @@ def test_scenarios_classified_together_are_classified_as_each_alone(spark: Spark
     ]
     for scenario, together in zip(scenarios, classified_together(spark, scenarios), strict=True):
         assertDataFrameEqual(together, classified_together(spark, [scenario])[0], checkRowOrder=False)
+
+
+# Lines at the edges of the typed reading (`with_plain`): each is read the same whichever reading takes it.
+EDGE_LINES = {
+    ACCELEROMETER_LANDING.name: [
+        '{"user":"a@b.com","timestamp":1675555215000,"x":1.661,"y":-0.278,"z":0}',  # plain
+        '{ "user" : "a@b.com" ,\t"timeStamp": 1675555215000, "x": 1, "y": 2.50, "z": 3 }',  # plain, spaced
+        '{"user":"caf\\u00e9@b.com","timestamp":1675555215000,"x":0.1,"y":0.2,"z":0.3}',  # plain, an escape
+        '{"user":"a\\"b\\\\\\/c@b.com","timestamp":1675555215000,"x":1,"y":2,"z":3}',  # plain, quote escapes
+        '{"user":"a@b.com","timestamp":1675555215000,"x":-0,"y":-0.0,"z":0.000}',  # negative zeros
+        '{"user":"a@b.com","timestamp":1675555215000,"x":1e2,"y":1E-2,"z":0.1e1}',  # exponents
+        '{"user":"a@b.com","timestamp":1675555215000,"x":0.1234567890123456,"y":123456789012345.6,"z":1}',
+        '{"user":"a@b.com","timestamp":1675555215000,"x":99999999999999999999,"y":2,"z":3}',  # a long's range
+        '{"user":"a@b.com","timestamp":1675555215000.0,"x":1,"y":2,"z":3}',  # a fraction for a long
+        '{"user":"a@b.com","timestamp":9223372036854775808,"x":1,"y":2,"z":3}',  # past a long
+        '{"user":"a@b.com","timestamp":"1675555215000","x":1,"y":2,"z":3}',  # text for a number
+        '{"user":42,"timestamp":1675555215000,"x":1,"y":2,"z":3}',  # a number for text
+        '{"user":null,"timestamp":1675555215000,"x":1,"y":2,"z":3}',  # null
+        '{"user":"a@b.com","timestamp":1675555215000,"x":1,"y":2}',  # a column missing
+        '{"user":"a@b.com","timestamp":1675555215000,"timeStamp":1675555215001,"x":1,"y":2,"z":3}',  # both spellings
+        '{"user":"a@b.com","timestamp":1675555215000,"x":1,"x":2,"y":2,"z":3}',  # a repeated key
+        '{"user":"a@b.com","TIMESTAMP":1675555215000,"x":1,"y":2,"z":3}',  # another case
+        '{"user":"a@b.com","timestamp":1675555215000,"x":1,"y":2,"z":3,"note":"x"}',  # an unknown key
+        '{"user":"\\ud83d\\ude00@b.com","timestamp":1675555215000,"x":1,"y":2,"z":3}',  # a surrogate pair
+        '{"user":"\\ud83d@b.com","timestamp":1675555215000,"x":1,"y":2,"z":3}',  # a lone surrogate
+        '{"user":"a\\",\\"x\\":5,\\"q\\":\\"@b.com","timestamp":1675555215000,"x":1,"y":2,"z":3}',  # keys in text
+        '{"user":"a@b.com","timestamp":1675555215000,"x":1,"y":2,"z":3} ',  # trailing space
+        '{"user":"a@b.com","timestamp":1675555215000,"x":1,"y":2,"z":3} x',  # trailing garbage
+        '{"user":"a@b.com","timestamp":1675555215000,"x":1,"y":2,"z":3}\u2028',  # a Unicode line separator
+        '\ufeff{"user":"a@b.com","timestamp":1675555215000,"x":1,"y":2,"z":3}',  # a byte-order mark
+        '{"user":"a@b.com","timestamp":1675555215000,"x":[1],"y":{"a":2},"z":true}',  # nested, boolean
+        '{"user":"a\tb@b.com","timestamp":1675555215000,"x":1,"y":2,"z":3}',  # a raw control character
+        "{}",
+        "",
+    ],
+    STEP_TRAINER_LANDING.name: [
+        '{"sensorReadingTime":1651638907599,"serialNumber":"f7ea8293-e379-4dc8-ba3a-b06e29b9a452",'
+        '"distanceFromObject":36}',  # plain
+        '{"sensorReadingTime":1651638907599,"serialNumber":"f7ea8293-e379-4dc8-ba3a-b06e29b9a452",'
+        '"distanceFromObject":2147483648}',  # past an int
+        '{"sensorReadingTime":1651638907599,"serialNumber":"f7ea8293-e379-4dc8-ba3a-b06e29b9a452",'
+        '"distanceFromObject":-1}',  # outside the contract
+    ],
+    CUSTOMER_LANDING.name: [
+        '{"customerName":"Ben Jones","email":"Ben.Jones.0@test.com","phone":"7926265971","birthDay":"1951-12-15",'
+        '"serialNumber":"f7ea8293-e379-4dc8-ba3a-b06e29b9a452","registrationDate":1651724090033,'
+        '"shareWithPublicAsOfDate":null,"shareWithFriendsAsOfDate":null,"lastUpdateDate":1675641629000,'
+        '"shareWithResearchAsOfDate":null}',  # plain, nulls
+        '{"customerName":7,"email":"Ben.Jones.0@test.com","phone":7926265971,"birthDay":"1951-13-45",'
+        '"serialNumber":"f7ea8293-e379-4dc8-ba3a-b06e29b9a452","registrationDate":1651724090033,'
+        '"lastUpdateDate":1675641629000,"shareWithResearchAsOfDate":1675641629000}',  # descriptive failures
+    ],
+}
+PLAIN_EDGES = {
+    ACCELEROMETER_LANDING.name: {1, 2, 3, 4, 13, 14, 21, 22, 28},
+    STEP_TRAINER_LANDING.name: {1, 3},
+    CUSTOMER_LANDING.name: {1},
+}
+FEEDS = {table.name: table for table in (ACCELEROMETER_LANDING, STEP_TRAINER_LANDING, CUSTOMER_LANDING)}
+
+
+@pytest.mark.parametrize("name", list(EDGE_LINES))
+def test_the_typed_reading_takes_only_the_lines_it_reads_as_the_exact_reading_does(
+    spark: SparkSession, name: str
+) -> None:
+    table = FEEDS[name]
+    rows = [(SOURCE_FILE, number, ARRIVED, raw) for number, raw in enumerate(EDGE_LINES[name], start=1)]
+    lines = spark.createDataFrame(rows, LINES_SCHEMA)
+    plain = {row.line_number for row in with_plain(lines, table).where("_plain").collect()}
+    assert plain == PLAIN_EDGES[name]
+    typed, exact = parse_landing(lines, table), parse_landing(lines, table, typed_reading=False)
+    assertDataFrameEqual(typed, exact, checkRowOrder=False)

@@ -21,11 +21,22 @@ A line is one JSON object. What makes a line a row, in order (the first rule tha
 
 Keys that name no column are ignored. A UTF-8 byte-order mark at the start of a line is dropped (a file's
 first line; concatenated files can carry one later too); `raw` keeps the line as delivered.
+
+Two readings, one classification. The exact reading (`read_objects`: every key with its VARIANT value) costs
+about 4x a typed one, so a line it cannot surprise is read typed instead (`from_json` with the columns' types):
+one flat object whose keys are the columns' own spellings, each once, and whose values are of the column's type
+in a form both readings turn into the same value (a string without surrogate escapes, an integer that fits, a
+number of at most 15 digits without exponent or negative zero, null). `with_plain` says which lines those are;
+every other line (a BOM, an unknown key, a spelling in another case, an exponent, a nested value, garbage) takes
+the exact reading. `parse_landing(..., typed_reading=False)` reads every line exactly: the tests hold the two to
+the same result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import operator
+from collections.abc import Iterable, Mapping, Sequence
+from functools import reduce
 from typing import NamedTuple
 
 from pyspark.sql import Column, DataFrame
@@ -55,6 +66,9 @@ _INTEGRAL = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 _FIELDS = "_fields"
 _ENTRIES = "_entries"
 _SEPARATOR = "\u0000"
+_PLAIN = "_plain"  # the line takes the typed reading (`plain_line`)
+_TYPED = "_typed"  # its values, so read
+_KEYS = "_keys"
 
 
 class FileFault(NamedTuple):
@@ -83,6 +97,65 @@ def _read_value(json_value: Column, dtype: T.DataType) -> Column:
     )
 
 
+def _value_pattern(dtype: T.DataType) -> str:
+    """A JSON value of `dtype` that both readings read alike (Java regex; possessive: a line never backtracks)."""
+    if isinstance(dtype, T.StringType):
+        # No raw control character (strict JSON), no surrogate escape (VARIANT refuses a lone one).
+        return r'"(?:[^"\\\x00-\x1f]++|\\["\\/bfnrt]|\\u(?![dD][89a-fA-F])[0-9a-fA-F]{4})*+"'
+    if isinstance(dtype, T.IntegerType):
+        return r"-?(?:0|[1-9][0-9]{0,8})"  # at most 9 digits: never out of range
+    if isinstance(dtype, T.LongType):
+        return r"-?(?:0|[1-9][0-9]{0,17})"
+    if isinstance(dtype, T.DoubleType):
+        # At most 15 digits, so that VARIANT's decimal and the typed reading's double round alike; no exponent;
+        # no negative zero (an integer -0 is 0 to VARIANT, -0.0 to a double).
+        return r"(?:-(?!0(?:\.0*)?(?![0-9.])))?(?=[0-9.]{1,16}(?![0-9.]))(?:0|[1-9][0-9]*)(?:\.[0-9]+)?"
+    raise NotImplementedError(f"no typed reading of {dtype.simpleString()} columns yet; add it here")
+
+
+def _spellings(table: ZoneTable) -> dict[str, list[str]]:
+    """The keys the typed reading takes for each record column: its own name and its aliases, as declared."""
+    record = [f.name for f in table.schema.fields if f.name not in LINEAGE_COLUMNS]
+    return {name: [name, *(alias for alias, column in table.aliases.items() if column == name)] for name in record}
+
+
+def with_plain(lines: DataFrame, table: ZoneTable) -> DataFrame:
+    """`lines` with `_plain`: whether a line (`raw`) is one the typed reading reads exactly as `read_objects` does
+    (see the module doc). It matches the plain grammar, and its keys, as Spark's JSON reader lists them, are
+    distinct columns. Staged: the keys are listed once, and only for lines of the grammar."""
+    ws = "[ \\t]*+"
+    types = {f.name: f.dataType for f in table.schema.fields}
+    pairs = "|".join(
+        f'"(?:{"|".join(spellings)})"{ws}:{ws}(?:{_value_pattern(types[name])}|null)'
+        for name, spellings in _spellings(table).items()
+    )
+    grammar = f"^{ws}\\{{{ws}(?:(?:{pairs})(?:{ws},{ws}(?:{pairs}))*+)?{ws}\\}}{ws}\\z"
+    keyed = lines.withColumn(_KEYS, F.when(F.col(RAW).rlike(grammar), F.json_object_keys(RAW)))
+    keys = F.col(_KEYS)
+    given = [
+        reduce(operator.or_, (F.array_contains(keys, key) for key in spellings)).cast("int")
+        for spellings in _spellings(table).values()
+    ]
+    # A repeated key, or two spellings of one column, leave fewer columns given than keys.
+    distinct = F.size(keys) == reduce(operator.add, given)
+    return keyed.withColumn(_PLAIN, F.coalesce(keys.isNotNull() & distinct, F.lit(False))).drop(_KEYS)
+
+
+def _spelled_field(column: str, spelling: int) -> str:
+    return f"{column}_{spelling}"
+
+
+def typed_values(table: ZoneTable) -> Column:
+    """A plain line's values (`with_plain`), as a struct with a field for each spelling of each record column,
+    named by `_spelled_field` (JSON keys match case-sensitively, field references do not: `timeStamp` and
+    `timestamp` are read as they are spelled, then renamed)."""
+    types = {f.name: f.dataType for f in table.schema.fields}
+    spelled = [(name, i, key) for name, keys in _spellings(table).items() for i, key in enumerate(keys)]
+    read = T.StructType([T.StructField(key, types[name]) for name, _, key in spelled])
+    named = T.StructType([T.StructField(_spelled_field(name, i), types[name]) for name, i, _ in spelled])
+    return F.from_json(F.col(RAW), read, JSON_OPTIONS).cast(named)
+
+
 def given_values(column: str, dtype: T.DataType) -> Column:
     """Every value a line read by `read_objects` gives a column, typed as `parse_landing` types it (null where
     it could not read it): one for each time the line gives the column's key, in any spelling."""
@@ -105,14 +178,18 @@ def _canonical(table: ZoneTable):
     return canonical
 
 
-def read_objects(lines: DataFrame, table: ZoneTable) -> DataFrame:
+def read_objects(lines: DataFrame, table: ZoneTable, skip: str | None = None, carry: Sequence[str] = ()) -> DataFrame:
     """How a landing line is read, for the parser and for whatever reads quarantined lines again (one reading).
 
     Takes the lineage columns and `raw`; adds _text (the line without a BOM), _entries (each key of the object
     as the column it fills, lower-cased, with its VARIANT value, repeated keys included; null for a line that is
     not one JSON object), _fields (the same as a map; empty for an object with a repeated key) and _duplicate
-    (the first repeated key, named as its column or as delivered)."""
+    (the first repeated key, named as its column or as delivered). Lines where the boolean column `skip` holds
+    are not read (all four null); the columns named in `carry` are kept."""
     text = F.regexp_replace(RAW, f"^{BOM}", "")
+    if skip is not None:
+        text = F.when(~F.col(skip), text)
+    carried = list(carry)
     # Parsed as the only element of an array, so that anything after the object (a second record, garbage)
     # makes the line invalid instead of being ignored by the JSON reader (see `whole` for the one way around it).
     as_array = F.from_json(
@@ -127,7 +204,7 @@ def read_objects(lines: DataFrame, table: ZoneTable) -> DataFrame:
     inside_object = F.json_object_keys(F.concat(F.lit('{"v":'), F.col("_text"), F.lit("}"))).isNotNull()
     bracketed = F.col("_text").contains("[") | F.col("_text").contains("]")
     whole = F.when(bracketed, inside_object).otherwise(F.lit(True))
-    staged = lines.select(*LINEAGE_COLUMNS, RAW, text.alias("_text")).withColumn("_array", as_array)
+    staged = lines.select(*LINEAGE_COLUMNS, RAW, *carried, text.alias("_text")).withColumn("_array", as_array)
     staged = staged.withColumn("_obj", F.when((F.size("_array") == 1) & whole, F.col("_array")[0]))
     # from_json keeps every occurrence of a repeated key in the map (whatever spark.sql.mapKeyDedupPolicy
     # says), so map_keys shows duplicates. Keys are lower-cased without a lambda where they can be (lambdas
@@ -153,6 +230,7 @@ def read_objects(lines: DataFrame, table: ZoneTable) -> DataFrame:
     return staged.select(
         *LINEAGE_COLUMNS,
         RAW,
+        *carried,
         "_text",
         F.arrays_zip(canon.alias("key"), F.map_values("_obj").alias("value")).alias(_ENTRIES),
         fields.otherwise(F.map_from_arrays(canon, F.map_values("_obj"))).alias(_FIELDS),
@@ -176,21 +254,37 @@ def _field(name: str) -> Column:
     return F.element_at(F.col(_FIELDS), F.lit(name.lower()))
 
 
-def parse_landing(lines: DataFrame, table: ZoneTable) -> DataFrame:
+def parse_landing(lines: DataFrame, table: ZoneTable, typed_reading: bool = True) -> DataFrame:
     """Classified parse of landing lines (`LINES_SCHEMA`): the table's columns, `raw`, reason/detail for
-    rejected lines, and `descriptive_failures` (the descriptive rules each row fails; see the module doc)."""
+    rejected lines, and `descriptive_failures` (the descriptive rules each row fails; see the module doc).
+    `typed_reading=False` reads every line the exact way (the typed reading's tests compare the two)."""
     record_fields = [f for f in table.schema.fields if f.name not in LINEAGE_COLUMNS]
     checks = column_rules(table.model)
-    keep = [*LINEAGE_COLUMNS, RAW, "_text", _FIELDS, "_duplicate"]
+    lines = lines.select(*LINEAGE_COLUMNS, RAW)
+    lines = with_plain(lines, table) if typed_reading else lines.withColumn(_PLAIN, F.lit(False))
+    lines = lines.withColumn(_TYPED, F.when(F.col(_PLAIN), typed_values(table)))
+    keep = [*LINEAGE_COLUMNS, RAW, "_text", _FIELDS, "_duplicate", _PLAIN, _TYPED]
     # Staged selects, so that each value is looked up, typed and tested once per row: every rule below reads
     # these columns instead of recomputing them.
-    staged = read_objects(lines, table).select(*keep, *(_field(f.name).alias(f"_json_{f.name}") for f in record_fields))
-    typed = {f.name: _read_value(F.col(f"_json_{f.name}"), f.dataType) for f in record_fields}
+    objects = read_objects(lines, table, skip=_PLAIN, carry=[_PLAIN, _TYPED])
+    staged = objects.select(*keep, *(_field(f.name).alias(f"_json_{f.name}") for f in record_fields))
+    plain, spellings = F.col(_PLAIN), _spellings(table)
+    # A plain line's value: the one spelling it gives (null when absent or null), already of the column's type.
+    read_typed = {
+        name: F.coalesce(*(F.col(_TYPED)[_spelled_field(name, i)] for i in range(len(keys))))
+        for name, keys in spellings.items()
+    }
+    typed = {
+        f.name: F.when(plain, read_typed[f.name]).otherwise(_read_value(F.col(f"_json_{f.name}"), f.dataType))
+        for f in record_fields
+    }
     staged = staged.select(*staged.columns, *(value.alias(f"_typed_{name}") for name, value in typed.items()))
     flags, values = [], []
     for f in record_fields:
         json_value, typed_value = F.col(f"_json_{f.name}"), F.col(f"_typed_{f.name}")
-        present = json_value.isNotNull() & ~F.is_variant_null(json_value)
+        present = F.when(plain, typed_value.isNotNull()).otherwise(
+            json_value.isNotNull() & ~F.is_variant_null(json_value)
+        )
         flags += [present.alias(f"_present_{f.name}"), (present & typed_value.isNull()).alias(f"_bad_{f.name}")]
         if severity(table.model, f.name) == DESCRIPTIVE:
             # Kept as delivered: a string column holds a non-string value's JSON text; a number column, null.
@@ -203,7 +297,7 @@ def parse_landing(lines: DataFrame, table: ZoneTable) -> DataFrame:
 
     rules: list = [
         (F.col("_text").rlike(r"^[ \t]*\z"), reasons.BLANK_LINE, None),
-        (F.col(_FIELDS).isNull(), reasons.NOT_JSON, None),
+        (~F.col(_PLAIN) & F.col(_FIELDS).isNull(), reasons.NOT_JSON, None),
         (F.col("_duplicate").isNotNull(), reasons.DUPLICATE_KEY, F.col("_duplicate")),
     ]
     missing, wrong, invalid, warnings = [], [], [], []
