@@ -27,6 +27,7 @@ class Job:
     completed: float
     stages: int
     site: str = ""  # the code that started it: "collect at stedi_assets/assets/accounting.py:97"
+    cpu: float = 0.0  # its tasks' executor CPU seconds: unlike wall time, barely moved by other work on the machine
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,8 @@ class StepProfile:
     stages: int
     spark_seconds: float
     step_seconds: float
-    sites: tuple[tuple[str, int, float], ...] = ()  # (call site, jobs, seconds), in the order first seen
+    sites: tuple[tuple[str, int, float, float], ...] = ()  # (call site, jobs, seconds, CPU seconds), first seen first
+    cpu_seconds: float = 0.0
 
 
 def _event_lines(path: Path) -> Iterator[str]:
@@ -63,21 +65,32 @@ def read_jobs(event_logs: Path) -> list[Job]:
     """Every job in the Spark event logs under a folder (`spark.eventLog.dir`), in submission order."""
     started: dict[int, tuple[float, int, str]] = {}
     queries: dict[str, str] = {}  # SQL execution id -> its description (a write's jobs carry no call site)
+    job_of_stage: dict[int, int] = {}  # the latest job to list the stage: its tasks run for that one
+    cpu: dict[int, float] = {}
     jobs = []
     for path in sorted(event_logs.rglob("events_*")):  # rolling event logs: events_1_app, events_2_app, ...
         if not path.is_file():
             continue
         for line in _event_lines(path):
             event = json.loads(line)
-            if event["Event"].endswith("SparkListenerSQLExecutionStart"):
+            kind = event["Event"]
+            if kind.endswith("SparkListenerSQLExecutionStart"):
                 queries[str(event["executionId"])] = event.get("description", "")
-            elif event["Event"] == "SparkListenerJobStart":
+            elif kind == "SparkListenerJobStart":
                 properties = event.get("Properties") or {}
                 site = properties.get("callSite.short") or queries.get(properties.get("spark.sql.execution.id", ""), "")
                 started[event["Job ID"]] = (event["Submission Time"] / 1000, len(event["Stage IDs"]), short_site(site))
-            elif event["Event"] == "SparkListenerJobEnd" and event["Job ID"] in started:
+                job_of_stage |= dict.fromkeys(event["Stage IDs"], event["Job ID"])
+            elif kind == "SparkListenerTaskEnd" and event["Stage ID"] in job_of_stage:
+                metrics = event.get("Task Metrics") or {}
+                nanos = metrics.get("Executor CPU Time", 0) + metrics.get("Executor Deserialize CPU Time", 0)
+                job = job_of_stage[event["Stage ID"]]
+                cpu[job] = cpu.get(job, 0.0) + nanos / 1e9
+            elif kind == "SparkListenerJobEnd" and event["Job ID"] in started:
                 submitted, stages, site = started.pop(event["Job ID"])
-                jobs.append(Job(submitted, event["Completion Time"] / 1000, stages, site))
+                jobs.append(
+                    Job(submitted, event["Completion Time"] / 1000, stages, site, cpu.get(event["Job ID"], 0.0))
+                )
     return sorted(jobs, key=lambda job: job.submitted)
 
 
@@ -104,10 +117,10 @@ def per_step(jobs: Iterable[Job], windows: dict[str, tuple[float, float]]) -> li
     for step, (start, end) in sorted(windows.items(), key=lambda item: item[1][0]):
         mine = [job for job in jobs if start <= job.submitted <= end]
         spark_seconds = sum(job.completed - job.submitted for job in mine)
-        sites: dict[str, tuple[int, float]] = {}
+        sites: dict[str, tuple[int, float, float]] = {}
         for job in mine:
-            count, seconds = sites.get(job.site, (0, 0.0))
-            sites[job.site] = (count + 1, seconds + job.completed - job.submitted)
+            count, seconds, cpu = sites.get(job.site, (0, 0.0, 0.0))
+            sites[job.site] = (count + 1, seconds + job.completed - job.submitted, cpu + job.cpu)
         profiles.append(
             StepProfile(
                 step,
@@ -115,7 +128,8 @@ def per_step(jobs: Iterable[Job], windows: dict[str, tuple[float, float]]) -> li
                 sum(j.stages for j in mine),
                 spark_seconds,
                 end - start,
-                tuple((site, count, seconds) for site, (count, seconds) in sites.items()),
+                tuple((site, *counts) for site, counts in sites.items()),
+                sum(job.cpu for job in mine),
             )
         )
     return profiles
@@ -128,17 +142,20 @@ def run_profile(event_logs: Path, instance: DagsterInstance, run_id: str) -> lis
 def markdown(profiles: list[StepProfile]) -> str:
     """The profile as a Markdown table, with a total row."""
     lines = [
-        "| step | Spark jobs | stages | job seconds, summed | step (s) |",
-        "|---|---:|---:|---:|---:|",
+        "| step | Spark jobs | stages | job seconds, summed | executor CPU seconds | step (s) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for p in profiles:
-        lines.append(f"| {p.step} | {p.jobs} | {p.stages} | {p.spark_seconds:.1f} | {p.step_seconds:.1f} |")
+        lines.append(
+            f"| {p.step} | {p.jobs} | {p.stages} | {p.spark_seconds:.1f} | {p.cpu_seconds:.1f} | {p.step_seconds:.1f} |"
+        )
     jobs, stages = sum(p.jobs for p in profiles), sum(p.stages for p in profiles)
     spark, wall = sum(p.spark_seconds for p in profiles), sum(p.step_seconds for p in profiles)
-    lines.append(f"| **all steps** | {jobs} | {stages} | {spark:.1f} | {wall:.1f} |")
+    cpu = sum(p.cpu_seconds for p in profiles)
+    lines.append(f"| **all steps** | {jobs} | {stages} | {spark:.1f} | {cpu:.1f} | {wall:.1f} |")
     lines += ["", "Where each step's jobs come from (the line of code that started them):", ""]
-    lines += ["| step | started by | jobs | job seconds |", "|---|---|---:|---:|"]
+    lines += ["| step | started by | jobs | job seconds | executor CPU seconds |", "|---|---|---:|---:|---:|"]
     for p in profiles:
-        for site, count, seconds in sorted(p.sites, key=lambda item: -item[2]):
-            lines.append(f"| {p.step} | `{site}` | {count} | {seconds:.1f} |")
+        for site, count, seconds, cpu in sorted(p.sites, key=lambda item: -item[3]):
+            lines.append(f"| {p.step} | `{site}` | {count} | {seconds:.1f} | {cpu:.1f} |")
     return "\n".join(lines) + "\n"

@@ -44,10 +44,16 @@ def test_a_steps_jobs_are_told_apart_by_the_line_of_code_that_started_them() -> 
         "count at stedi_assets/assets/landing.py:250",
         "parquet at stedi_assets/lake/store.py:205",
     )
-    jobs = [Job(1.0, 2.0, 1, count), Job(2.0, 5.0, 2, write), Job(3.0, 3.5, 1, count), Job(7.0, 8.0, 1, write)]
+    jobs = [
+        Job(1.0, 2.0, 1, count, cpu=0.5),
+        Job(2.0, 5.0, 2, write, cpu=4.0),
+        Job(3.0, 3.5, 1, count, cpu=0.25),
+        Job(7.0, 8.0, 1, write, cpu=9.0),
+    ]
     (profile,) = per_step(jobs, {"landing": (1.0, 6.0)})
-    assert profile.sites == ((count, 2, 1.5), (write, 1, 3.0))
-    assert f"| landing | `{write}` | 1 | 3.0 |\n| landing | `{count}` | 2 | 1.5 |" in markdown([profile])
+    assert profile.sites == ((count, 2, 1.5, 0.75), (write, 1, 3.0, 4.0))
+    assert profile.cpu_seconds == 4.75
+    assert f"| landing | `{write}` | 1 | 3.0 | 4.0 |\n| landing | `{count}` | 2 | 1.5 | 0.8 |" in markdown([profile])
 
 
 @pytest.mark.graph
