@@ -12,13 +12,16 @@ from pyspark.sql import functions as F
 
 from stedi_assets.assets.accounting import RowsLostError, measure
 from stedi_assets.assets.inputs import Inputs
+from stedi_assets.assets.landing import measure_by_file
 from stedi_assets.assets.publishing import TableUpdate, apply_update
 from stedi_assets.assets.specs import zone_check_specs, zone_specs
 from stedi_assets.definitions import defs
 from stedi_assets.reasons import DETAIL, REASON
 from stedi_assets.resources.lake import Lake
 from stedi_assets.resources.spark import Spark
-from stedi_assets.tables import CUSTOMER_TRUSTED
+from stedi_assets.tables import ACCELEROMETER_LANDING, CUSTOMER_TRUSTED
+from stedi_assets.transforms.erased_rows import ERASED
+from stedi_assets.transforms.parsing import LINES_SCHEMA, parse_landing
 from stedi_assets_tests.builders import customer
 from stedi_assets_tests.lakes import TEST_KEY, generate_lake, run_config, table_frame
 
@@ -96,3 +99,28 @@ def test_each_declared_reason_is_a_number_of_its_own_in_the_metadata(spark: Spar
         f"filtered/{reason}": 2 if reason == "no_consent" else 0 for reason in CUSTOMER_TRUSTED.reasons
     }
     assert metadata["filtered_by_reason"].value == {"no_consent": 2}  # the JSON names the reasons that counted
+
+
+def test_a_landing_batch_counted_by_file_adds_up_to_the_batch_counted_whole(spark: SparkSession) -> None:
+    """`measure_by_file` (one aggregation by file) against `measure`, a count by file and the erased lines found
+    directly, on two files with kept, filtered, quarantined and erased lines."""
+    good = '{"user":"a@x.com","timestamp":1675555215000,"x":1,"y":2,"z":3}'
+    lines = [
+        ("a.json", 1, 1, good),
+        ("a.json", 2, 1, ""),
+        ("a.json", 3, 1, "not json"),
+        ("b.json", 1, 2, good.replace("a@x.com", "b@x.com")),
+        ("b.json", 2, 2, '{"user":"b@x.com"}'),
+        ("b.json", 3, 2, good.replace("1675555215000", "1675555215200")),
+    ]
+    parsed = parse_landing(spark.createDataFrame(lines, LINES_SCHEMA), ACCELEROMETER_LANDING)
+    erased = (F.col("source_file") == "b.json") & F.col("line_number").isin(1, 2)
+    classified = parsed.withColumn(ERASED, erased).withColumn(
+        REASON, F.when(F.col(ERASED), F.lit("erased")).otherwise(F.col(REASON))
+    )
+    measured, per_file, erased_lines = measure_by_file(ACCELEROMETER_LANDING, classified)
+    assert measured == measure(ACCELEROMETER_LANDING, classified)
+    assert measured.account.quarantined["not_json"] == 1 and measured.account.filtered["erased"] == 2
+    assert per_file == {row.source_file: row["count"] for row in classified.groupBy("source_file").count().collect()}
+    assert per_file == {"a.json": 3, "b.json": 3}
+    assert sorted(erased_lines) == [("b.json", 1), ("b.json", 2)]

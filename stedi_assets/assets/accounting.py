@@ -6,14 +6,14 @@ rows kept and of the rows quarantined), and the run fails if the rows do not bal
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from dagster import MetadataValue
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from stedi_assets import reasons
@@ -83,15 +83,13 @@ def cached(frame: DataFrame) -> Iterator[DataFrame]:
         frame.unpersist()
 
 
-def measure(table: ZoneTable, classified: DataFrame, rows_in: int | None = None, pairing: bool = False) -> Measured:
-    """Counts a (cached) classified frame by reason, and the contract's failing rows, in one aggregation.
-
-    `rows_in` is counted independently from the input where the classification could change the row count;
-    only a pairing may add rows.
-    """
+def account_aggregates(table: ZoneTable, columns: Iterable[str]) -> dict[str, Column]:
+    """The aggregates `measure` counts a classified frame (of these columns) with: rows, rows kept, rows by reason,
+    and the contract's failing rows of the kept and of the quarantined rows. All are sums except a uniqueness
+    rule's (a distinct count)."""
     reason = F.col(reasons.REASON)
     quarantine = QUARANTINE_OF.get(table.name)
-    present = set(classified.columns)
+    present = set(columns)
     aggregates = {"_total": F.count(F.lit(1)), "_kept": F.sum(F.when(reason.isNull(), 1).otherwise(0))}
     aggregates |= {f"reason:{name}": F.sum(F.when(reason == name, 1).otherwise(0)) for name in sorted(table.reasons)}
     kept_rules = rule_counts(table.model, present, reason.isNull())
@@ -100,10 +98,24 @@ def measure(table: ZoneTable, classified: DataFrame, rows_in: int | None = None,
         quarantined = reason.isin(*sorted(table.reasons & reasons.QUARANTINE_REASONS))
         rules = rule_counts(quarantine.model, present & set(quarantine.columns), quarantined)
         aggregates |= {f"quarantine:{name}": value for name, value in rules.items()}
+    return aggregates
+
+
+def measure(table: ZoneTable, classified: DataFrame, rows_in: int | None = None, pairing: bool = False) -> Measured:
+    """Counts a (cached) classified frame by reason, and the contract's failing rows, in one aggregation.
+
+    `rows_in` is counted independently from the input where the classification could change the row count;
+    only a pairing may add rows.
+    """
+    aggregates = account_aggregates(table, classified.columns)
     totals = classified.agg(*(v.alias(k) for k, v in aggregates.items())).first()
     assert totals is not None, "an aggregate without grouping has one row"
-    row = {k: int(v or 0) for k, v in totals.asDict().items()}
+    return accounted(table, {k: int(v or 0) for k, v in totals.asDict().items()}, rows_in, pairing)
 
+
+def accounted(table: ZoneTable, row: Mapping[str, int], rows_in: int | None = None, pairing: bool = False) -> Measured:
+    """The account of a classified frame from its `account_aggregates`; raises RowsLostError where rows do not
+    balance or carry a reason the table does not declare."""
     by_reason = {name: row[f"reason:{name}"] for name in sorted(table.reasons)}
     undeclared = row["_total"] - row["_kept"] - sum(by_reason.values())
     if undeclared:

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from stedi_assets import reasons
-from stedi_assets.assets.accounting import cached, measure, quarantine_rows
+from stedi_assets.assets.accounting import Measured, account_aggregates, accounted, cached, quarantine_rows
 from stedi_assets.assets.inputs import changed_keys
 from stedi_assets.assets.landing_files import changed_files, read_batch
 from stedi_assets.assets.publishing import Output, erasure_version_of, publish, unchanged
@@ -203,9 +203,7 @@ def land(
         # Matching erased customers joins every line: its result is cached. With no one erased, `classified` is a
         # projection of the cached read, and a second cached copy of every line would cost more than it saves.
         with nullcontext(classified) if tombstones.empty else cached(classified) as classified:
-            measured = measure(table, classified)
-            per_file = {row.source_file: row["count"] for row in classified.groupBy("source_file").count().collect()}
-            erased_new = [(row.source_file, row.line_number) for row in classified.where(F.col(ERASED)).collect()]
+            measured, per_file, erased_new = measure_by_file(table, classified)
             whole = lake.rebuild or base is None
             # Deleted below: an earlier run's row for such a file leaves with it, as a gone file's rows do.
             gone = [] if whole else sorted({*delivery.gone, *(doomed & ledger.keys())})
@@ -249,6 +247,19 @@ def land(
                 erasure_version=tombstones.version,
             )
             clear_blanking_journal(delta)  # the commit names the rewrites' fingerprints
+
+
+def measure_by_file(table: ZoneTable, classified: DataFrame) -> tuple[Measured, dict[str, int], list[tuple[str, int]]]:
+    """A batch's row account, its rows per file and its erased lines (file, line number), in one aggregation by
+    file: every count of a landing table's account is a sum, so its files' counts add up to the batch's."""
+    aggregates = account_aggregates(table, classified.columns)
+    assert not any("unique(" in name for name in aggregates), "a distinct count does not add up across files"
+    erased = F.collect_list(F.when(F.col(ERASED), F.col("line_number"))).alias("_erased")
+    files = classified.groupBy("source_file").agg(*(v.alias(k) for k, v in aggregates.items()), erased).collect()
+    totals = {name: sum(int(row[name] or 0) for row in files) for name in aggregates}
+    per_file = {row.source_file: int(row["_total"]) for row in files}
+    erased_lines = [(row.source_file, number) for row in files for number in row["_erased"]]
+    return accounted(table, totals), per_file, erased_lines
 
 
 def classify_batch(
