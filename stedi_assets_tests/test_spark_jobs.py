@@ -13,9 +13,9 @@ from stedi_assets_tests import lakes
 # Jobs per step of `lakes.cli_run` (6 customers, the `flag` policy, a first run: every table written whole).
 SPARK_JOB_BUDGET = {
     "customer_erasure": 4,
-    "customer_landing": 15,
-    "accelerometer_landing": 13,
-    "step_trainer_landing": 13,
+    "customer_landing": 13,
+    "accelerometer_landing": 11,
+    "step_trainer_landing": 11,
     "customer_trusted": 10,
     "accelerometer_trusted": 9,
     "customer_curated": 7,
