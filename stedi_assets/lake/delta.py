@@ -5,7 +5,10 @@ every reader: no commit names them), then one Delta commit adds them and removes
 reader sees the previous version or the new one, never a mix; a killed writer leaves only unreferenced files,
 which `vacuum` deletes. Each commit carries `stedi.*` metadata (the run, the inputs it read, the landing
 ledger) in its commitInfo, and an application transaction per table, so two writers that read the same version
-cannot both commit: the second fails cleanly with a conflict.
+cannot both commit: the second fails cleanly with a conflict. Each added file carries Delta statistics from its
+Parquet footer (rows; null counts of number columns; min and max of integer columns: times, line numbers), so that
+readers skip files; never of a text column, because the log is kept as history and a text column's min or max can
+be an address or a name.
 No Dagster and no Spark here: the sensor and the SQL command use it too.
 """
 
@@ -101,7 +104,8 @@ class DeltaFolder:
 
         Raises ConcurrentWriteError if another writer committed after `base_version`.
         """
-        rows = {info.uri: _parquet_rows(self.storage, info) for info in added}
+        integers = [f.name for f in schema if pa.types.is_integer(f.type)]
+        numbers = integers + [f.name for f in schema if pa.types.is_floating(f.type)]
         adds = [
             AddAction(
                 self._relative(info.uri),
@@ -109,7 +113,7 @@ class DeltaFolder:
                 {},
                 info.modified_ms,
                 True,
-                json.dumps({"numRecords": rows[info.uri]}),
+                json.dumps(statistics(_parquet_footer(self.storage, info), numbers, integers)),
             )
             for info in added
         ]
@@ -210,11 +214,39 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def _parquet_rows(storage: Storage, info: FileInfo) -> int:
-    """Rows of a Parquet file, from its footer alone (the file's last bytes: footer, its length, magic)."""
+def _parquet_footer(storage: Storage, info: FileInfo) -> pq.FileMetaData:
+    """A Parquet file's metadata, from its footer alone (the file's last bytes: footer, its length, magic)."""
     tail = storage.read_tail(info.uri, min(info.size, FOOTER_GUESS))
     footer_length = int.from_bytes(tail[-8:-4], "little")
     if footer_length + 8 > len(tail):
         tail = storage.read_tail(info.uri, footer_length + 8)
     footer = tail[-(footer_length + 8) :]
-    return pq.read_metadata(io.BytesIO(PARQUET_MAGIC + footer)).num_rows
+    return pq.read_metadata(io.BytesIO(PARQUET_MAGIC + footer))
+
+
+def statistics(metadata: pq.FileMetaData, numbers: list[str], integers: list[str]) -> dict[str, Any]:
+    """A file's Delta statistics: its rows, the null count of each of `numbers` and the min and max of each of
+    `integers` (see the module doc), where every row group records them. A column some row group records nothing
+    of gets nothing: a reader skips a file on a wrong bound, never on a missing one. Fractional columns get no
+    bounds: Parquet's leave NaN out, and Spark orders NaN above every number, so `x > 5` could skip a NaN."""
+    paths = {metadata.schema.column(j).path: j for j in range(metadata.num_columns)}
+    groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+    lows: dict[str, int] = {}
+    highs: dict[str, int] = {}
+    nulls: dict[str, int] = {}
+    for name in numbers:
+        if name not in paths or not groups:
+            continue
+        found = [stats for group in groups if (stats := group.column(paths[name]).statistics) is not None]
+        counts = [stats.null_count for stats in found if stats.null_count is not None]
+        if len(counts) < len(groups):
+            continue
+        nulls[name] = sum(counts)
+        bounded = [stats for stats in found if stats.num_values > 0]  # a group of nulls only has no bounds
+        if name not in integers or not bounded or not all(stats.has_min_max for stats in bounded):
+            continue
+        low = [stats.min for stats in bounded if isinstance(stats.min, int)]
+        high = [stats.max for stats in bounded if isinstance(stats.max, int)]
+        if len(low) == len(high) == len(bounded):
+            lows[name], highs[name] = min(low), max(high)
+    return {"numRecords": metadata.num_rows, "minValues": lows, "maxValues": highs, "nullCount": nulls}

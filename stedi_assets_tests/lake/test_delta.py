@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from stedi_assets.lake.delta import ConcurrentWriteError, DeltaFolder
+from stedi_assets.lake.delta import ConcurrentWriteError, DeltaFolder, statistics
 from stedi_assets.lake.storage import LocalStorage, S3Storage
 from stedi_assets_tests.lake.commits import SCHEMA, commit, stage, values
 
@@ -177,3 +181,39 @@ def test_a_commit_followed_at_once_by_another_is_not_reported_lost(
     assert committed.metadata["stedi.write_id"] == write_id
     monkeypatch.undo()
     assert delta.snapshot().version == 2
+
+
+def test_each_added_file_carries_statistics_of_its_number_columns_and_none_of_its_text(delta: DeltaFolder) -> None:
+    schema = pa.schema([("t", pa.int64()), ("x", pa.float64()), ("email", pa.string())])
+    rows = {
+        "t": [30, None, 10, 20, None, None],
+        "x": [1.5, None, float("nan"), -2.0, None, None],
+        "email": ["zed@example.com", "amy@example.com", None, "bob@example.com", None, None],
+    }
+    write_id = "stats"
+    folder = delta.staging_folder(write_id)
+    buffer = io.BytesIO()
+    # Row groups of two rows: bounds are the groups' together; the last group holds nulls only.
+    pq.write_table(pa.table(rows, schema=schema), buffer, row_group_size=2)
+    delta.storage.write_bytes(f"{folder}/part-00000.parquet", buffer.getvalue())
+    delta.commit(schema, delta.storage.list_files(folder), None, None, {"write_id": write_id})
+
+    log = (Path(delta.uri) / "_delta_log" / f"{0:020d}.json").read_text()
+    (add,) = [json.loads(line)["add"] for line in log.splitlines() if '"add"' in line]
+    assert json.loads(add["stats"]) == {
+        "numRecords": 6,
+        "minValues": {"t": 10},
+        "maxValues": {"t": 30},
+        "nullCount": {"t": 3, "x": 3},
+    }
+    assert "example.com" not in log  # no text column's value reaches the log, which is kept as history
+    actions = pa.table(DeltaTable(delta.uri).get_add_actions(flatten=True)).to_pydict()
+    assert (actions["min.t"], actions["max.t"], actions["null_count.x"]) == ([10], [30], [3])
+
+
+def test_a_column_some_row_group_records_no_statistics_of_gets_none() -> None:
+    buffer = io.BytesIO()
+    table = pa.table({"t": pa.array([1, 2, 3, 4], pa.int64())})
+    pq.write_table(table, buffer, row_group_size=2, write_statistics=False)
+    metadata = pq.read_metadata(io.BytesIO(buffer.getvalue()))
+    assert statistics(metadata, ["t"], ["t"]) == {"numRecords": 4, "minValues": {}, "maxValues": {}, "nullCount": {}}
