@@ -307,11 +307,11 @@ def truncated_gzip(data: bytes) -> bytes:
     [
         ("a.json", b"plain\n", None),
         ("empty.json", b"", None),
-        ("a.json.gz", gzip.compress(b"a\n" * 10_000), None),
-        ("two-members.json.gz", gzip.compress(b"a\n") + gzip.compress(b"b\n"), None),
+        ("a.json.gz", gzip.compress(b"a\n" * 10_000, mtime=0), None),
+        ("two-members.json.gz", gzip.compress(b"a\n", mtime=0) + gzip.compress(b"b\n", mtime=0), None),
         ("cut.json.gz", truncated_gzip(os.urandom(50_000)), ("corrupt_file", "truncated gzip")),
         ("fake.json.gz", b'{"not": "gzip"}\n', ("corrupt_file", "not gzip")),
-        ("crc.json.gz", gzip.compress(b"a\n" * 100)[:-8] + b"\0" * 8, ("corrupt_file", "corrupt gzip")),
+        ("crc.json.gz", gzip.compress(b"a\n" * 100, mtime=0)[:-8] + b"\0" * 8, ("corrupt_file", "corrupt gzip")),
         ("magic-only.json.gz", b"\x1f\x8b", ("corrupt_file", "truncated gzip")),
     ],
 )
