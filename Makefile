@@ -42,11 +42,14 @@ test: setup
 	$(BIN)/mypy
 	$(BIN)/python -m pytest --durations=15
 
-# The fast tier: lint, types, and the tests that need no whole-graph run, no server and no browser.
+# The fast tier: lint, types, and the tests that need no whole-graph run, no server and no browser, on
+# WORKERS processes (pytest-xdist; each has its own SparkSession and starts moto if a test asks). A test file
+# stays on one worker (--dist loadfile): a module's scenarios are classified together (batches.py).
+WORKERS ?= 2
 check: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -m "not graph and not services and not browser" --durations=10
+	$(BIN)/python -m pytest -m "not graph and not services and not browser" -n $(WORKERS) --dist loadfile --durations=10
 
 dev: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/stedi sample --if-missing

@@ -25,6 +25,7 @@ setup(
     extras_require={
         "dev": [
             "pytest==9.2.0",
+            "pytest-xdist==3.8.0",  # `make check` runs its tests on both cores (a Spark session per worker)
             "ruff==0.17.6",
             "duckdb==2.0.1",
             "moto[server]==5.2.5",
