@@ -30,7 +30,7 @@ from stedi_assets.sql_guard import with_guard
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests import lakes, tiers
 from stedi_assets_tests.lakes import TEST_KEY
-from stedi_assets_tests.servers import free_port
+from stedi_assets_tests.servers import QUICK_JVM, free_port
 
 S3_PORT = free_port()
 S3_ENDPOINT = f"http://127.0.0.1:{S3_PORT}"
@@ -55,7 +55,7 @@ TEST_SPARK_CONF = {
     "spark.sql.session.timeZone": "UTC",
     # Only the JVM's quick compiler (C1): the tests run many small, different plans, whose C2 compilations cost
     # more than they save (the transform tests took about half the CPU time with C1 only); results are the same.
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1",
+    "spark.driver.extraJavaOptions": QUICK_JVM,
     # The tests build the same plan shapes again and again on other literal rows: generated classes named without
     # their stage's id, and a cache that holds them all (Spark keeps 100), are compiled once, not per query (the
     # transform tests compiled 1,533 classes, 385 so; about 7% of their JVM CPU time). Plans and results are the same.

@@ -22,6 +22,7 @@ from stedi_assets.sample import Rates, generate
 from stedi_assets.tables import ALL_TABLES, LANDING_TABLES, ZoneTable
 from stedi_assets.transforms.readings import ConsentPolicy
 from stedi_assets_tests import tiers
+from stedi_assets_tests.servers import QUICK_JVM
 
 REPO = Path(__file__).resolve().parent.parent
 DAGSTER = Path(sys.executable).parent / "dagster"
@@ -50,9 +51,7 @@ TEST_SPARK = {"master": "local[2]", "conf": json.dumps({"spark.sql.shuffle.parti
 # of about a minute on two busy cores (a run of a small lake took half the time or less).
 SUBPROCESS_SPARK = {
     "STEDI_SPARK_MASTER": "local[2]",
-    "STEDI_SPARK_CONF": json.dumps(
-        {"spark.sql.shuffle.partitions": "2", "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}
-    ),
+    "STEDI_SPARK_CONF": json.dumps({"spark.sql.shuffle.partitions": "2", "spark.driver.extraJavaOptions": QUICK_JVM}),
 }
 
 

@@ -28,7 +28,10 @@ SPARK_CLASS = str(stack.SPARK_HOME / "bin" / "spark-class")
 # dominates. Measured on 2 busy cores: a standalone cluster's run 80 CPU-seconds instead of 173 (Spark's default
 # partitioning kept: it is the cluster's); a Connect server's start and two runs 112 instead of 157 with the test
 # runs' small partitioning too (the local master's 16 partitions otherwise; sessions may set their own).
-QUICK_JVM = "-XX:TieredStopAtLevel=1"
+# C1 alone also shrinks the JVM's code cache from 240 MB to 48 MB, which a warm Connect server filled within one
+# pipeline run ("Out of space in CodeCache for adapters": the JVM ends, and its clients retry for minutes): the
+# cache keeps its usual size.
+QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 # Small Spark processes: the test session's JVM and a run's driver share the machine's 2 cores with them.
 SPARK_DAEMON_ENV = {"SPARK_DAEMON_MEMORY": "512m", "SPARK_DAEMON_JAVA_OPTS": QUICK_JVM}
 WORKER_MEMORY = "2g"

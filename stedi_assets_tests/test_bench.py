@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import bench
+from stedi_assets_tests.servers import QUICK_JVM
 
 # The cases the baseline does not implement (see benchmarks/plain_spark.py), switched off in the generator.
 CLEAN = (
@@ -28,7 +29,7 @@ CLEAN = (
 def test_baseline_and_duckdb_write_the_same_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The baseline's Spark is a process of its own: only the JVM's quick compiler (C1), whose warm-up costs a
     # fraction of C2's on a run this short (the variants' environment is this process's).
-    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1")
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", QUICK_JVM)
     results = bench.run([("1e3", 1000)], ["baseline", "duckdb"], tmp_path, seed=11, rates=CLEAN, log=lambda _: None)
     by = {r.variant: r for r in results}
     assert set(by) == {"baseline", "duckdb"}
