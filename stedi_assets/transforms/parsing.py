@@ -66,7 +66,7 @@ _INTEGRAL = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 _FIELDS = "_fields"
 _ENTRIES = "_entries"
 _SEPARATOR = "\u0000"
-_PLAIN = "_plain"  # the line takes the typed reading (`plain_line`)
+_PLAIN = "_plain"  # the line takes the typed reading (`with_plain`)
 _TYPED = "_typed"  # its values, so read
 _KEYS = "_keys"
 
@@ -189,7 +189,6 @@ def read_objects(lines: DataFrame, table: ZoneTable, skip: str | None = None, ca
     text = F.regexp_replace(RAW, f"^{BOM}", "")
     if skip is not None:
         text = F.when(~F.col(skip), text)
-    carried = list(carry)
     # Parsed as the only element of an array, so that anything after the object (a second record, garbage)
     # makes the line invalid instead of being ignored by the JSON reader (see `whole` for the one way around it).
     as_array = F.from_json(
@@ -204,7 +203,7 @@ def read_objects(lines: DataFrame, table: ZoneTable, skip: str | None = None, ca
     inside_object = F.json_object_keys(F.concat(F.lit('{"v":'), F.col("_text"), F.lit("}"))).isNotNull()
     bracketed = F.col("_text").contains("[") | F.col("_text").contains("]")
     whole = F.when(bracketed, inside_object).otherwise(F.lit(True))
-    staged = lines.select(*LINEAGE_COLUMNS, RAW, *carried, text.alias("_text")).withColumn("_array", as_array)
+    staged = lines.select(*LINEAGE_COLUMNS, RAW, *carry, text.alias("_text")).withColumn("_array", as_array)
     staged = staged.withColumn("_obj", F.when((F.size("_array") == 1) & whole, F.col("_array")[0]))
     # from_json keeps every occurrence of a repeated key in the map (whatever spark.sql.mapKeyDedupPolicy
     # says), so map_keys shows duplicates. Keys are lower-cased without a lambda where they can be (lambdas
@@ -230,7 +229,7 @@ def read_objects(lines: DataFrame, table: ZoneTable, skip: str | None = None, ca
     return staged.select(
         *LINEAGE_COLUMNS,
         RAW,
-        *carried,
+        *carry,
         "_text",
         F.arrays_zip(canon.alias("key"), F.map_values("_obj").alias("value")).alias(_ENTRIES),
         fields.otherwise(F.map_from_arrays(canon, F.map_values("_obj"))).alias(_FIELDS),
