@@ -104,8 +104,6 @@ class DeltaFolder:
 
         Raises ConcurrentWriteError if another writer committed after `base_version`.
         """
-        integers = [f.name for f in schema if pa.types.is_integer(f.type)]
-        numbers = integers + [f.name for f in schema if pa.types.is_floating(f.type)]
         adds = [
             AddAction(
                 self._relative(info.uri),
@@ -113,7 +111,7 @@ class DeltaFolder:
                 {},
                 info.modified_ms,
                 True,
-                json.dumps(statistics(_parquet_footer(self.storage, info), numbers, integers)),
+                json.dumps(statistics(_parquet_footer(self.storage, info), schema)),
             )
             for info in added
         ]
@@ -224,11 +222,14 @@ def _parquet_footer(storage: Storage, info: FileInfo) -> pq.FileMetaData:
     return pq.read_metadata(io.BytesIO(PARQUET_MAGIC + footer))
 
 
-def statistics(metadata: pq.FileMetaData, numbers: list[str], integers: list[str]) -> dict[str, Any]:
-    """A file's Delta statistics: its rows, the null count of each of `numbers` and the min and max of each of
-    `integers` (see the module doc), where every row group records them. A column some row group records nothing
-    of gets nothing: a reader skips a file on a wrong bound, never on a missing one. Fractional columns get no
-    bounds: Parquet's leave NaN out, and Spark orders NaN above every number, so `x > 5` could skip a NaN."""
+def statistics(metadata: pq.FileMetaData, schema: pa.Schema) -> dict[str, Any]:
+    """A file's Delta statistics: its rows, the null count of each number column of the table's `schema` and the
+    min and max of each integer column (see the module doc), where every row group records them. A column some
+    row group records nothing of gets nothing: a reader skips a file on a wrong bound, never on a missing one.
+    Fractional columns get no bounds: Parquet's leave NaN out, and Spark orders NaN above every number, so `x > 5`
+    could skip a NaN."""
+    integers = {f.name for f in schema if pa.types.is_integer(f.type)}
+    numbers = [f.name for f in schema if f.name in integers or pa.types.is_floating(f.type)]
     paths = {metadata.schema.column(j).path: j for j in range(metadata.num_columns)}
     groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
     lows: dict[str, int] = {}

@@ -216,4 +216,4 @@ def test_a_column_some_row_group_records_no_statistics_of_gets_none() -> None:
     table = pa.table({"t": pa.array([1, 2, 3, 4], pa.int64())})
     pq.write_table(table, buffer, row_group_size=2, write_statistics=False)
     metadata = pq.read_metadata(io.BytesIO(buffer.getvalue()))
-    assert statistics(metadata, ["t"], ["t"]) == {"numRecords": 4, "minValues": {}, "maxValues": {}, "nullCount": {}}
+    assert statistics(metadata, table.schema) == {"numRecords": 4, "minValues": {}, "maxValues": {}, "nullCount": {}}
